@@ -1,0 +1,45 @@
+"""dlas_fast: fast, drop-in dataset tools for DL-Art-School.
+
+Public API:
+
+* :func:`extract` - turn a folder of photos into a chunked patch dataset.
+* :func:`read_centers` / :func:`write_centers` - ``centers.pt`` files, read without
+  running pickle code.
+* The exceptions :class:`DlasError` (base), :class:`DecodeError`,
+  :class:`DestinationError`, :class:`CentersFileError`.
+
+Importing this package does not import torch (the extraction command's start-up time
+counts).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from dlas_fast._native import (
+    CentersFileError,
+    DecodeError,
+    DestinationError,
+    DlasError,
+    jpeg_encoder,
+    read_centers,
+    write_centers,
+)
+from dlas_fast.extract import ExtractSummary, SourceIssue, extract
+
+try:
+    __version__ = version("dlas_fast")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "CentersFileError",
+    "DecodeError",
+    "DestinationError",
+    "DlasError",
+    "ExtractSummary",
+    "SourceIssue",
+    "__version__",
+    "extract",
+    "jpeg_encoder",
+    "read_centers",
+    "write_centers",
+]

@@ -1,0 +1,93 @@
+"""The extraction job from Python: :func:`extract` and its summary object."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlas_fast import _native
+
+#: Python-only spellings accepted besides the DLAS option names.
+_ALIASES = {"threads": "n_thread", "max_size_before_halving": "input_image_max_size_before_being_halved"}
+
+
+@dataclass(frozen=True)
+class SourceIssue:
+    """A source that was skipped by rule or could not be extracted, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    """Totals of one extraction run (also written to DST's report file)."""
+
+    sources_seen: int
+    sources_extracted: int
+    sources_kept: int
+    skipped: list[SourceIssue] = field(default_factory=list)
+    failed: list[SourceIssue] = field(default_factory=list)
+    chunks_written: int = 0
+    tiles_written: int = 0
+    input_pixels: int = 0
+    elapsed_secs: float = 0.0
+    encoder: str = ""
+    report_path: str = ""
+
+    @property
+    def input_mp_per_sec(self) -> float:
+        """Source megapixels decoded per second."""
+        return self.input_pixels / 1e6 / self.elapsed_secs if self.elapsed_secs else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """What the CLI would exit with: 0, or 3 when some sources failed."""
+        return 3 if self.failed else 0
+
+
+def extract(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    **options: Any,
+) -> ExtractSummary:
+    """Extract a chunked patch dataset from the images under ``src`` into ``dst``.
+
+    Args:
+        src: folder of source images (recursive).
+        dst: output folder.
+        resume: keep the complete chunks of an interrupted run of the same job.
+        overwrite: write into a DST holding earlier output, replacing its chunks.
+        **options: DLAS option names (``crop_sz``, ``step``, ``thres_sz``,
+            ``resize_final_img``, ``exclusions``, ``compression_level``,
+            ``input_image_max_size_before_being_halved``, ``min_size``,
+            ``vertical_split``, ``mask_path``, ``max_pixels``, ``n_thread``/``threads``).
+            ``use_masking=False`` disables ``mask_path``; ``only_resize`` is not supported.
+
+    Returns:
+        The run's :class:`ExtractSummary`. Sources that could not be decoded are in
+        ``summary.failed``; they do not raise.
+
+    Raises:
+        ValueError: an unknown or invalid option (named in the message).
+        DestinationError: DST holds other output, or another run holds its lock.
+        FileNotFoundError: SRC does not exist.
+    """
+    opts = {_ALIASES.get(k, k): v for k, v in options.items()}
+    if opts.pop("only_resize", False):
+        raise ValueError("option `only_resize`: not supported (DLAS never implemented it)")
+    if not opts.pop("use_masking", True):
+        opts.pop("mask_path", None)
+    if opts.get("mask_path") is not None:
+        opts["mask_path"] = os.fspath(opts["mask_path"])
+    raw = json.loads(
+        _native.extract(os.fspath(src), os.fspath(dst), json.dumps(opts), resume, overwrite)
+    )
+    raw["skipped"] = [SourceIssue(**s) for s in raw["skipped"]]
+    raw["failed"] = [SourceIssue(**s) for s in raw["failed"]]
+    return ExtractSummary(**raw)

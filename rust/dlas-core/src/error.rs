@@ -1,0 +1,66 @@
+//! The core's error type: every failure names the file or option at fault.
+
+use std::path::PathBuf;
+
+use crate::torchfile::TorchFileError;
+
+/// Everything that can go wrong in dlas-core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not an image we can decode (or is damaged).
+    #[error("{}: cannot decode image: {reason}", path.display())]
+    Decode { path: PathBuf, reason: String },
+    /// The image declares more pixels than the configured limit.
+    #[error(
+        "{}: image of {width}x{height} ({:.1} MP) exceeds the pixel limit of {:.1} MP \
+         (a decompression bomb?); raise --max-pixels to accept it",
+        path.display(), (*width as f64) * (*height as f64) / 1e6, *limit as f64 / 1e6
+    )]
+    TooManyPixels {
+        path: PathBuf,
+        width: u64,
+        height: u64,
+        limit: u64,
+    },
+    /// JPEG encoding failed.
+    #[error("JPEG encoding failed: {0}")]
+    Encode(String),
+    /// An option has a value we cannot use.
+    #[error("option `{option}`: {reason}")]
+    InvalidOption { option: String, reason: String },
+    /// A centers.pt (torch file) problem.
+    #[error(transparent)]
+    TorchFile(#[from] TorchFileError),
+    /// The destination cannot be used for this job.
+    #[error("{}: {reason}", path.display())]
+    Destination { path: PathBuf, reason: String },
+}
+
+impl CoreError {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An invalid-option error.
+    pub fn option(option: &str, reason: impl Into<String>) -> Self {
+        CoreError::InvalidOption {
+            option: option.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result alias of the core.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

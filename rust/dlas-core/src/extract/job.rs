@@ -1,0 +1,170 @@
+//! The extraction run: list sources, guard DST, process sources in parallel, write
+//! chunks, and report.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::dest::{prepare, write_atomic, Shard};
+use super::options::ExtractOptions;
+use super::source::{process_source, Outcome};
+use super::sources::{chunk_names, list_sources};
+use super::summary::{SourceIssue, Summary};
+use super::writer::{write_chunk, Written};
+use crate::error::{CoreError, Result};
+use crate::image::JPEG_ENCODER;
+
+/// Hears about progress; called from worker threads.
+pub trait Progress: Sync {
+    /// The run is about to process `total` sources.
+    fn start(&self, _total: usize) {}
+    /// One source is done; `status` is "extracted", "kept", "skipped" or "failed".
+    fn source_done(&self, _path: &Path, _status: &str, _tiles: usize, _pixels: u64) {}
+}
+
+/// A progress sink that ignores everything.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// Extracts the chunked dataset of SPEC §2 from `src` into `dst`.
+///
+/// Bad sources are reported in the summary (and the report file), never abort the
+/// run. Errors: invalid options, an unusable SRC, a refused DST, or a write failure.
+pub fn extract(
+    src: &Path,
+    dst: &Path,
+    opts: &ExtractOptions,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    extract_shard(src, dst, opts, Shard::ALL, progress)
+}
+
+/// [`extract`] restricted to one shard of the sorted source list.
+pub fn extract_shard(
+    src: &Path,
+    dst: &Path,
+    opts: &ExtractOptions,
+    shard: Shard,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let levels = opts.levels()?;
+    if shard.index == 0 || shard.index > shard.count {
+        return Err(CoreError::option("shard", "must be K/N with 1 <= K <= N"));
+    }
+    let listed = list_sources(src)?;
+    let suffixes: &[&str] = if opts.vertical_split {
+        &["_left", "_right"]
+    } else {
+        &[]
+    };
+    let names = chunk_names(&listed.files, suffixes);
+    let per = suffixes.len().max(1);
+    let mine: Vec<usize> = (0..listed.files.len())
+        .filter(|i| i % shard.count == shard.index - 1)
+        .collect();
+    let dest = prepare(dst, opts, shard)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.n_thread)
+        .thread_name(|i| format!("dlas-extract-{i}"))
+        .build()
+        .map_err(|e| CoreError::option("n_thread", e.to_string()))?;
+
+    let summary = Mutex::new(Summary {
+        encoder: JPEG_ENCODER.to_string(),
+        ..Default::default()
+    });
+    {
+        let mut s = summary.lock().expect("summary lock");
+        s.sources_seen = mine.len();
+        for (dir, reason) in &listed.unreadable {
+            s.failed.push(SourceIssue {
+                path: dir.to_string_lossy().into_owned(),
+                reason: format!("cannot list folder: {reason}"),
+            });
+        }
+    }
+    let fatal: Mutex<Option<CoreError>> = Mutex::new(None);
+    let abort = AtomicBool::new(false);
+    progress.start(mine.len());
+    pool.install(|| {
+        mine.par_iter().with_max_len(1).for_each(|&i| {
+            if abort.load(Ordering::Relaxed) {
+                return;
+            }
+            let path = &listed.files[i];
+            let my_names = &names[i * per..(i + 1) * per];
+            let shown = path.to_string_lossy().into_owned();
+            if dest.mode == super::dest::Mode::Resume
+                && my_names.iter().all(|n| dest.root.join(n).is_dir())
+            {
+                summary.lock().expect("summary lock").sources_kept += 1;
+                progress.source_done(path, "kept", 0, 0);
+                return;
+            }
+            let (status, tiles, pixels) = match process_source(path, opts, &levels) {
+                Outcome::Extracted { chunks, pixels } => {
+                    let mut tiles = 0;
+                    let mut written = 0;
+                    for chunk in &chunks {
+                        match write_chunk(&dest, &my_names[chunk.part], chunk) {
+                            Ok(Written::New) => {
+                                tiles += chunk.tiles.len();
+                                written += 1;
+                            }
+                            Ok(Written::Kept) => {}
+                            Err(e) => {
+                                abort.store(true, Ordering::Relaxed);
+                                fatal.lock().expect("fatal lock").get_or_insert(e);
+                                return;
+                            }
+                        }
+                    }
+                    let mut s = summary.lock().expect("summary lock");
+                    s.sources_extracted += 1;
+                    s.chunks_written += written;
+                    s.tiles_written += tiles;
+                    s.input_pixels += pixels;
+                    ("extracted", tiles, pixels)
+                }
+                Outcome::Skipped { reason, pixels } => {
+                    let mut s = summary.lock().expect("summary lock");
+                    s.input_pixels += pixels;
+                    s.skipped.push(SourceIssue {
+                        path: shown,
+                        reason,
+                    });
+                    ("skipped", 0, pixels)
+                }
+                Outcome::Failed { reason } => {
+                    summary
+                        .lock()
+                        .expect("summary lock")
+                        .failed
+                        .push(SourceIssue {
+                            path: shown,
+                            reason,
+                        });
+                    ("failed", 0, 0)
+                }
+            };
+            progress.source_done(path, status, tiles, pixels);
+        })
+    });
+    if let Some(e) = fatal.into_inner().expect("fatal lock") {
+        return Err(e);
+    }
+    let mut summary = summary.into_inner().expect("summary lock");
+    summary.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    summary.failed.sort_by(|a, b| a.path.cmp(&b.path));
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    let report = dest.report_path();
+    summary.report_path = report.to_string_lossy().into_owned();
+    let text = serde_json::to_string_pretty(&summary).expect("summary serialises");
+    write_atomic(&report, text.as_bytes())?;
+    dest.write_manifest(opts, "finished")?;
+    Ok(summary)
+}

@@ -1,0 +1,17 @@
+//! The `extract_subimages_with_ref` job (SPEC §2): a folder of photos → a chunked
+//! patch dataset.
+
+mod dest;
+pub mod grid;
+mod job;
+mod options;
+mod source;
+pub mod sources;
+mod summary;
+mod writer;
+
+pub use dest::{Mode, Shard, OWN_PREFIX};
+pub use job::{extract, extract_shard, Progress, Silent};
+pub use options::{ExtractOptions, Level};
+pub use source::{process_source, Chunk, Outcome, Tile};
+pub use summary::{SourceIssue, Summary};

@@ -1,0 +1,245 @@
+//! Options of the extraction job (SPEC §2), named after DLAS's option keys.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::image::DEFAULT_MAX_PIXELS;
+
+/// Everything that decides what the extraction writes, plus how it runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtractOptions {
+    /// Side of the square crop per scale level.
+    pub crop_sz: Vec<usize>,
+    /// Stride of the sliding window per level.
+    pub step: Vec<usize>,
+    /// A leftover edge strip wider than this earns one extra crop flush with the edge.
+    pub thres_sz: usize,
+    /// Per level, each crop is area-resized by this factor before saving.
+    pub resize_final_img: Vec<f64>,
+    /// Per level, a source whose path contains any of these strings skips the level.
+    pub exclusions: Vec<Vec<String>>,
+    /// JPEG quality of tiles and ref (1-100).
+    pub compression_level: u8,
+    /// A source whose larger side exceeds this is area-halved first.
+    pub input_image_max_size_before_being_halved: usize,
+    /// A source whose smaller side is below this (after halving) is skipped.
+    pub min_size: usize,
+    /// Stereo pairs: the left and right halves are two sources.
+    pub vertical_split: bool,
+    /// Folder of per-source masks `<mask_path>/<file name>.png`; `None` disables masking.
+    pub mask_path: Option<PathBuf>,
+    /// Sources declaring more pixels than this are refused as decompression bombs.
+    pub max_pixels: u64,
+    /// Worker threads (DLAS: `n_thread`).
+    pub n_thread: usize,
+    /// Keep finished chunks of an interrupted run of the same job and redo the rest.
+    #[serde(skip)]
+    pub resume: bool,
+    /// Replace chunks of an earlier run in DST.
+    #[serde(skip)]
+    pub overwrite: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            crop_sz: vec![256, 512],
+            step: vec![128, 256],
+            thres_sz: 128,
+            resize_final_img: vec![1.0, 0.5],
+            exclusions: vec![vec![], vec![]],
+            compression_level: 95,
+            input_image_max_size_before_being_halved: 5500,
+            min_size: 512,
+            vertical_split: false,
+            mask_path: None,
+            max_pixels: DEFAULT_MAX_PIXELS,
+            n_thread: 8,
+            resume: false,
+            overwrite: false,
+        }
+    }
+}
+
+/// One scale level, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Level {
+    pub crop: usize,
+    pub step: usize,
+    /// Side of the saved tile: `int(crop * factor)`.
+    pub out: usize,
+    pub exclusions: Vec<String>,
+}
+
+impl ExtractOptions {
+    /// Checks the options and resolves the scale levels.
+    pub fn levels(&self) -> Result<Vec<Level>> {
+        let n = self.crop_sz.len();
+        if n == 0 {
+            return Err(CoreError::option("crop_sz", "needs at least one level"));
+        }
+        if self.step.len() != n {
+            return Err(CoreError::option(
+                "step",
+                format!("has {} entries but crop_sz has {n}", self.step.len()),
+            ));
+        }
+        if self.resize_final_img.len() != n {
+            return Err(CoreError::option(
+                "resize_final_img",
+                format!(
+                    "has {} entries but crop_sz has {n}",
+                    self.resize_final_img.len()
+                ),
+            ));
+        }
+        if self.exclusions.len() > n {
+            return Err(CoreError::option(
+                "exclusions",
+                format!("has {} entries but crop_sz has {n}", self.exclusions.len()),
+            ));
+        }
+        if !(1..=100).contains(&self.compression_level) {
+            return Err(CoreError::option("compression_level", "must be 1-100"));
+        }
+        if self.n_thread == 0 {
+            return Err(CoreError::option("n_thread", "must be at least 1"));
+        }
+        if self.resume && self.overwrite {
+            return Err(CoreError::option(
+                "resume",
+                "cannot be combined with overwrite",
+            ));
+        }
+        (0..n)
+            .map(|i| {
+                let (crop, step, factor) =
+                    (self.crop_sz[i], self.step[i], self.resize_final_img[i]);
+                if crop == 0 {
+                    return Err(CoreError::option("crop_sz", "entries must be positive"));
+                }
+                if step == 0 {
+                    return Err(CoreError::option("step", "entries must be positive"));
+                }
+                if !(factor > 0.0 && factor.is_finite()) {
+                    return Err(CoreError::option("resize_final_img", "entries must be > 0"));
+                }
+                let out = (crop as f64 * factor) as usize;
+                if out == 0 || out > crop {
+                    return Err(CoreError::option(
+                        "resize_final_img",
+                        format!(
+                            "level {i}: crop {crop} x {factor} gives a {out}px tile; use (0, 1]"
+                        ),
+                    ));
+                }
+                Ok(Level {
+                    crop,
+                    step,
+                    out,
+                    exclusions: self.exclusions.get(i).cloned().unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Side of ref.jpg: `int(crop_sz[0] * resize_final_img[0])`.
+    pub fn tile_dim(&self) -> usize {
+        (self.crop_sz[0] as f64 * self.resize_final_img[0]) as usize
+    }
+
+    /// A stable hex key of the options that decide the output (not threads, resume or
+    /// overwrite): two runs with the same key write the same files.
+    pub fn job_key(&self) -> String {
+        let canonical = serde_json::to_string(&KeyView {
+            crop_sz: &self.crop_sz,
+            step: &self.step,
+            thres_sz: self.thres_sz,
+            resize_final_img: &self.resize_final_img,
+            exclusions: &self.exclusions,
+            compression_level: self.compression_level,
+            halve_above: self.input_image_max_size_before_being_halved,
+            min_size: self.min_size,
+            vertical_split: self.vertical_split,
+            mask_path: &self.mask_path,
+            max_pixels: self.max_pixels,
+        })
+        .expect("options serialise");
+        format!("{:016x}", fnv1a64(canonical.as_bytes()))
+    }
+}
+
+#[derive(Serialize)]
+struct KeyView<'a> {
+    crop_sz: &'a [usize],
+    step: &'a [usize],
+    thres_sz: usize,
+    resize_final_img: &'a [f64],
+    exclusions: &'a [Vec<String>],
+    compression_level: u8,
+    halve_above: usize,
+    min_size: usize,
+    vertical_split: bool,
+    mask_path: &'a Option<PathBuf>,
+    max_pixels: u64,
+}
+
+/// FNV-1a, 64 bit: a fixed, documented hash (std's hasher may change between releases).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve_to_two_levels() {
+        let o = ExtractOptions::default();
+        let l = o.levels().unwrap();
+        assert_eq!(
+            (l[0].crop, l[0].out, l[1].crop, l[1].out),
+            (256, 256, 512, 256)
+        );
+        assert_eq!(o.tile_dim(), 256);
+    }
+
+    #[test]
+    fn bad_options_name_the_option() {
+        let o = ExtractOptions {
+            step: vec![128],
+            ..Default::default()
+        };
+        assert!(o.levels().unwrap_err().to_string().contains("`step`"));
+        let o = ExtractOptions {
+            compression_level: 0,
+            ..Default::default()
+        };
+        assert!(o
+            .levels()
+            .unwrap_err()
+            .to_string()
+            .contains("compression_level"));
+    }
+
+    #[test]
+    fn job_key_ignores_threads_but_not_output_options() {
+        let a = ExtractOptions::default();
+        let b = ExtractOptions {
+            n_thread: 1,
+            resume: true,
+            ..Default::default()
+        };
+        let c = ExtractOptions {
+            compression_level: 90,
+            ..Default::default()
+        };
+        assert_eq!(a.job_key(), b.job_key());
+        assert_ne!(a.job_key(), c.job_key());
+    }
+}

@@ -1,0 +1,256 @@
+//! Area resizing with OpenCV `INTER_AREA` semantics, for shrinking.
+//!
+//! Hand-written because no maintained crate implements these weights:
+//! `fast_image_resize`'s box filter takes whole pixels whose centres fall in the
+//! window, whereas `INTER_AREA` weights every source pixel by the fraction of it that
+//! the destination cell covers. For integer factors both reduce to the exact mean of a
+//! `kx x ky` block, which is the fast path here.
+//!
+//! Enlarging (which the extraction never does) falls back to bilinear sampling with
+//! pixel-centre alignment, as OpenCV does for `INTER_AREA` upscales in the common case.
+
+use super::{Rgb8, Rgb8View};
+
+/// Resizes `src` to `dst_w x dst_h` with area averaging.
+pub fn resize_area(src: Rgb8View<'_>, dst_w: usize, dst_h: usize) -> Rgb8 {
+    let mut out = vec![0u8; dst_w * dst_h * 3];
+    resize_area_into(src, dst_w, dst_h, &mut out);
+    Rgb8::new(dst_w, dst_h, out)
+}
+
+/// Like [`resize_area`], writing into `out` (`dst_w * dst_h * 3` bytes).
+pub fn resize_area_into(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut [u8]) {
+    assert_eq!(out.len(), dst_w * dst_h * 3, "output buffer size mismatch");
+    assert!(src.width > 0 && src.height > 0 && dst_w > 0 && dst_h > 0);
+    if dst_w == src.width && dst_h == src.height {
+        for y in 0..dst_h {
+            out[y * dst_w * 3..(y + 1) * dst_w * 3].copy_from_slice(src.row(y));
+        }
+        return;
+    }
+    if dst_w > src.width || dst_h > src.height {
+        return resize_bilinear(src, dst_w, dst_h, out);
+    }
+    if src.width.is_multiple_of(dst_w) && src.height.is_multiple_of(dst_h) {
+        box_integer(src, src.width / dst_w, src.height / dst_h, out);
+    } else {
+        area_general(src, dst_w, dst_h, out);
+    }
+}
+
+/// Exact block mean for integer factors `kx`, `ky` (rounded half up).
+fn box_integer(src: Rgb8View<'_>, kx: usize, ky: usize, out: &mut [u8]) {
+    let dst_w = src.width / kx;
+    let dst_h = src.height / ky;
+    let area = (kx * ky) as u32;
+    let half = area / 2;
+    let mut acc = vec![0u32; dst_w * 3];
+    for (dy, out_row) in out.chunks_exact_mut(dst_w * 3).enumerate().take(dst_h) {
+        acc.iter_mut().for_each(|a| *a = 0);
+        for sy in dy * ky..(dy + 1) * ky {
+            let row = src.row(sy);
+            if kx == 2 {
+                for (a, px) in acc.chunks_exact_mut(3).zip(row.chunks_exact(6)) {
+                    a[0] += px[0] as u32 + px[3] as u32;
+                    a[1] += px[1] as u32 + px[4] as u32;
+                    a[2] += px[2] as u32 + px[5] as u32;
+                }
+            } else {
+                for (a, block) in acc.chunks_exact_mut(3).zip(row.chunks_exact(3 * kx)) {
+                    for px in block.chunks_exact(3) {
+                        a[0] += px[0] as u32;
+                        a[1] += px[1] as u32;
+                        a[2] += px[2] as u32;
+                    }
+                }
+            }
+        }
+        for (o, a) in out_row.iter_mut().zip(&acc) {
+            *o = ((a + half) / area) as u8;
+        }
+    }
+}
+
+/// One destination cell's coverage of source pixels along one axis.
+struct Tap {
+    src: usize,
+    weight: f32,
+}
+
+/// Per destination index, the source pixels it covers and their weights (summing to 1).
+fn area_taps(src_len: usize, dst_len: usize) -> Vec<Vec<Tap>> {
+    let scale = src_len as f64 / dst_len as f64;
+    (0..dst_len)
+        .map(|d| {
+            let start = d as f64 * scale;
+            let end = start + scale;
+            let cell = scale.min(src_len as f64 - start);
+            let first = start.floor() as usize;
+            let last = (end.ceil() as usize).min(src_len);
+            let mut taps = Vec::with_capacity(last - first);
+            for s in first..last {
+                let lo = start.max(s as f64);
+                let hi = end.min(s as f64 + 1.0);
+                let cover = hi - lo;
+                if cover > 1e-3 {
+                    taps.push(Tap {
+                        src: s,
+                        weight: (cover / cell) as f32,
+                    });
+                }
+            }
+            taps
+        })
+        .collect()
+}
+
+/// General area averaging: separable, horizontal pass per source row into floats, then
+/// vertical accumulation of those rows per destination row.
+fn area_general(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut [u8]) {
+    let xtaps = area_taps(src.width, dst_w);
+    let ytaps = area_taps(src.height, dst_h);
+    let mut hrow = vec![0f32; dst_w * 3];
+    let mut acc = vec![0f32; dst_w * 3];
+    for (dy, taps) in ytaps.iter().enumerate() {
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        for ty in taps {
+            horizontal(src.row(ty.src), &xtaps, &mut hrow);
+            for (a, h) in acc.iter_mut().zip(&hrow) {
+                *a += h * ty.weight;
+            }
+        }
+        let out_row = &mut out[dy * dst_w * 3..(dy + 1) * dst_w * 3];
+        for (o, a) in out_row.iter_mut().zip(&acc) {
+            *o = a.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+}
+
+fn horizontal(row: &[u8], xtaps: &[Vec<Tap>], hrow: &mut [f32]) {
+    for (dx, taps) in xtaps.iter().enumerate() {
+        let (mut r, mut g, mut b) = (0f32, 0f32, 0f32);
+        for t in taps {
+            let p = &row[t.src * 3..t.src * 3 + 3];
+            r += p[0] as f32 * t.weight;
+            g += p[1] as f32 * t.weight;
+            b += p[2] as f32 * t.weight;
+        }
+        hrow[dx * 3] = r;
+        hrow[dx * 3 + 1] = g;
+        hrow[dx * 3 + 2] = b;
+    }
+}
+
+/// Bilinear resampling with half-pixel centres (used only when enlarging).
+fn resize_bilinear(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut [u8]) {
+    let sx = src.width as f32 / dst_w as f32;
+    let sy = src.height as f32 / dst_h as f32;
+    let coord = |d: usize, scale: f32, len: usize| {
+        let f = ((d as f32 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (f.floor() as usize).min(len - 1);
+        let i1 = (i0 + 1).min(len - 1);
+        (i0, i1, f - i0 as f32)
+    };
+    let xs: Vec<_> = (0..dst_w).map(|d| coord(d, sx, src.width)).collect();
+    for dy in 0..dst_h {
+        let (y0, y1, fy) = coord(dy, sy, src.height);
+        let (r0, r1) = (src.row(y0), src.row(y1));
+        for (dx, &(x0, x1, fx)) in xs.iter().enumerate() {
+            for c in 0..3 {
+                let top = r0[x0 * 3 + c] as f32 * (1.0 - fx) + r0[x1 * 3 + c] as f32 * fx;
+                let bot = r1[x0 * 3 + c] as f32 * (1.0 - fx) + r1[x1 * 3 + c] as f32 * fx;
+                let v = top * (1.0 - fy) + bot * fy;
+                out[(dy * dst_w + dx) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: usize, h: usize) -> Rgb8 {
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(&[
+                    (x * 7 % 256) as u8,
+                    (y * 5 % 256) as u8,
+                    ((x + y) % 256) as u8,
+                ]);
+            }
+        }
+        Rgb8::new(w, h, data)
+    }
+
+    #[test]
+    fn integer_factor_is_exact_block_mean() {
+        let img = ramp(12, 8);
+        for (k, l) in [(2, 2), (3, 2), (4, 4), (6, 1)] {
+            let (dw, dh) = (12 / k, 8 / l);
+            let out = resize_area(img.view(), dw, dh);
+            for dy in 0..dh {
+                for dx in 0..dw {
+                    for c in 0..3 {
+                        let mut sum = 0u32;
+                        for y in dy * l..(dy + 1) * l {
+                            for x in dx * k..(dx + 1) * k {
+                                sum += img.data[(y * 12 + x) * 3 + c] as u32;
+                            }
+                        }
+                        let mean = (sum as f64 / (k * l) as f64 + 0.5).floor() as u8;
+                        assert_eq!(out.data[(dy * dw + dx) * 3 + c], mean);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn general_matches_integer_path_on_integer_factors() {
+        let img = ramp(40, 40);
+        let a = resize_area(img.view(), 10, 10);
+        let mut b = vec![0u8; 300];
+        area_general(img.view(), 10, 10, &mut b);
+        for (x, y) in a.data.iter().zip(&b) {
+            assert!((*x as i32 - *y as i32).abs() <= 1);
+        }
+    }
+
+    #[test]
+    fn fractional_weights_cover_partial_pixels() {
+        // 3 -> 2: the middle source pixel is split evenly between the two outputs.
+        let img = Rgb8::new(3, 1, vec![0, 0, 0, 90, 90, 90, 180, 180, 180]);
+        let out = resize_area(img.view(), 2, 1);
+        // cell = 1.5 px: (0*1 + 90*0.5)/1.5 = 30; (90*0.5 + 180*1)/1.5 = 150.
+        assert_eq!(out.data, vec![30, 30, 30, 150, 150, 150]);
+    }
+
+    #[test]
+    fn taps_sum_to_one() {
+        for (s, d) in [(1000, 256), (2000, 256), (6001, 3000), (777, 256), (5, 3)] {
+            for taps in area_taps(s, d) {
+                let sum: f32 = taps.iter().map(|t| t.weight).sum();
+                assert!((sum - 1.0).abs() < 1e-4, "{s}->{d}: {sum}");
+            }
+        }
+    }
+
+    #[test]
+    fn constant_image_stays_constant() {
+        let img = Rgb8::new(37, 23, vec![77; 37 * 23 * 3]);
+        for (w, h) in [(10, 7), (36, 22), (3, 2), (60, 40)] {
+            assert!(resize_area(img.view(), w, h).data.iter().all(|&v| v == 77));
+        }
+    }
+
+    #[test]
+    fn works_on_strided_views() {
+        let img = ramp(16, 16);
+        let view = img.crop(4, 2, 8, 8);
+        let a = resize_area(view, 4, 4);
+        let b = resize_area(view.to_owned().view(), 4, 4);
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,102 @@
+//! `dlas_fast._native`: thin PyO3 wrappers over dlas-core. Arguments are converted
+//! first, the core runs with the GIL released, results are converted after.
+
+mod errors;
+
+use std::path::PathBuf;
+
+use dlas_core::extract::{extract as core_extract, ExtractOptions, Silent};
+use dlas_core::torchfile;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use errors::to_pyerr;
+
+/// Runs the extraction job (SPEC §2) and returns its summary as a JSON string.
+///
+/// Args:
+///     src: folder of source images.
+///     dst: output folder.
+///     options_json: JSON object of DLAS option names (unknown names are an error).
+///     resume: keep complete chunks of an interrupted run of the same job.
+///     overwrite: replace chunks of an earlier run.
+///
+/// Returns:
+///     The run summary, as JSON text.
+#[pyfunction]
+#[pyo3(signature = (src, dst, options_json, resume=false, overwrite=false))]
+fn extract(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    options_json: &str,
+    resume: bool,
+    overwrite: bool,
+) -> PyResult<String> {
+    let mut opts: ExtractOptions = serde_json::from_str(options_json)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("extraction options: {e}")))?;
+    opts.resume = resume;
+    opts.overwrite = overwrite;
+    let summary = py
+        .detach(|| core_extract(&src, &dst, &opts, &Silent))
+        .map_err(to_pyerr)?;
+    Ok(serde_json::to_string(&summary).expect("summary serialises"))
+}
+
+/// Runs the `dlas-fast` command line (`argv` includes the program name).
+///
+/// Returns:
+///     The exit status: 0 ok, 2 usage error or refused DST, 3 some sources failed.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.detach(|| dlas_cli::run(argv))
+}
+
+/// Reads a `centers.pt` (zip or legacy torch format) without running pickle code.
+///
+/// Returns:
+///     dict mapping tile id to ((row, col), width).
+#[pyfunction]
+fn read_centers<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let map = py
+        .detach(|| torchfile::read_centers(&path))
+        .map_err(|e| to_pyerr(e.into()))?;
+    let out = PyDict::new(py);
+    for (id, ((r, c), w)) in map {
+        let rc = PyTuple::new(py, [r, c])?;
+        out.set_item(id, (rc, w))?;
+    }
+    Ok(out)
+}
+
+/// Writes a `centers.pt` that `torch.load(path, weights_only=True)` reads back.
+///
+/// Args:
+///     path: file to write.
+///     entries: list of (tile_id, (row, col), width).
+#[pyfunction]
+fn write_centers(
+    py: Python<'_>,
+    path: PathBuf,
+    entries: Vec<(i64, (i64, i64), i64)>,
+) -> PyResult<()> {
+    py.detach(|| torchfile::write_centers(&path, &entries))
+        .map_err(|e| to_pyerr(e.into()))
+}
+
+/// The JPEG encoder this build uses.
+#[pyfunction]
+fn jpeg_encoder() -> &'static str {
+    dlas_core::image::JPEG_ENCODER
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(extract, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(read_centers, m)?)?;
+    m.add_function(wrap_pyfunction!(write_centers, m)?)?;
+    m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
+    errors::register(m)?;
+    Ok(())
+}
