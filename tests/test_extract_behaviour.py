@@ -11,13 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import dlas_fast
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import gradient, jpeg_bytes, save, tree_bytes
-
-import dlas_fast
+from PIL import Image
 
 CLI = [sys.executable, "-m", "dlas_fast"]
 
@@ -180,16 +178,26 @@ def test_vertical_split_exclusions_and_masks(tmp_path):
     for half in ("stereo_left", "stereo_right"):
         with Image.open(tmp_path / "split" / half / "ref.jpg") as ref:
             assert ref.size == (256, 256)
-    ex = dlas_fast.extract(src, tmp_path / "ex", exclusions=[["stereo"], []])
+    dlas_fast.extract(src, tmp_path / "ex", exclusions=[["stereo"], []])
     centers = dlas_fast.read_centers(tmp_path / "ex" / "stereo" / "centers.pt")
     assert {w for (_, w) in centers.values()} == {int(512 // (700 / 256))}
     masks = tmp_path / "masks"
     mask = np.zeros((700, 700), np.uint8)
     mask[:, :350] = 255  # left half of the square is wanted
     save(mask, masks / "stereo.png.png")
-    m = dlas_fast.extract(src, tmp_path / "m", mask_path=masks, crop_sz=[256], step=[128],
-                          resize_final_img=[1], exclusions=[[]])
-    cols = {c for ((_, c), _) in dlas_fast.read_centers(tmp_path / "m" / "stereo" / "centers.pt").values()}
+    dlas_fast.extract(
+        src,
+        tmp_path / "m",
+        mask_path=masks,
+        crop_sz=[256],
+        step=[128],
+        resize_final_img=[1],
+        exclusions=[[]],
+    )
+    cols = {
+        c
+        for ((_, c), _) in dlas_fast.read_centers(tmp_path / "m" / "stereo" / "centers.pt").values()
+    }
     assert cols and max(cols) < 128  # only tiles over the white half were kept
     missing = dlas_fast.extract(src, tmp_path / "m2", mask_path=tmp_path / "nomasks")
     assert "mask" in missing.failed[0].reason

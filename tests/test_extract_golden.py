@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 
+import dlas_fast
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import DATA
-
-import dlas_fast
+from PIL import Image
 
 GOLDEN = json.loads((DATA / "extraction.json").read_text())["sources"]
 

@@ -10,7 +10,10 @@ from typing import Any
 from dlas_fast import _native
 
 #: Python-only spellings accepted besides the DLAS option names.
-_ALIASES = {"threads": "n_thread", "max_size_before_halving": "input_image_max_size_before_being_halved"}
+_ALIASES = {
+    "threads": "n_thread",
+    "max_size_before_halving": "input_image_max_size_before_being_halved",
+}
 
 
 @dataclass(frozen=True)

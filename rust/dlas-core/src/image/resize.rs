@@ -232,7 +232,8 @@ mod tests {
         for (s, d) in [(1000, 256), (2000, 256), (6001, 3000), (777, 256), (5, 3)] {
             for taps in area_taps(s, d) {
                 let sum: f32 = taps.iter().map(|t| t.weight).sum();
-                assert!((sum - 1.0).abs() < 1e-4, "{s}->{d}: {sum}");
+                // Slivers under 1e-3 px are dropped without renormalising, as OpenCV does.
+                assert!((sum - 1.0).abs() < 1e-3, "{s}->{d}: {sum}");
             }
         }
     }
