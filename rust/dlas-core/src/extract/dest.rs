@@ -120,15 +120,17 @@ pub fn prepare(root: &Path, opts: &ExtractOptions, shard: Shard) -> Result<Dest>
         .map_err(|e| CoreError::io(&lock_path, e))?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Err(refuse(
-            root,
-            format!(
+        Err(TryLockError::WouldBlock) => {
+            return Err(refuse(
+                root,
+                format!(
                 "another extraction of this job (shard {}/{}) is writing here (lock {} is held)",
                 shard.index,
                 shard.count,
                 lock_path.display()
             ),
-        )),
+            ))
+        }
         Err(TryLockError::Error(e)) => return Err(CoreError::io(&lock_path, e)),
     }
     let mode = if opts.overwrite {
