@@ -2,11 +2,9 @@
 //! chunks, and report.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-
-use rayon::prelude::*;
 
 use super::dest::{prepare, write_atomic, Shard};
 use super::options::ExtractOptions;
@@ -63,9 +61,13 @@ pub fn extract_shard(
     };
     let names = chunk_names(&listed.files, suffixes);
     let per = suffixes.len().max(1);
-    let mine: Vec<usize> = (0..listed.files.len())
+    let mut mine: Vec<usize> = (0..listed.files.len())
         .filter(|i| i % shard.count == shard.index - 1)
         .collect();
+    // Largest files first, so no thread is left decoding a big source alone at the end.
+    // The output does not depend on this order (names and ids are fixed above).
+    let size = |i: &usize| std::fs::metadata(&listed.files[*i]).map_or(0, |m| m.len());
+    mine.sort_by_cached_key(|i| std::cmp::Reverse(size(i)));
     let dest = prepare(dst, opts, shard)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.n_thread)
@@ -90,69 +92,79 @@ pub fn extract_shard(
     let fatal: Mutex<Option<CoreError>> = Mutex::new(None);
     let abort = AtomicBool::new(false);
     progress.start(mine.len());
-    pool.install(|| {
-        mine.par_iter().with_max_len(1).for_each(|&i| {
-            if abort.load(Ordering::Relaxed) {
-                return;
-            }
-            let path = &listed.files[i];
-            let my_names = &names[i * per..(i + 1) * per];
-            let shown = path.to_string_lossy().into_owned();
-            if dest.mode == super::dest::Mode::Resume
-                && my_names.iter().all(|n| dest.root.join(n).is_dir())
-            {
-                summary.lock().expect("summary lock").sources_kept += 1;
-                progress.source_done(path, "kept", 0, 0);
-                return;
-            }
-            let (status, tiles, pixels) = match process_source(path, opts, &levels) {
-                Outcome::Extracted { chunks, pixels } => {
-                    let mut tiles = 0;
-                    let mut written = 0;
-                    for chunk in &chunks {
-                        match write_chunk(&dest, &my_names[chunk.part], chunk) {
-                            Ok(Written::New) => {
-                                tiles += chunk.tiles.len();
-                                written += 1;
-                            }
-                            Ok(Written::Kept) => {}
-                            Err(e) => {
-                                abort.store(true, Ordering::Relaxed);
-                                fatal.lock().expect("fatal lock").get_or_insert(e);
-                                return;
-                            }
+    let process_one = |i: usize| {
+        if abort.load(Ordering::Relaxed) {
+            return;
+        }
+        let path = &listed.files[i];
+        let my_names = &names[i * per..(i + 1) * per];
+        let shown = path.to_string_lossy().into_owned();
+        if dest.mode == super::dest::Mode::Resume
+            && my_names.iter().all(|n| dest.root.join(n).is_dir())
+        {
+            summary.lock().expect("summary lock").sources_kept += 1;
+            progress.source_done(path, "kept", 0, 0);
+            return;
+        }
+        let (status, tiles, pixels) = match process_source(path, opts, &levels) {
+            Outcome::Extracted { chunks, pixels } => {
+                let mut tiles = 0;
+                let mut written = 0;
+                for chunk in &chunks {
+                    match write_chunk(&dest, &my_names[chunk.part], chunk) {
+                        Ok(Written::New) => {
+                            tiles += chunk.tiles.len();
+                            written += 1;
+                        }
+                        Ok(Written::Kept) => {}
+                        Err(e) => {
+                            abort.store(true, Ordering::Relaxed);
+                            fatal.lock().expect("fatal lock").get_or_insert(e);
+                            return;
                         }
                     }
-                    let mut s = summary.lock().expect("summary lock");
-                    s.sources_extracted += 1;
-                    s.chunks_written += written;
-                    s.tiles_written += tiles;
-                    s.input_pixels += pixels;
-                    ("extracted", tiles, pixels)
                 }
-                Outcome::Skipped { reason, pixels } => {
-                    let mut s = summary.lock().expect("summary lock");
-                    s.input_pixels += pixels;
-                    s.skipped.push(SourceIssue {
+                let mut s = summary.lock().expect("summary lock");
+                s.sources_extracted += 1;
+                s.chunks_written += written;
+                s.tiles_written += tiles;
+                s.input_pixels += pixels;
+                ("extracted", tiles, pixels)
+            }
+            Outcome::Skipped { reason, pixels } => {
+                let mut s = summary.lock().expect("summary lock");
+                s.input_pixels += pixels;
+                s.skipped.push(SourceIssue {
+                    path: shown,
+                    reason,
+                });
+                ("skipped", 0, pixels)
+            }
+            Outcome::Failed { reason } => {
+                summary
+                    .lock()
+                    .expect("summary lock")
+                    .failed
+                    .push(SourceIssue {
                         path: shown,
                         reason,
                     });
-                    ("skipped", 0, pixels)
+                ("failed", 0, 0)
+            }
+        };
+        progress.source_done(path, status, tiles, pixels);
+    };
+    // A shared queue over the sources (largest first): each worker takes the next one.
+    // Tiles within a source are parallel too, so the last big source is not left alone.
+    let next = AtomicUsize::new(0);
+    pool.scope(|scope| {
+        for _ in 0..opts.n_thread {
+            scope.spawn(|_| {
+                while let Some(&i) = mine.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    process_one(i);
                 }
-                Outcome::Failed { reason } => {
-                    summary
-                        .lock()
-                        .expect("summary lock")
-                        .failed
-                        .push(SourceIssue {
-                            path: shown,
-                            reason,
-                        });
-                    ("failed", 0, 0)
-                }
-            };
-            progress.source_done(path, status, tiles, pixels);
-        })
+            });
+        }
     });
     if let Some(e) = fatal.into_inner().expect("fatal lock") {
         return Err(e);

@@ -145,26 +145,50 @@ fn tiles_of(
     let dim = square.width;
     let f = ref_factor(dim, opts.tile_dim());
     let mut jobs = Vec::new();
-    for level in levels {
+    for (li, level) in levels.iter().enumerate() {
         let rows = positions(dim, level.crop, level.step, opts.thres_sz);
         for &r in &rows {
             for &c in &rows {
                 if mask.is_some_and(|m| !m.mostly_white(r, c, level.crop)) {
                     continue;
                 }
-                jobs.push((r, c, *level));
+                jobs.push((r, c, li));
             }
         }
     }
+    // A level shrunk by an integer factor k is box-filtered once for the whole square:
+    // a tile whose offsets are multiples of k is then a plain crop of it, bit-identical
+    // to shrinking the crop alone (same k x k blocks, same rounding), and overlapping
+    // tiles are not filtered again. Other offsets (an edge crop) shrink their own crop.
+    let shrunk: Vec<Option<Rgb8>> = levels
+        .par_iter()
+        .map(|l| {
+            let k = l.crop / l.out;
+            (l.out < l.crop && l.crop <= dim && l.crop.is_multiple_of(l.out)).then(|| {
+                let side = dim / k * k;
+                resize_area(square.crop(0, 0, side, side), dim / k, dim / k)
+            })
+        })
+        .collect();
     jobs.par_iter()
-        .map(|&(r, c, level)| {
-            let crop = square.crop(r, c, level.crop, level.crop);
+        .map(|&(r, c, li)| {
+            let level = levels[li];
+            let k = level.crop / level.out;
             let mut jpeg = Vec::with_capacity(level.out * level.out / 2);
-            if level.out == level.crop {
-                encode_jpeg(crop, opts.compression_level, &mut jpeg)?;
-            } else {
-                let small = resize_area(crop, level.out, level.out);
-                encode_jpeg(small.view(), opts.compression_level, &mut jpeg)?;
+            match &shrunk[li] {
+                Some(small) if r.is_multiple_of(k) && c.is_multiple_of(k) => {
+                    let tile = small.crop(r / k, c / k, level.out, level.out);
+                    encode_jpeg(tile, opts.compression_level, &mut jpeg)?;
+                }
+                _ => {
+                    let crop = square.crop(r, c, level.crop, level.crop);
+                    if level.out == level.crop {
+                        encode_jpeg(crop, opts.compression_level, &mut jpeg)?;
+                    } else {
+                        let small = resize_area(crop, level.out, level.out);
+                        encode_jpeg(small.view(), opts.compression_level, &mut jpeg)?;
+                    }
+                }
             }
             Ok(Tile {
                 jpeg,

@@ -71,52 +71,72 @@ fn box_integer(src: Rgb8View<'_>, kx: usize, ky: usize, out: &mut [u8]) {
     }
 }
 
-/// One destination cell's coverage of source pixels along one axis.
-struct Tap {
-    src: usize,
-    weight: f32,
+/// Per destination index along one axis: the first source pixel it covers and the
+/// weights of the consecutive source pixels from there (summing to 1, except for
+/// slivers under 1e-3 px that OpenCV drops too).
+struct Taps {
+    first: Vec<usize>,
+    /// `weights[offsets[d]..offsets[d + 1]]` belong to destination `d`.
+    offsets: Vec<usize>,
+    weights: Vec<f32>,
 }
 
-/// Per destination index, the source pixels it covers and their weights (summing to 1).
-fn area_taps(src_len: usize, dst_len: usize) -> Vec<Vec<Tap>> {
-    let scale = src_len as f64 / dst_len as f64;
-    (0..dst_len)
-        .map(|d| {
+impl Taps {
+    fn new(src_len: usize, dst_len: usize) -> Self {
+        let scale = src_len as f64 / dst_len as f64;
+        let mut taps = Taps {
+            first: Vec::with_capacity(dst_len),
+            offsets: vec![0],
+            weights: Vec::new(),
+        };
+        for d in 0..dst_len {
             let start = d as f64 * scale;
             let end = start + scale;
             let cell = scale.min(src_len as f64 - start);
-            let first = start.floor() as usize;
-            let last = (end.ceil() as usize).min(src_len);
-            let mut taps = Vec::with_capacity(last - first);
-            for s in first..last {
-                let lo = start.max(s as f64);
-                let hi = end.min(s as f64 + 1.0);
-                let cover = hi - lo;
+            let lo_px = start.floor() as usize;
+            let hi_px = (end.ceil() as usize).min(src_len);
+            let mut first = None;
+            for s in lo_px..hi_px {
+                let cover = end.min(s as f64 + 1.0) - start.max(s as f64);
                 if cover > 1e-3 {
-                    taps.push(Tap {
-                        src: s,
-                        weight: (cover / cell) as f32,
-                    });
+                    first.get_or_insert(s);
+                    taps.weights.push((cover / cell) as f32);
+                } else if first.is_some() {
+                    taps.weights.push(0.0);
                 }
             }
-            taps
-        })
-        .collect()
+            taps.first.push(first.unwrap_or(lo_px));
+            taps.offsets.push(taps.weights.len());
+        }
+        taps
+    }
+
+    #[inline]
+    fn of(&self, d: usize) -> (usize, &[f32]) {
+        (
+            self.first[d],
+            &self.weights[self.offsets[d]..self.offsets[d + 1]],
+        )
+    }
 }
 
-/// General area averaging: separable, horizontal pass per source row into floats, then
-/// vertical accumulation of those rows per destination row.
+/// General area averaging, separable: every source row is filtered horizontally once
+/// (into floats), then added into the destination rows that cover it.
 fn area_general(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut [u8]) {
-    let xtaps = area_taps(src.width, dst_w);
-    let ytaps = area_taps(src.height, dst_h);
+    let xt = Taps::new(src.width, dst_w);
+    let yt = Taps::new(src.height, dst_h);
     let mut hrow = vec![0f32; dst_w * 3];
     let mut acc = vec![0f32; dst_w * 3];
-    for (dy, taps) in ytaps.iter().enumerate() {
+    for dy in 0..dst_h {
         acc.iter_mut().for_each(|a| *a = 0.0);
-        for ty in taps {
-            horizontal(src.row(ty.src), &xtaps, &mut hrow);
+        let (sy0, wy) = yt.of(dy);
+        for (i, &w) in wy.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            horizontal(src.row(sy0 + i), &xt, &mut hrow);
             for (a, h) in acc.iter_mut().zip(&hrow) {
-                *a += h * ty.weight;
+                *a += h * w;
             }
         }
         let out_row = &mut out[dy * dst_w * 3..(dy + 1) * dst_w * 3];
@@ -126,18 +146,19 @@ fn area_general(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut [u8]) {
     }
 }
 
-fn horizontal(row: &[u8], xtaps: &[Vec<Tap>], hrow: &mut [f32]) {
-    for (dx, taps) in xtaps.iter().enumerate() {
+fn horizontal(row: &[u8], xt: &Taps, hrow: &mut [f32]) {
+    for (dx, out) in hrow.chunks_exact_mut(3).enumerate() {
+        let (sx0, wx) = xt.of(dx);
+        let px = &row[sx0 * 3..(sx0 + wx.len()) * 3];
         let (mut r, mut g, mut b) = (0f32, 0f32, 0f32);
-        for t in taps {
-            let p = &row[t.src * 3..t.src * 3 + 3];
-            r += p[0] as f32 * t.weight;
-            g += p[1] as f32 * t.weight;
-            b += p[2] as f32 * t.weight;
+        for (p, &w) in px.chunks_exact(3).zip(wx) {
+            r += p[0] as f32 * w;
+            g += p[1] as f32 * w;
+            b += p[2] as f32 * w;
         }
-        hrow[dx * 3] = r;
-        hrow[dx * 3 + 1] = g;
-        hrow[dx * 3 + 2] = b;
+        out[0] = r;
+        out[1] = g;
+        out[2] = b;
     }
 }
 
@@ -230,8 +251,9 @@ mod tests {
     #[test]
     fn taps_sum_to_one() {
         for (s, d) in [(1000, 256), (2000, 256), (6001, 3000), (777, 256), (5, 3)] {
-            for taps in area_taps(s, d) {
-                let sum: f32 = taps.iter().map(|t| t.weight).sum();
+            let taps = Taps::new(s, d);
+            for i in 0..d {
+                let sum: f32 = taps.of(i).1.iter().sum();
                 // Slivers under 1e-3 px are dropped without renormalising, as OpenCV does.
                 assert!((sum - 1.0).abs() < 1e-3, "{s}->{d}: {sum}");
             }
@@ -243,6 +265,17 @@ mod tests {
         let img = Rgb8::new(37, 23, vec![77; 37 * 23 * 3]);
         for (w, h) in [(10, 7), (36, 22), (3, 2), (60, 40)] {
             assert!(resize_area(img.view(), w, h).data.iter().all(|&v| v == 77));
+        }
+    }
+
+    #[test]
+    fn shrinking_the_whole_then_cropping_equals_shrinking_the_crop() {
+        // The extractor relies on this for aligned tiles of a level shrunk by 2.
+        let img = ramp(64, 64);
+        let whole = resize_area(img.view(), 32, 32);
+        for (r, c) in [(0, 0), (16, 8), (32, 32)] {
+            let tile = resize_area(img.crop(r, c, 32, 32), 16, 16);
+            assert_eq!(whole.crop(r / 2, c / 2, 16, 16).to_owned(), tile);
         }
     }
 
