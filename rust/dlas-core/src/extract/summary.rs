@@ -76,7 +76,11 @@ impl Summary {
         );
         for (label, list) in [("skipped", &self.skipped), ("FAILED", &self.failed)] {
             for issue in list {
-                s.push_str(&format!("  {label}: {}: {}\n", issue.path, issue.reason));
+                if issue.reason.starts_with(&issue.path) {
+                    s.push_str(&format!("  {label}: {}\n", issue.reason));
+                } else {
+                    s.push_str(&format!("  {label}: {}: {}\n", issue.path, issue.reason));
+                }
             }
         }
         if !self.report_path.is_empty() {
