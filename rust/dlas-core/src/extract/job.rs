@@ -75,20 +75,20 @@ pub fn extract_shard(
         .build()
         .map_err(|e| CoreError::option("n_thread", e.to_string()))?;
 
+    let failed = listed
+        .unreadable
+        .iter()
+        .map(|(dir, reason)| SourceIssue {
+            path: dir.to_string_lossy().into_owned(),
+            reason: format!("cannot list folder: {reason}"),
+        })
+        .collect();
     let summary = Mutex::new(Summary {
         encoder: JPEG_ENCODER.to_string(),
+        sources_seen: mine.len(),
+        failed,
         ..Default::default()
     });
-    {
-        let mut s = summary.lock().expect("summary lock");
-        s.sources_seen = mine.len();
-        for (dir, reason) in &listed.unreadable {
-            s.failed.push(SourceIssue {
-                path: dir.to_string_lossy().into_owned(),
-                reason: format!("cannot list folder: {reason}"),
-            });
-        }
-    }
     let fatal: Mutex<Option<CoreError>> = Mutex::new(None);
     let abort = AtomicBool::new(false);
     progress.start(mine.len());

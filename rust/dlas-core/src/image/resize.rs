@@ -121,11 +121,13 @@ impl Taps {
 }
 
 /// General area averaging, separable: every source row is filtered horizontally once
-/// (into floats), then added into the destination rows that cover it.
+/// (into floats), then added into the destination rows that cover it. A row shared by
+/// two destination rows is filtered once and reused.
 fn area_general(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut [u8]) {
     let xt = Taps::new(src.width, dst_w);
     let yt = Taps::new(src.height, dst_h);
     let mut hrow = vec![0f32; dst_w * 3];
+    let mut hrow_of = usize::MAX;
     let mut acc = vec![0f32; dst_w * 3];
     for dy in 0..dst_h {
         acc.iter_mut().for_each(|a| *a = 0.0);
@@ -134,7 +136,10 @@ fn area_general(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut [u8]) {
             if w == 0.0 {
                 continue;
             }
-            horizontal(src.row(sy0 + i), &xt, &mut hrow);
+            if hrow_of != sy0 + i {
+                horizontal(src.row(sy0 + i), &xt, &mut hrow);
+                hrow_of = sy0 + i;
+            }
             for (a, h) in acc.iter_mut().zip(&hrow) {
                 *a += h * w;
             }
