@@ -40,34 +40,78 @@ pub fn resize_area_into(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut
 
 /// Exact block mean for integer factors `kx`, `ky` (rounded half up).
 fn box_integer(src: Rgb8View<'_>, kx: usize, ky: usize, out: &mut [u8]) {
+    if kx == 2 && ky == 2 {
+        return box_2x2(src, out);
+    }
     let dst_w = src.width / kx;
     let dst_h = src.height / ky;
-    let area = (kx * ky) as u32;
-    let half = area / 2;
+    let div = Divider::new((kx * ky) as u32);
     let mut acc = vec![0u32; dst_w * 3];
     for (dy, out_row) in out.chunks_exact_mut(dst_w * 3).enumerate().take(dst_h) {
         acc.iter_mut().for_each(|a| *a = 0);
         for sy in dy * ky..(dy + 1) * ky {
             let row = src.row(sy);
-            if kx == 2 {
-                for (a, px) in acc.chunks_exact_mut(3).zip(row.chunks_exact(6)) {
-                    a[0] += px[0] as u32 + px[3] as u32;
-                    a[1] += px[1] as u32 + px[4] as u32;
-                    a[2] += px[2] as u32 + px[5] as u32;
-                }
-            } else {
-                for (a, block) in acc.chunks_exact_mut(3).zip(row.chunks_exact(3 * kx)) {
-                    for px in block.chunks_exact(3) {
-                        a[0] += px[0] as u32;
-                        a[1] += px[1] as u32;
-                        a[2] += px[2] as u32;
-                    }
+            for (a, block) in acc.chunks_exact_mut(3).zip(row.chunks_exact(3 * kx)) {
+                for px in block.chunks_exact(3) {
+                    a[0] += px[0] as u32;
+                    a[1] += px[1] as u32;
+                    a[2] += px[2] as u32;
                 }
             }
         }
-        for (o, a) in out_row.iter_mut().zip(&acc) {
-            *o = ((a + half) / area) as u8;
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = div.rounded(a);
         }
+    }
+}
+
+/// The 2x2 case (every level shrunk by 0.5, and halving): rows are summed pairwise
+/// as whole byte slices, which the compiler vectorises, then neighbouring pixels.
+fn box_2x2(src: Rgb8View<'_>, out: &mut [u8]) {
+    let dst_w = src.width / 2;
+    let mut sum = vec![0u16; dst_w * 6];
+    for (dy, out_row) in out.chunks_exact_mut(dst_w * 3).enumerate() {
+        let (r0, r1) = (src.row(2 * dy), src.row(2 * dy + 1));
+        for ((s, &a), &b) in sum.iter_mut().zip(&r0[..dst_w * 6]).zip(&r1[..dst_w * 6]) {
+            *s = a as u16 + b as u16;
+        }
+        for (o, s) in out_row.chunks_exact_mut(3).zip(sum.chunks_exact(6)) {
+            o[0] = ((s[0] + s[3] + 2) >> 2) as u8;
+            o[1] = ((s[1] + s[4] + 2) >> 2) as u8;
+            o[2] = ((s[2] + s[5] + 2) >> 2) as u8;
+        }
+    }
+}
+
+/// `(n + d / 2) / d` without a division per pixel: a multiply by a rounded-up
+/// reciprocal, exact for every `n <= 256 * d` when `d < 2^16` (`n * d < 2^40`), with a
+/// plain division for larger blocks.
+struct Divider {
+    d: u32,
+    magic: u64,
+}
+
+impl Divider {
+    const SHIFT: u32 = 40;
+
+    fn new(d: u32) -> Self {
+        let magic = if d < 1 << 16 {
+            (1u64 << Self::SHIFT).div_ceil(d as u64)
+        } else {
+            0
+        };
+        Divider { d, magic }
+    }
+
+    #[inline]
+    fn rounded(&self, sum: u32) -> u8 {
+        let n = (sum + self.d / 2) as u64;
+        let q = if self.magic != 0 {
+            (n * self.magic) >> Self::SHIFT
+        } else {
+            n / self.d as u64
+        };
+        q as u8
     }
 }
 
@@ -120,50 +164,41 @@ impl Taps {
     }
 }
 
-/// General area averaging, separable: every source row is filtered horizontally once
-/// (into floats), then added into the destination rows that cover it. A row shared by
-/// two destination rows is filtered once and reused.
+/// General area averaging, separable: the source rows that cover a destination row
+/// are weighted and summed into one float row first (a plain multiply-add over whole
+/// rows, which vectorises), then that row is filtered horizontally once. OpenCV
+/// filters horizontally first; the sums are the same up to float rounding.
 fn area_general(src: Rgb8View<'_>, dst_w: usize, dst_h: usize, out: &mut [u8]) {
     let xt = Taps::new(src.width, dst_w);
     let yt = Taps::new(src.height, dst_h);
-    let mut hrow = vec![0f32; dst_w * 3];
-    let mut hrow_of = usize::MAX;
-    let mut acc = vec![0f32; dst_w * 3];
-    for dy in 0..dst_h {
+    let mut acc = vec![0f32; src.width * 3];
+    for (dy, out_row) in out.chunks_exact_mut(dst_w * 3).enumerate().take(dst_h) {
         acc.iter_mut().for_each(|a| *a = 0.0);
         let (sy0, wy) = yt.of(dy);
         for (i, &w) in wy.iter().enumerate() {
-            if w == 0.0 {
-                continue;
-            }
-            if hrow_of != sy0 + i {
-                horizontal(src.row(sy0 + i), &xt, &mut hrow);
-                hrow_of = sy0 + i;
-            }
-            for (a, h) in acc.iter_mut().zip(&hrow) {
-                *a += h * w;
+            if w != 0.0 {
+                for (a, &p) in acc.iter_mut().zip(src.row(sy0 + i)) {
+                    *a += p as f32 * w;
+                }
             }
         }
-        let out_row = &mut out[dy * dst_w * 3..(dy + 1) * dst_w * 3];
-        for (o, a) in out_row.iter_mut().zip(&acc) {
-            *o = a.round().clamp(0.0, 255.0) as u8;
-        }
+        horizontal(&acc, &xt, out_row);
     }
 }
 
-fn horizontal(row: &[u8], xt: &Taps, hrow: &mut [f32]) {
-    for (dx, out) in hrow.chunks_exact_mut(3).enumerate() {
+fn horizontal(row: &[f32], xt: &Taps, out: &mut [u8]) {
+    for (dx, o) in out.chunks_exact_mut(3).enumerate() {
         let (sx0, wx) = xt.of(dx);
         let px = &row[sx0 * 3..(sx0 + wx.len()) * 3];
         let (mut r, mut g, mut b) = (0f32, 0f32, 0f32);
         for (p, &w) in px.chunks_exact(3).zip(wx) {
-            r += p[0] as f32 * w;
-            g += p[1] as f32 * w;
-            b += p[2] as f32 * w;
+            r += p[0] * w;
+            g += p[1] * w;
+            b += p[2] * w;
         }
-        out[0] = r;
-        out[1] = g;
-        out[2] = b;
+        o[0] = r.round().clamp(0.0, 255.0) as u8;
+        o[1] = g.round().clamp(0.0, 255.0) as u8;
+        o[2] = b.round().clamp(0.0, 255.0) as u8;
     }
 }
 
@@ -229,6 +264,21 @@ mod tests {
                         assert_eq!(out.data[(dy * dw + dx) * 3 + c], mean);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn divider_matches_integer_division() {
+        for d in (1..=1100).chain([4095, 65535, 65536, 1 << 20]) {
+            let div = Divider::new(d);
+            let max = 255 * d;
+            let step = (max / 997).max(1);
+            for sum in (0..=max)
+                .step_by(step as usize)
+                .chain([max, max - 1, d / 2, d])
+            {
+                assert_eq!(div.rounded(sum) as u32, (sum + d / 2) / d, "{sum}/{d}");
             }
         }
     }
