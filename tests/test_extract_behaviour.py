@@ -134,6 +134,20 @@ def test_bad_files_are_reported_and_the_run_goes_on(tmp_path):
     assert report["sources_extracted"] == 1
 
 
+def test_too_small_sources_are_judged_from_the_header(tmp_path):
+    # The size rule needs only the header: a small file is skipped by rule without
+    # decoding its pixels, so even a damaged one is not a failure.
+    src = tmp_path / "src"
+    small = jpeg_bytes(gradient(600, 400, seed=3), quality=90)
+    (src).mkdir()
+    (src / "small_truncated.jpg").write_bytes(small[: len(small) // 2])
+    save(gradient(600, 400, seed=4), src / "small.png")
+    s = dlas_fast.extract(src, tmp_path / "out")
+    assert s.failed == []
+    assert sorted(Path(i.path).name for i in s.skipped) == ["small.png", "small_truncated.jpg"]
+    assert all("smaller side 400" in i.reason for i in s.skipped)
+
+
 def test_pixel_limit_refuses_bombs(tmp_path):
     src = tmp_path / "src"
     save(gradient(1000, 800), src / "big.png")

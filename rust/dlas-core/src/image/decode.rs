@@ -15,7 +15,7 @@ use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
-use super::Rgb8;
+use super::{Rgb8, Rgb8View};
 use crate::error::{CoreError, Result};
 
 /// Default pixel limit: 200 megapixels.
@@ -36,6 +36,48 @@ impl Default for DecodeOptions {
     }
 }
 
+/// A rectangle of an image's full frame, in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub top: usize,
+    pub left: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Region {
+    /// The whole `width x height` frame.
+    pub fn full(width: usize, height: usize) -> Region {
+        Region {
+            top: 0,
+            left: 0,
+            height,
+            width,
+        }
+    }
+}
+
+/// Decoded pixels that cover at least the region asked for: `img`'s top-left pixel is
+/// pixel `(top, left)` of the file's full frame.
+#[derive(Debug)]
+pub struct Partial {
+    pub img: Rgb8,
+    pub top: usize,
+    pub left: usize,
+}
+
+impl Partial {
+    /// The pixels of `region` (full-frame coordinates, inside what was asked for).
+    pub fn view(&self, region: Region) -> Rgb8View<'_> {
+        self.img.crop(
+            region.top - self.top,
+            region.left - self.left,
+            region.height,
+            region.width,
+        )
+    }
+}
+
 /// Reads and decodes the image file at `path` into RGB8.
 pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<Rgb8> {
     let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
@@ -44,17 +86,52 @@ pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<Rgb8> {
 
 /// Decodes an encoded image held in memory into RGB8. Errors carry an empty path.
 pub fn decode_bytes(bytes: &[u8], opts: &DecodeOptions) -> Result<Rgb8> {
+    let part = decode_bytes_region(bytes, opts, |w, h| Some(Region::full(w, h)))?;
+    Ok(part.expect("the whole frame was asked for").img)
+}
+
+/// Reads the image file at `path`, hands its full size `(width, height)` to `want`,
+/// and decodes at least the region `want` returns; `None` decodes no pixels at all
+/// (the header was still read and checked against the pixel limit).
+///
+/// With libjpeg-turbo, a JPEG is decoded only over that region plus a margin of one
+/// MCU, so that chroma upsampling at the region's edges sees the same neighbours as
+/// in a whole-frame decode: the region's pixels are identical either way (tested).
+/// Other decoders decode the whole frame.
+pub fn decode_file_region(
+    path: &Path,
+    opts: &DecodeOptions,
+    want: impl FnOnce(usize, usize) -> Option<Region>,
+) -> Result<Option<Partial>> {
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    decode_bytes_region(&bytes, opts, want).map_err(|e| with_path(e, path))
+}
+
+/// [`decode_file_region`] on bytes held in memory. Errors carry an empty path.
+pub fn decode_bytes_region(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    want: impl FnOnce(usize, usize) -> Option<Region>,
+) -> Result<Option<Partial>> {
     if bytes.is_empty() {
         return Err(decode_err("empty file"));
     }
     let format = image::guess_format(bytes)
         .map_err(|_| decode_err("not a recognised image format (JPEG, PNG, WebP, BMP, PPM)"))?;
     match format {
-        ImageFormat::Jpeg => decode_jpeg(bytes, opts),
+        ImageFormat::Jpeg => decode_jpeg(bytes, opts, want),
         ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp | ImageFormat::Pnm => {
-            decode_other(bytes, format, opts)
+            decode_other(bytes, format, opts, want)
         }
         other => Err(decode_err(format!("unsupported image format {other:?}"))),
+    }
+}
+
+fn whole(img: Rgb8) -> Partial {
+    Partial {
+        img,
+        top: 0,
+        left: 0,
     }
 }
 
@@ -103,7 +180,26 @@ fn check_pixels(width: u64, height: u64, opts: &DecodeOptions) -> Result<()> {
     Ok(())
 }
 
-fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Rgb8> {
+fn decode_jpeg(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    want: impl FnOnce(usize, usize) -> Option<Region>,
+) -> Result<Option<Partial>> {
+    #[cfg(feature = "turbojpeg")]
+    let want = match turbo_jpeg::decode(bytes, opts, want) {
+        turbo_jpeg::Outcome::Done(result) => return result,
+        turbo_jpeg::Outcome::Unsupported(want) => want,
+    };
+    zune_jpeg_decode(bytes, opts, want)
+}
+
+/// JPEG through zune-jpeg: the pure-Rust build's decoder, and the fallback for what
+/// libjpeg-turbo cannot turn into RGB (CMYK/YCCK, 12-bit, lossless).
+fn zune_jpeg_decode(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    want: impl FnOnce(usize, usize) -> Option<Region>,
+) -> Result<Option<Partial>> {
     let options = DecoderOptions::default()
         .set_strict_mode(true)
         .set_max_width(usize::MAX)
@@ -117,6 +213,9 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Rgb8> {
         .dimensions()
         .ok_or_else(|| decode_err("JPEG: no frame header"))?;
     check_pixels(w as u64, h as u64, opts)?;
+    if want(w, h).is_none() {
+        return Ok(None);
+    }
     let pixels = decoder
         .decode()
         .map_err(|e| decode_err(format!("JPEG: {e}")))?;
@@ -126,10 +225,144 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Rgb8> {
             pixels.len()
         )));
     }
-    Ok(Rgb8::new(w, h, pixels))
+    Ok(Some(whole(Rgb8::new(w, h, pixels))))
 }
 
-fn decode_other(bytes: &[u8], format: ImageFormat, opts: &DecodeOptions) -> Result<Rgb8> {
+#[cfg(feature = "turbojpeg")]
+mod turbo_jpeg {
+    use turbojpeg::raw;
+
+    use super::super::turbo::with_decompressor;
+    use super::*;
+
+    pub(super) enum Outcome<F> {
+        Done(Result<Option<Partial>>),
+        /// Not for libjpeg-turbo's RGB output: the caller decodes it another way.
+        Unsupported(F),
+    }
+
+    /// MCU width and height per TJSAMP value (0..=6), as libjpeg-turbo's tjMCUWidth
+    /// and tjMCUHeight tables.
+    const MCU_W: [usize; 7] = [8, 16, 16, 8, 8, 32, 8];
+    const MCU_H: [usize; 7] = [8, 8, 16, 8, 16, 8, 32];
+
+    pub(super) fn decode<F>(bytes: &[u8], opts: &DecodeOptions, want: F) -> Outcome<F>
+    where
+        F: FnOnce(usize, usize) -> Option<Region>,
+    {
+        let mut want = Some(want);
+        let result = with_decompressor(|h| {
+            // SAFETY: the handle is live; the buffer is `bytes.len()` bytes.
+            let rc = unsafe { raw::tj3DecompressHeader(h.ptr(), bytes.as_ptr(), bytes.len() as _) };
+            let get = |p| h.get(p);
+            let supported = rc == 0
+                && get(raw::TJPARAM_TJPARAM_PRECISION) == 8
+                && get(raw::TJPARAM_TJPARAM_LOSSLESS) == 0
+                && [
+                    raw::TJCS_TJCS_YCbCr,
+                    raw::TJCS_TJCS_RGB,
+                    raw::TJCS_TJCS_GRAY,
+                ]
+                .contains(&(get(raw::TJPARAM_TJPARAM_COLORSPACE) as raw::TJCS));
+            if !supported {
+                return Ok(None);
+            }
+            let w = get(raw::TJPARAM_TJPARAM_JPEGWIDTH) as usize;
+            let ht = get(raw::TJPARAM_TJPARAM_JPEGHEIGHT) as usize;
+            Ok(Some(decode_region(
+                h,
+                bytes,
+                opts,
+                w,
+                ht,
+                want.take().unwrap(),
+            )))
+        });
+        match result {
+            Ok(Some(done)) => Outcome::Done(done),
+            Ok(None) => Outcome::Unsupported(want.take().expect("want not used")),
+            Err(e) => Outcome::Done(Err(decode_err(format!("JPEG: {e}")))),
+        }
+    }
+
+    fn decode_region(
+        h: &super::super::turbo::Handle,
+        bytes: &[u8],
+        opts: &DecodeOptions,
+        w: usize,
+        ht: usize,
+        want: impl FnOnce(usize, usize) -> Option<Region>,
+    ) -> Result<Option<Partial>> {
+        check_pixels(w as u64, ht as u64, opts)?;
+        let Some(r) = want(w, ht) else {
+            return Ok(None);
+        };
+        assert!(
+            r.top + r.height <= ht && r.left + r.width <= w,
+            "region outside the frame"
+        );
+        let subsamp = h.get(raw::TJPARAM_TJPARAM_SUBSAMP);
+        let (mw, mh) = match usize::try_from(subsamp) {
+            Ok(s) if s < MCU_W.len() => (MCU_W[s], MCU_H[s]),
+            _ => (w, ht), // unknown subsampling: no cropping
+        };
+        // One pixel of margin to the left (the crop's left edge must sit on an MCU
+        // boundary), one MCU to the right, above and below.
+        let left = r.left.saturating_sub(1) / mw * mw;
+        let right = (r.left + r.width + mw).min(w);
+        let top = r.top.saturating_sub(mh);
+        let bottom = (r.top + r.height + mh).min(ht);
+        let (cw, ch) = (right - left, bottom - top);
+        let region = match (cw, ch) == (w, ht) {
+            true => raw::tjregion {
+                x: 0,
+                y: 0,
+                w: 0,
+                h: 0,
+            },
+            false => raw::tjregion {
+                x: left as i32,
+                y: top as i32,
+                w: cw as i32,
+                h: ch as i32,
+            },
+        };
+        let fail = |what: &str| decode_err(format!("JPEG: {what}: {}", h.error()));
+        // SAFETY: the handle is live and has read this image's header.
+        if unsafe { raw::tj3SetCroppingRegion(h.ptr(), region) } != 0 {
+            return Err(fail("cropping"));
+        }
+        let mut pixels = vec![0u8; cw * ch * 3];
+        // SAFETY: `pixels` holds the `cw x ch` RGB destination (pitch 0 = packed);
+        // the source buffer is `bytes.len()` bytes.
+        let rc = unsafe {
+            raw::tj3Decompress8(
+                h.ptr(),
+                bytes.as_ptr(),
+                bytes.len() as _,
+                pixels.as_mut_ptr(),
+                0,
+                raw::TJPF_TJPF_RGB as _,
+            )
+        };
+        // Warnings count too: a truncated file decodes with grey filler and a warning.
+        if rc != 0 {
+            return Err(decode_err(format!("JPEG: {}", h.error())));
+        }
+        Ok(Some(Partial {
+            img: Rgb8::new(cw, ch, pixels),
+            top,
+            left,
+        }))
+    }
+}
+
+fn decode_other(
+    bytes: &[u8],
+    format: ImageFormat,
+    opts: &DecodeOptions,
+    want: impl FnOnce(usize, usize) -> Option<Region>,
+) -> Result<Option<Partial>> {
     let name = format!("{format:?}").to_uppercase();
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.no_limits();
@@ -138,6 +371,9 @@ fn decode_other(bytes: &[u8], format: ImageFormat, opts: &DecodeOptions) -> Resu
         .map_err(|e| decode_err(format!("{name}: {e}")))?;
     let (w, h) = decoder.dimensions();
     check_pixels(w as u64, h as u64, opts)?;
+    if want(w as usize, h as usize).is_none() {
+        return Ok(None);
+    }
     let img =
         DynamicImage::from_decoder(decoder).map_err(|e| decode_err(format!("{name}: {e}")))?;
     let rgb = match img {
@@ -145,5 +381,134 @@ fn decode_other(bytes: &[u8], format: ImageFormat, opts: &DecodeOptions) -> Resu
         other => other.to_rgb8(),
     };
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-    Ok(Rgb8::new(w, h, rgb.into_raw()))
+    Ok(Some(whole(Rgb8::new(w, h, rgb.into_raw()))))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A busy colour image: gradients plus a hash pattern, so chroma varies between
+    /// neighbouring pixels and upsampling at region edges matters.
+    pub(crate) fn busy(w: usize, h: usize) -> Rgb8 {
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                let n = (x * 7919 + y * 104_729) % 251;
+                data.extend_from_slice(&[
+                    ((x * 3 + n) % 256) as u8,
+                    ((y * 5 + 2 * n) % 256) as u8,
+                    ((x + y + 3 * n) % 256) as u8,
+                ]);
+            }
+        }
+        Rgb8::new(w, h, data)
+    }
+
+    fn png_bytes(img: &Rgb8) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(
+                &img.data,
+                img.width as u32,
+                img.height as u32,
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        out
+    }
+
+    use image::ImageEncoder;
+
+    #[test]
+    fn a_region_is_covered_and_matches_the_whole_decode() {
+        let img = busy(203, 157);
+        let bytes = png_bytes(&img);
+        let region = Region {
+            top: 31,
+            left: 45,
+            height: 100,
+            width: 77,
+        };
+        let part = decode_bytes_region(&bytes, &DecodeOptions::default(), |w, h| {
+            assert_eq!((w, h), (203, 157));
+            Some(region)
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            part.view(region).to_owned(),
+            img.crop(31, 45, 100, 77).to_owned()
+        );
+    }
+
+    #[test]
+    fn asking_for_nothing_decodes_nothing_but_checks_the_limit() {
+        let bytes = png_bytes(&busy(40, 30));
+        let none = decode_bytes_region(&bytes, &DecodeOptions::default(), |_, _| None).unwrap();
+        assert!(none.is_none());
+        let tight = DecodeOptions { max_pixels: 1000 };
+        let err = decode_bytes_region(&bytes, &tight, |_, _| None).unwrap_err();
+        assert!(matches!(err, CoreError::TooManyPixels { .. }), "{err}");
+    }
+
+    /// libjpeg-turbo decodes only the region (plus margins); its pixels must equal the
+    /// same rectangle of a whole-frame decode for every chroma subsampling, at offsets
+    /// on, just after and between MCU boundaries.
+    #[cfg(feature = "turbojpeg")]
+    #[test]
+    fn cropped_jpeg_decode_equals_the_whole_decode() {
+        use turbojpeg::{Image, PixelFormat, Subsamp};
+        let img = busy(331, 269);
+        for subsamp in [
+            Subsamp::None,
+            Subsamp::Sub2x1,
+            Subsamp::Sub2x2,
+            Subsamp::Sub1x2,
+            Subsamp::Sub4x1,
+            Subsamp::Gray,
+        ] {
+            let jpeg = turbojpeg::compress(
+                Image {
+                    pixels: &img.data[..],
+                    width: img.width,
+                    pitch: img.width * 3,
+                    height: img.height,
+                    format: PixelFormat::RGB,
+                },
+                92,
+                subsamp,
+            )
+            .unwrap();
+            let whole = decode_bytes(&jpeg, &DecodeOptions::default()).unwrap();
+            for (top, left, height, width) in [
+                (0, 0, 100, 100),
+                (16, 32, 120, 96),
+                (17, 33, 101, 97),
+                (40, 120, 229, 211),
+                (100, 1, 50, 330),
+                (268, 330, 1, 1),
+            ] {
+                let r = Region {
+                    top,
+                    left,
+                    height,
+                    width,
+                };
+                let part = decode_bytes_region(&jpeg, &DecodeOptions::default(), |_, _| Some(r))
+                    .unwrap()
+                    .unwrap();
+                assert!(
+                    part.img.width * part.img.height < whole.width * whole.height
+                        || (width, height) == (330, 50),
+                    "{subsamp:?} {r:?}: nothing was cropped"
+                );
+                assert_eq!(
+                    part.view(r).to_owned(),
+                    whole.crop(top, left, height, width).to_owned(),
+                    "{subsamp:?} {r:?}"
+                );
+            }
+        }
+    }
 }

@@ -26,6 +26,66 @@ pub fn encode_jpeg(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<
     backend::encode(img, quality.clamp(1, 100), out)
 }
 
+/// Encodes many tiles cut from one image, all at one quality.
+///
+/// With libjpeg-turbo, [`TileSource::new`] can convert the whole image to YCbCr 4:2:0
+/// once; a tile whose offsets and sides are multiples of the 16-pixel MCU is then
+/// encoded from those planes, so overlapping tiles do not convert the same pixels
+/// again. Colour conversion and chroma downsampling work pixel by pixel and 2x2 block
+/// by 2x2 block, so such a tile's bytes are identical to encoding its crop alone
+/// (tested). Other tiles, and every tile of the pure-Rust build, encode their crop.
+pub struct TileSource<'a> {
+    img: Rgb8View<'a>,
+    quality: u8,
+    #[cfg(feature = "turbojpeg")]
+    planes: Option<backend::Planes>,
+}
+
+/// Side of a 4:2:0 MCU: shared planes serve tiles aligned to it.
+pub const MCU: usize = 16;
+
+impl<'a> TileSource<'a> {
+    /// `share`: prepare shared planes (worth it when tiles overlap or cover most of
+    /// the image; ignored without libjpeg-turbo).
+    pub fn new(img: Rgb8View<'a>, quality: u8, share: bool) -> Result<Self> {
+        let quality = quality.clamp(1, 100);
+        #[cfg(feature = "turbojpeg")]
+        let planes = match share && img.width >= MCU && img.height >= MCU {
+            true => Some(backend::Planes::new(img)?),
+            false => None,
+        };
+        #[cfg(not(feature = "turbojpeg"))]
+        let _ = share;
+        Ok(TileSource {
+            img,
+            quality,
+            #[cfg(feature = "turbojpeg")]
+            planes,
+        })
+    }
+
+    /// Whether this build can share work between aligned tiles.
+    pub const SHARES_WORK: bool = cfg!(feature = "turbojpeg");
+
+    /// Encodes the `height x width` tile at `(row, col)`, appending to `out`.
+    pub fn encode(
+        &self,
+        row: usize,
+        col: usize,
+        height: usize,
+        width: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        #[cfg(feature = "turbojpeg")]
+        if let Some(planes) = &self.planes {
+            if [row, col, height, width].iter().all(|v| v % MCU == 0) {
+                return planes.encode(row, col, height, width, self.quality, out);
+            }
+        }
+        encode_jpeg(self.img.crop(row, col, height, width), self.quality, out)
+    }
+}
+
 #[cfg(not(feature = "turbojpeg"))]
 mod backend {
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
@@ -52,8 +112,9 @@ mod backend {
 mod backend {
     use std::cell::RefCell;
 
-    use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
+    use turbojpeg::{raw, Compressor, Image, PixelFormat, Subsamp, YuvPlanesImage};
 
+    use super::super::turbo;
     use super::*;
 
     thread_local! {
@@ -61,6 +122,22 @@ mod backend {
     }
 
     pub(super) fn encode(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<()> {
+        let image = Image {
+            pixels: img.data,
+            width: img.width,
+            pitch: img.stride,
+            height: img.height,
+            format: PixelFormat::RGB,
+        };
+        let bytes = with_compressor(quality, |c| c.compress_to_vec(image))?;
+        out.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn with_compressor<T>(
+        quality: u8,
+        f: impl FnOnce(&mut Compressor) -> std::result::Result<T, turbojpeg::Error>,
+    ) -> Result<T> {
         let err = |e: turbojpeg::Error| CoreError::Encode(e.to_string());
         COMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
@@ -71,17 +148,101 @@ mod backend {
             }
             let c = slot.as_mut().expect("compressor just created");
             c.set_quality(quality as i32).map_err(err)?;
-            let image = Image {
-                pixels: img.data,
-                width: img.width,
-                pitch: img.stride,
-                height: img.height,
-                format: PixelFormat::RGB,
+            f(c).map_err(err)
+        })
+    }
+
+    /// The Y, Cb and Cr planes (4:2:0) of a whole image, from libjpeg-turbo's own
+    /// colour conversion and downsampling.
+    pub(super) struct Planes {
+        y: Vec<u8>,
+        cb: Vec<u8>,
+        cr: Vec<u8>,
+        y_stride: usize,
+        c_stride: usize,
+    }
+
+    impl Planes {
+        pub(super) fn new(img: Rgb8View<'_>) -> Result<Self> {
+            let (w, h) = (img.width, img.height);
+            // libjpeg-turbo pads every plane to whole 2x2 blocks: an odd side gets one
+            // more luma column/row.
+            let y_stride = w.next_multiple_of(2);
+            let y_rows = h.next_multiple_of(2);
+            let c_stride = y_stride / 2;
+            let c_rows = y_rows / 2;
+            let mut planes = Planes {
+                y: vec![0; y_stride * y_rows],
+                cb: vec![0; c_stride * c_rows],
+                cr: vec![0; c_stride * c_rows],
+                y_stride,
+                c_stride,
             };
-            let bytes = c.compress_to_vec(image).map_err(err)?;
+            let mut ptrs = [
+                planes.y.as_mut_ptr(),
+                planes.cb.as_mut_ptr(),
+                planes.cr.as_mut_ptr(),
+            ];
+            let mut strides = [y_stride as i32, c_stride as i32, c_stride as i32];
+            let last = (h - 1) * img.stride + w * 3;
+            assert!(img.data.len() >= last, "view outside its buffer");
+            turbo::with_compressor(|handle| {
+                handle.set(raw::TJPARAM_TJPARAM_SUBSAMP, raw::TJSAMP_TJSAMP_420 as _)?;
+                // SAFETY: the handle is live; the source holds `h` rows of `w` RGB
+                // pixels `img.stride` bytes apart (asserted above); each destination
+                // plane holds `stride * rows` bytes for the padded 4:2:0 plane sizes
+                // of a `w x h` image (tj3YUVPlaneWidth/Height: luma rounded up to even
+                // sides, chroma half that; checked by a test against tj3YUVPlaneSize).
+                let rc = unsafe {
+                    raw::tj3EncodeYUVPlanes8(
+                        handle.ptr(),
+                        img.data.as_ptr(),
+                        w as _,
+                        img.stride as _,
+                        h as _,
+                        raw::TJPF_TJPF_RGB as _,
+                        ptrs.as_mut_ptr(),
+                        strides.as_mut_ptr(),
+                    )
+                };
+                match rc {
+                    0 => Ok(()),
+                    _ => Err(handle.error()),
+                }
+            })
+            .map_err(|e| CoreError::Encode(format!("RGB to YCbCr planes: {e}")))?;
+            Ok(planes)
+        }
+
+        /// Encodes an MCU-aligned tile from the planes.
+        pub(super) fn encode(
+            &self,
+            row: usize,
+            col: usize,
+            height: usize,
+            width: usize,
+            quality: u8,
+            out: &mut Vec<u8>,
+        ) -> Result<()> {
+            let (cr0, cc0) = (row / 2, col / 2);
+            let (ch, cw) = (height / 2, width / 2);
+            let y_end = (row + height - 1) * self.y_stride + col + width;
+            let c_end = (cr0 + ch - 1) * self.c_stride + cc0 + cw;
+            let image = YuvPlanesImage {
+                y_plane: &self.y[row * self.y_stride + col..y_end],
+                u_plane: &self.cb[cr0 * self.c_stride + cc0..c_end],
+                v_plane: &self.cr[cr0 * self.c_stride + cc0..c_end],
+                width,
+                height,
+                y_stride: self.y_stride,
+                u_stride: self.c_stride,
+                v_stride: self.c_stride,
+                subsamp: Subsamp::Sub2x2,
+            };
+            let bytes = with_compressor(quality, |c| c.compress_yuv_planes_to_vec(&image))?;
             out.extend_from_slice(&bytes);
             Ok(())
-        })
+        }
     }
 }
 
@@ -125,5 +286,27 @@ mod tests {
         encode_jpeg(view, 90, &mut a).unwrap();
         encode_jpeg(view.to_owned().view(), 90, &mut b).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn shared_tiles_are_byte_identical_to_encoding_each_crop() {
+        // Odd sides: the planes are padded; tiles touching the last full MCU still fit.
+        let img = crate::image::decode::tests::busy(16 * 9 + 5, 16 * 7 + 3);
+        let shared = TileSource::new(img.view(), 93, true).unwrap();
+        let plain = TileSource::new(img.view(), 93, false).unwrap();
+        for (r, c, h, w) in [
+            (0, 0, 64, 64),
+            (16, 48, 32, 96),
+            (96, 128, 16, 16),
+            (5, 7, 32, 32),
+            (3, 0, 64, 61),
+        ] {
+            let (mut a, mut b, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+            shared.encode(r, c, h, w, &mut a).unwrap();
+            plain.encode(r, c, h, w, &mut b).unwrap();
+            encode_jpeg(img.crop(r, c, h, w), 93, &mut direct).unwrap();
+            assert_eq!(a, direct, "shared ({r},{c}) {h}x{w}");
+            assert_eq!(b, direct, "plain ({r},{c}) {h}x{w}");
+        }
     }
 }

@@ -4,8 +4,13 @@ mod buffer;
 mod decode;
 mod encode;
 mod resize;
+#[cfg(feature = "turbojpeg")]
+mod turbo;
 
 pub use buffer::{Rgb8, Rgb8View};
-pub use decode::{decode_bytes, decode_file, DecodeOptions, DEFAULT_MAX_PIXELS};
-pub use encode::{encode_jpeg, JPEG_ENCODER};
+pub use decode::{
+    decode_bytes, decode_bytes_region, decode_file, decode_file_region, DecodeOptions, Partial,
+    Region, DEFAULT_MAX_PIXELS,
+};
+pub use encode::{encode_jpeg, TileSource, JPEG_ENCODER, MCU};
 pub use resize::{resize_area, resize_area_into};
