@@ -3,12 +3,12 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
 use super::dest::{prepare, write_atomic, Shard};
 use super::options::ExtractOptions;
-use super::source::{process_source, Outcome};
+use super::source::{process_source, Chunk, Outcome};
 use super::sources::{chunk_names, list_sources};
 use super::summary::{SourceIssue, Summary};
 use super::writer::{write_chunk, Written};
@@ -26,6 +26,14 @@ pub trait Progress: Sync {
 /// A progress sink that ignores everything.
 pub struct Silent;
 impl Progress for Silent {}
+
+/// A source's chunks, on their way from a worker to the writer thread.
+struct Finished<'a> {
+    path: &'a Path,
+    names: &'a [String],
+    chunks: Vec<Chunk>,
+    pixels: u64,
+}
 
 /// Extracts the chunked dataset of SPEC §2 from `src` into `dst`.
 ///
@@ -92,7 +100,37 @@ pub fn extract_shard(
     let fatal: Mutex<Option<CoreError>> = Mutex::new(None);
     let abort = AtomicBool::new(false);
     progress.start(mine.len());
-    let process_one = |i: usize| {
+    // Workers decode and encode; one writer thread creates the files, so a worker
+    // never waits on the file system (creating thousands of small files can block on
+    // the journal) and a slow disk throttles the workers through the bounded queue.
+    let (to_writer, finished) = mpsc::sync_channel::<Finished<'_>>(2 * opts.n_thread);
+    let write_one = |f: Finished<'_>| {
+        let mut tiles = 0;
+        let mut written = 0;
+        for chunk in &f.chunks {
+            match write_chunk(&dest, &f.names[chunk.part], chunk) {
+                Ok(Written::New) => {
+                    tiles += chunk.tiles.len();
+                    written += 1;
+                }
+                Ok(Written::Kept) => {}
+                Err(e) => {
+                    abort.store(true, Ordering::Relaxed);
+                    fatal.lock().expect("fatal lock").get_or_insert(e);
+                    return;
+                }
+            }
+        }
+        {
+            let mut s = summary.lock().expect("summary lock");
+            s.sources_extracted += 1;
+            s.chunks_written += written;
+            s.tiles_written += tiles;
+            s.input_pixels += f.pixels;
+        }
+        progress.source_done(f.path, "extracted", tiles, f.pixels);
+    };
+    let process_one = |i: usize, to_writer: &mpsc::SyncSender<_>| {
         if abort.load(Ordering::Relaxed) {
             return;
         }
@@ -106,30 +144,17 @@ pub fn extract_shard(
             progress.source_done(path, "kept", 0, 0);
             return;
         }
-        let (status, tiles, pixels) = match process_source(path, opts, &levels) {
+        let (status, pixels) = match process_source(path, opts, &levels) {
             Outcome::Extracted { chunks, pixels } => {
-                let mut tiles = 0;
-                let mut written = 0;
-                for chunk in &chunks {
-                    match write_chunk(&dest, &my_names[chunk.part], chunk) {
-                        Ok(Written::New) => {
-                            tiles += chunk.tiles.len();
-                            written += 1;
-                        }
-                        Ok(Written::Kept) => {}
-                        Err(e) => {
-                            abort.store(true, Ordering::Relaxed);
-                            fatal.lock().expect("fatal lock").get_or_insert(e);
-                            return;
-                        }
-                    }
-                }
-                let mut s = summary.lock().expect("summary lock");
-                s.sources_extracted += 1;
-                s.chunks_written += written;
-                s.tiles_written += tiles;
-                s.input_pixels += pixels;
-                ("extracted", tiles, pixels)
+                let f = Finished {
+                    path,
+                    names: my_names,
+                    chunks,
+                    pixels,
+                };
+                // The writer only hangs up after every worker is done.
+                to_writer.send(f).expect("writer thread alive");
+                return;
             }
             Outcome::Skipped { reason, pixels } => {
                 let mut s = summary.lock().expect("summary lock");
@@ -138,7 +163,7 @@ pub fn extract_shard(
                     path: shown,
                     reason,
                 });
-                ("skipped", 0, pixels)
+                ("skipped", pixels)
             }
             Outcome::Failed { reason } => {
                 summary
@@ -149,23 +174,34 @@ pub fn extract_shard(
                         path: shown,
                         reason,
                     });
-                ("failed", 0, 0)
+                ("failed", 0)
             }
         };
-        progress.source_done(path, status, tiles, pixels);
+        progress.source_done(path, status, 0, pixels);
     };
     // A shared queue over the sources (largest first): each worker takes the next one.
     // Tiles within a source are parallel too, so the last big source is not left alone.
     let next = AtomicUsize::new(0);
-    pool.scope(|scope| {
-        for _ in 0..opts.n_thread {
-            scope.spawn(|_| {
-                while let Some(&i) = mine.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    process_one(i);
-                }
-            });
-        }
-    });
+    std::thread::scope(|threads| {
+        let writer = std::thread::Builder::new()
+            .name("dlas-extract-writer".into())
+            .spawn_scoped(threads, || finished.into_iter().for_each(write_one))
+            .map_err(|e| CoreError::io(dst, e))?;
+        pool.scope(|scope| {
+            for _ in 0..opts.n_thread {
+                let to_writer = to_writer.clone();
+                let (mine, next, process_one) = (&mine, &next, &process_one);
+                scope.spawn(move |_| {
+                    while let Some(&i) = mine.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        process_one(i, &to_writer);
+                    }
+                });
+            }
+        });
+        drop(to_writer);
+        writer.join().expect("writer thread panicked");
+        Ok::<(), CoreError>(())
+    })?;
     if let Some(e) = fatal.into_inner().expect("fatal lock") {
         return Err(e);
     }
