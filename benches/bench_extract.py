@@ -12,8 +12,10 @@ What it measures, on one corpus of source images and in one invocation:
 
 Runs are interleaved (run i of every pipeline before run i+1 of any, in a rotating order) so
 that a shared, noisy machine spreads its noise over all of them. Every run writes to a fresh
-temporary DST that is deleted afterwards. Nothing is dropped from the page cache: the corpus
-is read once up front, so every run sees warm input.
+temporary DST; all of them are deleted after the last run (on ext4, deleting thousands of
+files slows the next file creations down, which would charge one run's clean-up to the next).
+Nothing is dropped from the page cache: the corpus is read once up front, so every run sees
+warm input.
 
 Seconds: for the Python baselines the time the script measures itself (after its imports of
 torch/cv2, which a long job pays once); for ``ours`` the wall time of the whole process, which
@@ -158,8 +160,8 @@ def build_pipelines(args, ours_cmd: list[str] | None, corpus: Path) -> list[dict
     return pipes
 
 
-def run_once(pipe: dict, tmp_root: str | None) -> dict:
-    tmp = tempfile.mkdtemp(prefix="bench_extract_", dir=tmp_root)
+def run_once(pipe: dict, tmp_root: str) -> dict:
+    tmp = tempfile.mkdtemp(prefix="run_", dir=tmp_root)
     try:
         dst = os.path.join(tmp, "out")
         argv = pipe["argv"](dst)
@@ -188,10 +190,29 @@ def run_once(pipe: dict, tmp_root: str | None) -> dict:
             record["refs"] = counts["refs"]
         return record
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        # Outside the timed region: settle any writeback of this run's (now deleted) output so
-        # that it does not land in the next run. This flushes, it does not drop the page cache.
+        # Outside the timed region: settle the writeback of this run's output so that it
+        # does not land in the next run. This flushes, it does not drop the page cache.
+        # The output is kept until every run is over: on ext4, creating files soon after
+        # deleting thousands makes the inode allocator scan the recently deleted ones
+        # (`recently_deleted` in the kernel), which would charge one run's clean-up to
+        # whichever pipeline runs next.
         os.sync()
+
+
+def run_all(pipes: list[dict], runs: int, outputs: str) -> dict[str, list[dict]]:
+    """Runs every pipeline `runs` times, interleaved in a rotating order."""
+    records: dict[str, list[dict]] = {p["name"]: [] for p in pipes}
+    for i in range(runs):
+        shift = i % len(pipes)
+        for pipe in pipes[shift:] + pipes[:shift]:
+            rec = run_once(pipe, outputs)
+            records[pipe["name"]].append(rec)
+            print(
+                f"run {i + 1}/{runs} {pipe['name']:<22} {rec['seconds']:8.3f} s "
+                f"(wall {rec['wall']:.3f} s, tiles {rec.get('tiles')})",
+                flush=True,
+            )
+    return records
 
 
 def summarise(name: str, records: list[dict], corpus: dict) -> dict:
@@ -307,18 +328,12 @@ def main() -> int:
     )
 
     pipes = build_pipelines(args, ours_cmd, corpus_dir)
-    records: dict[str, list[dict]] = {p["name"]: [] for p in pipes}
     load_before = os.getloadavg()
-    for i in range(args.runs):
-        shift = i % len(pipes)
-        for pipe in pipes[shift:] + pipes[:shift]:
-            rec = run_once(pipe, args.tmp)
-            records[pipe["name"]].append(rec)
-            print(
-                f"run {i + 1}/{args.runs} {pipe['name']:<22} {rec['seconds']:8.3f} s "
-                f"(wall {rec['wall']:.3f} s, tiles {rec.get('tiles')})",
-                flush=True,
-            )
+    outputs = tempfile.mkdtemp(prefix="bench_extract_", dir=args.tmp)
+    try:
+        records = run_all(pipes, args.runs, outputs)
+    finally:
+        shutil.rmtree(outputs, ignore_errors=True)
     load_after = os.getloadavg()
 
     summaries = {name: summarise(name, recs, corpus) for name, recs in records.items()}
