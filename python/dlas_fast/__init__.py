@@ -5,6 +5,8 @@ Public API:
 * :func:`extract` - turn a folder of photos into a chunked patch dataset.
 * :func:`read_centers` / :func:`write_centers` - ``centers.pt`` files, read without
   running pickle code.
+* :class:`ChunkedTiles`, :class:`ChunkIndex`, :class:`TileSet` - the chunk index of
+  chunked datasets, cached and held in native memory.
 * The exceptions :class:`DlasError` (base), :class:`DecodeError`,
   :class:`DestinationError`, :class:`CentersFileError`.
 
@@ -24,6 +26,7 @@ from dlas_fast._native import (
     write_centers,
 )
 from dlas_fast.extract import ExtractSummary, SourceIssue, extract
+from dlas_fast.index import ChunkedTiles, ChunkIndex, TileSet
 
 try:
     __version__ = version("dlas_fast")
@@ -32,11 +35,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "CentersFileError",
+    "ChunkIndex",
+    "ChunkedTiles",
     "DecodeError",
     "DestinationError",
     "DlasError",
     "ExtractSummary",
     "SourceIssue",
+    "TileSet",
     "__version__",
     "extract",
     "jpeg_encoder",

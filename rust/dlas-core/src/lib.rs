@@ -7,6 +7,7 @@
 pub mod error;
 pub mod extract;
 pub mod image;
+pub mod index;
 pub mod torchfile;
 
 pub use error::{CoreError, Result};

@@ -2,6 +2,7 @@
 //! first, the core runs with the GIL released, results are converted after.
 
 mod errors;
+mod index;
 
 use std::path::PathBuf;
 
@@ -97,6 +98,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_centers, m)?)?;
     m.add_function(wrap_pyfunction!(write_centers, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
+    m.add_class::<index::PyChunkIndex>()?;
+    m.add_class::<index::PyTileSet>()?;
     errors::register(m)?;
     Ok(())
 }

@@ -1,0 +1,241 @@
+//! `ChunkIndex` and `TileSet`: the chunk index (SPEC §3) held in Rust memory, so that
+//! forked DataLoader workers share it instead of copying Python objects page by page.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dlas_core::index::{CacheMode, RootIndex, TileSet, HAS_REF};
+use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::errors::{to_pyerr, CentersFileError};
+
+/// The index of one chunked-dataset root: chunk folders (sorted, names starting with
+/// "." skipped), their tiles in DLAS order, ref.jpg presence and tile centres.
+///
+/// Args:
+///     root: the dataset folder (a `paths` entry).
+///     cache: "use" (reuse a fresh cache, else build and save it), "rebuild", or
+///         "off" (build, write nothing).
+#[pyclass(frozen, module = "dlas_fast._native", name = "ChunkIndex")]
+pub struct PyChunkIndex {
+    pub inner: Arc<RootIndex>,
+}
+
+fn check(i: usize, n: usize, what: &str) -> PyResult<()> {
+    if i < n {
+        Ok(())
+    } else {
+        Err(PyIndexError::new_err(format!(
+            "{what} {i} out of range ({n})"
+        )))
+    }
+}
+
+#[pymethods]
+impl PyChunkIndex {
+    #[new]
+    #[pyo3(signature = (root, cache = "use"))]
+    fn new(py: Python<'_>, root: PathBuf, cache: &str) -> PyResult<Self> {
+        let mode = match cache {
+            "use" => CacheMode::Use,
+            "rebuild" => CacheMode::Rebuild,
+            "off" => CacheMode::Off,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "cache must be 'use', 'rebuild' or 'off', not {other:?}"
+                )))
+            }
+        };
+        let inner = py
+            .detach(|| RootIndex::open(&root, mode))
+            .map_err(to_pyerr)?;
+        Ok(PyChunkIndex {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The root as given.
+    #[getter]
+    fn root(&self) -> OsString {
+        self.inner.root.clone().into_os_string()
+    }
+
+    /// Number of chunk folders (empty ones included).
+    #[getter]
+    fn num_chunks(&self) -> usize {
+        self.inner.chunks.len()
+    }
+
+    /// Number of tiles over all chunks.
+    #[getter]
+    fn num_tiles(&self) -> usize {
+        self.inner.tiles.len()
+    }
+
+    /// The cache file read or written, or None.
+    #[getter]
+    fn cache_path(&self) -> Option<OsString> {
+        self.inner.cache_path.clone().map(PathBuf::into_os_string)
+    }
+
+    /// True when the index was read from a fresh cache.
+    #[getter(from_cache)]
+    fn loaded_from_cache(&self) -> bool {
+        self.inner.from_cache
+    }
+
+    /// Heap bytes the index holds.
+    #[getter]
+    fn resident_bytes(&self) -> usize {
+        self.inner.resident_bytes()
+    }
+
+    /// The folder name of chunk `i`.
+    fn chunk_name(&self, i: usize) -> PyResult<OsString> {
+        check(i, self.inner.chunks.len(), "chunk")?;
+        Ok(dlas_core::index::bytes_path(self.inner.chunk_name(i))
+            .as_os_str()
+            .to_os_string())
+    }
+
+    /// Number of tiles in chunk `i`.
+    fn chunk_len(&self, i: usize) -> PyResult<usize> {
+        check(i, self.inner.chunks.len(), "chunk")?;
+        Ok(self.inner.chunks[i].tile_count as usize)
+    }
+
+    /// `os.path.join(root, chunk)`.
+    fn chunk_dir(&self, i: usize) -> PyResult<OsString> {
+        check(i, self.inner.chunks.len(), "chunk")?;
+        Ok(self.inner.chunk_dir(i).into_os_string())
+    }
+
+    /// The chunk's ref.jpg, or None when it has none.
+    fn ref_path(&self, i: usize) -> PyResult<Option<OsString>> {
+        check(i, self.inner.chunks.len(), "chunk")?;
+        Ok((self.inner.chunks[i].flags & HAS_REF != 0)
+            .then(|| self.inner.chunk_dir(i).join("ref.jpg").into_os_string()))
+    }
+
+    /// `os.path.join(root, chunk, tile)` of tile `j` of chunk `i`.
+    fn tile_path(&self, i: usize, j: usize) -> PyResult<OsString> {
+        check(i, self.inner.chunks.len(), "chunk")?;
+        check(j, self.inner.chunks[i].tile_count as usize, "tile")?;
+        Ok(self.inner.tile_path(i, j).into_os_string())
+    }
+
+    /// `((row, col), width)` of tile `j` of chunk `i` from centers.pt, or None when
+    /// centers.pt has no entry for it. Raises CentersFileError when the chunk's
+    /// centers.pt could not be read (damaged, or carrying code, which never runs).
+    fn centre(&self, i: usize, j: usize) -> PyResult<Option<((i32, i32), i32)>> {
+        check(i, self.inner.chunks.len(), "chunk")?;
+        check(j, self.inner.chunks[i].tile_count as usize, "tile")?;
+        if let Some(reason) = self.inner.centers_error(i) {
+            return Err(CentersFileError::new_err(reason.to_string()));
+        }
+        Ok(self.inner.centre(i, j))
+    }
+
+    /// Why chunk `i`'s centers.pt could not be read, or None.
+    fn centers_error(&self, i: usize) -> PyResult<Option<String>> {
+        check(i, self.inner.chunks.len(), "chunk")?;
+        Ok(self.inner.centers_error(i).map(str::to_string))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ChunkIndex({:?}: {} chunks, {} tiles{})",
+            self.inner.root,
+            self.inner.chunks.len(),
+            self.inner.tiles.len(),
+            if self.inner.from_cache {
+                ", from cache"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The items of a chunked dataset over several roots, in DLAS order: each root's
+/// chunks repeated `weights[k]` times, the first `ignore_first` tiles of every chunk
+/// dropped, chunks left empty dropped.
+#[pyclass(frozen, module = "dlas_fast._native", name = "TileSet")]
+pub struct PyTileSet {
+    inner: TileSet,
+}
+
+#[pymethods]
+impl PyTileSet {
+    #[new]
+    #[pyo3(signature = (indexes, weights, ignore_first = 0))]
+    fn new(
+        indexes: Vec<PyRef<'_, PyChunkIndex>>,
+        weights: Vec<usize>,
+        ignore_first: usize,
+    ) -> PyResult<Self> {
+        let roots = indexes.iter().map(|i| i.inner.clone()).collect();
+        let inner = TileSet::new(roots, &weights, ignore_first).map_err(to_pyerr)?;
+        Ok(PyTileSet { inner })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Number of chunks in item order (repeats counted).
+    #[getter]
+    fn num_chunks(&self) -> usize {
+        self.inner.num_slots()
+    }
+
+    /// Heap bytes of this view (the indexes not included).
+    #[getter]
+    fn resident_bytes(&self) -> usize {
+        self.inner.resident_bytes()
+    }
+
+    /// `(root, chunk, tile)` of item `i`: which index, which chunk in it, which tile.
+    fn locate(&self, i: isize) -> PyResult<(usize, usize, usize)> {
+        let it = self.item(i)?;
+        Ok((it.root, it.chunk, it.tile))
+    }
+
+    /// The path of item `i`.
+    fn tile_path(&self, i: isize) -> PyResult<OsString> {
+        let it = self.item(i)?;
+        Ok(self.inner.roots[it.root]
+            .tile_path(it.chunk, it.tile)
+            .into_os_string())
+    }
+
+    /// Every item's path, in item order (DLAS's `get_paths()`).
+    fn paths(&self, py: Python<'_>) -> Vec<OsString> {
+        py.detach(|| {
+            let mut out = Vec::with_capacity(self.inner.len());
+            for (slot, _) in self.inner.slots() {
+                let root = &self.inner.roots[slot.root as usize];
+                let chunk = slot.chunk as usize;
+                for t in slot.first_tile as usize..root.chunks[chunk].tile_count as usize {
+                    out.push(root.tile_path(chunk, t).into_os_string());
+                }
+            }
+            out
+        })
+    }
+}
+
+impl PyTileSet {
+    fn item(&self, i: isize) -> PyResult<dlas_core::index::tileset::Item> {
+        let n = self.inner.len() as isize;
+        let j = if i < 0 { i + n } else { i };
+        if j < 0 || j >= n {
+            return Err(PyIndexError::new_err(format!(
+                "item {i} out of range ({n})"
+            )));
+        }
+        Ok(self.inner.locate(j as usize).expect("in range"))
+    }
+}
