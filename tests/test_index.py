@@ -122,13 +122,13 @@ def test_centres_and_refs(tree):
     assert [index.centre(1, t) for t in range(2)] == [((10, 20), 64), ((5, 6), 7)]
     assert index.centre(0, 0) is None  # no centers.pt
     assert index.ref_path(0).endswith("a/ref.jpg")
-    assert index.cache_path is None and not (tree / ".dlas_fast-index-v1.bin").exists()
+    assert index.cache_path is None and not (tree / ".dlas_fast-index.bin").exists()
 
 
 def test_cache_written_in_the_root_and_reused(tree):
     first = ChunkIndex(tree)
     assert not first.from_cache
-    assert first.cache_path == os.path.join(tree, ".dlas_fast-index-v1.bin")
+    assert first.cache_path == os.path.join(tree, ".dlas_fast-index.bin")
     again = ChunkIndex(tree)
     assert again.from_cache
     assert ChunkedTiles(tree).get_paths() == dlas_get_paths([str(tree)], [1], 0)
@@ -198,7 +198,7 @@ def test_unwritable_root_uses_the_user_cache(tree, tmp_path, monkeypatch):
     user = tmp_path / "usercache"
     monkeypatch.setenv("DLAS_FAST_CACHE", str(user))
     # As root, permissions do not stop writes: a folder where the cache file would go does.
-    (tree / ".dlas_fast-index-v1.bin").mkdir()
+    (tree / ".dlas_fast-index.bin").mkdir()
     first = ChunkIndex(tree)
     assert first.cache_path.startswith(str(user / "index"))
     assert ChunkIndex(tree).from_cache

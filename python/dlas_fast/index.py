@@ -6,7 +6,7 @@ millions of Python objects page by page. :class:`ChunkedTiles` puts them togethe
 way DLAS's chunked datasets read their ``paths``, ``weights`` and ``ignore_first``
 options.
 
-The cache is ``<root>/.dlas_fast-index-v1.bin`` (or, when the root cannot be written,
+The cache is ``<root>/.dlas_fast-index.bin`` (or, when the root cannot be written,
 a file under ``$DLAS_FAST_CACHE``, ``$XDG_CACHE_HOME/dlas_fast`` or
 ``~/.cache/dlas_fast``, in ``index/``). It holds facts about files only, with paths
 relative to the root, and a fingerprint (the chunk folder names, each folder's mtime,

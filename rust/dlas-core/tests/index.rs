@@ -123,6 +123,50 @@ fn scan_lists_chunks_tiles_refs_and_centres_in_dlas_order() {
 }
 
 #[test]
+fn tile_names_round_trip_with_and_without_runs() {
+    let root = scratch("runs");
+    chunk(
+        &root,
+        "run",
+        &["00000005.jpg", "00000006.jpg", "00000007.jpg"],
+        None,
+    );
+    chunk(&root, "gap", &["00000001.jpg", "00000003.jpg"], None);
+    chunk(&root, "long", &["123456789.jpg", "123456790.jpg"], None);
+    age_tree(&root, 60);
+    RootIndex::open(&root, CacheMode::Use).unwrap();
+    let index = RootIndex::open(&root, CacheMode::Use).unwrap();
+    assert!(index.from_cache);
+    let listed = |c: usize| -> Vec<PathBuf> {
+        (0..index.chunks[c].tile_count as usize)
+            .map(|t| index.tile_path(c, t))
+            .collect()
+    };
+    assert_eq!(names(&index), ["gap", "long", "run"]);
+    assert_eq!(
+        listed(0),
+        [root.join("gap/00000001.jpg"), root.join("gap/00000003.jpg")]
+    );
+    assert_eq!(
+        listed(1),
+        [
+            root.join("long/123456789.jpg"),
+            root.join("long/123456790.jpg")
+        ]
+    );
+    assert_eq!(
+        listed(2),
+        [
+            root.join("run/00000005.jpg"),
+            root.join("run/00000006.jpg"),
+            root.join("run/00000007.jpg")
+        ]
+    );
+    // Runs need no per-tile names: only the gap chunk stores them.
+    assert_eq!(index.tile_names.len(), 2);
+}
+
+#[test]
 fn cache_is_written_reused_and_rebuilt_when_the_tree_changes() {
     let root = tree();
     age_tree(&root, 60);

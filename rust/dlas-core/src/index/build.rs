@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::fingerprint::{chunk_dirs, now_ns, stamp, Stamp};
 use super::{
-    bytes_path, Chunk, RootIndex, Tile, CENTERS_INVALID, HAS_CENTERS, HAS_REF, NO_CENTRE,
+    bytes_path, Chunk, RootIndex, Tile, CENTERS_INVALID, HAS_CENTERS, HAS_REF, NAME_RUN, NO_CENTRE,
     OTHER_NAME,
 };
 use crate::error::{CoreError, Result};
@@ -62,30 +62,46 @@ pub fn build(root: &Path) -> Result<RootIndex> {
             }
         };
         let tile_start = index.tiles.len() as u32;
+        let mut codes = Vec::with_capacity(s.tiles.len());
         for rel in &s.tiles {
             let (row, col, width) = tile_id(rel)
                 .and_then(|id| centers.as_ref()?.get(&id).copied())
                 .unwrap_or((0, 0, NO_CENTRE));
-            let name = match numbered_name(rel) {
+            index.tiles.push(Tile { row, col, width });
+            codes.push(match numbered_name(rel) {
                 Some(n) => n,
                 None => {
                     let span = push_text(&mut index.text, rel);
                     index.other_names.push(span);
                     OTHER_NAME | (index.other_names.len() as u32 - 1)
                 }
-            };
-            index.tiles.push(Tile {
-                name,
-                row,
-                col,
-                width,
             });
         }
+        // Tiles named first, first+1, ... need no per-tile name.
+        let run = codes
+            .iter()
+            .enumerate()
+            .all(|(j, &c)| c & OTHER_NAME == 0 && c.checked_sub(j as u32) == Some(codes[0]));
+        let names = match (run, codes.first()) {
+            (true, Some(&first)) => {
+                flags |= NAME_RUN;
+                first
+            }
+            (true, None) => {
+                flags |= NAME_RUN;
+                0
+            }
+            (false, _) => {
+                index.tile_names.extend_from_slice(&codes);
+                (index.tile_names.len() - codes.len()) as u32
+            }
+        };
         index.chunks.push(Chunk {
             name,
             tile_start,
             tile_count: s.tiles.len() as u32,
             flags,
+            names,
             dir_mtime_ns: s.stamp.dir_mtime_ns,
             centers_mtime_ns: s.stamp.centers_mtime_ns,
             centers_size: s.stamp.centers_size,
@@ -97,6 +113,9 @@ pub fn build(root: &Path) -> Result<RootIndex> {
             format!("{} holds more than 2^31 tiles", root.display()),
         ));
     }
+    index.tile_names.shrink_to_fit();
+    index.other_names.shrink_to_fit();
+    index.text.shrink_to_fit();
     Ok(index)
 }
 

@@ -1,4 +1,4 @@
-//! The index cache file: `<root>/.dlas_fast-index-v1.bin`, or, when the root cannot be
+//! The index cache file: `<root>/.dlas_fast-index.bin`, or, when the root cannot be
 //! written, `<user cache>/index/<hash of the absolute root>.bin` (user cache:
 //! `$DLAS_FAST_CACHE`, else `$XDG_CACHE_HOME/dlas_fast`, else `~/.cache/dlas_fast`).
 //!
@@ -9,10 +9,12 @@
 //!
 //! ```text
 //! magic "DLASFIDX" | version u32 | built_ns i64
-//! n_chunks u32 | n_tiles u32 | n_other u32 | text_len u32 | n_errors u32
+//! n_chunks u32 | n_tiles u32 | n_names u32 | n_other u32 | text_len u32 | n_errors u32
 //! chunks:  n_chunks x (name_off u32, name_len u32, tile_start u32, tile_count u32,
-//!                      flags u32, dir_mtime_ns i64, centers_mtime_ns i64, centers_size u64)
-//! tiles:   n_tiles x (name u32, row i32, col i32, width i32)
+//!                      flags u32, names u32, dir_mtime_ns i64, centers_mtime_ns i64,
+//!                      centers_size u64)
+//! tiles:   n_tiles x (row i32, col i32, width i32)
+//! names:   n_names x u32
 //! other:   n_other x (off u32, len u32)
 //! text:    text_len bytes
 //! errors:  n_errors x (chunk u32, len u32, UTF-8 bytes)
@@ -30,9 +32,10 @@ use super::{Chunk, RootIndex, Tile};
 use crate::error::Result;
 
 /// The cache file's name in the dataset root.
-pub const FILE_NAME: &str = ".dlas_fast-index-v1.bin";
+pub const FILE_NAME: &str = ".dlas_fast-index.bin";
 const MAGIC: &[u8; 8] = b"DLASFIDX";
-const VERSION: u32 = 1;
+/// Any other version is rebuilt and replaced.
+const VERSION: u32 = 2;
 
 /// Where the cache of `root` may live: in the root, then in the user cache.
 pub fn locations(root: &Path) -> Vec<PathBuf> {
@@ -108,13 +111,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Serialises `index` (see the module docs for the layout).
 pub fn encode(index: &RootIndex) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + index.chunks.len() * 40 + index.tiles.len() * 16);
+    let mut out = Vec::with_capacity(
+        64 + index.chunks.len() * 44 + index.tiles.len() * 12 + index.tile_names.len() * 4,
+    );
     out.extend_from_slice(MAGIC);
     put_u32(&mut out, VERSION);
     out.extend_from_slice(&index.built_ns.to_le_bytes());
     for n in [
         index.chunks.len(),
         index.tiles.len(),
+        index.tile_names.len(),
         index.other_names.len(),
         index.text.len(),
         index.centers_errors.len(),
@@ -122,7 +128,14 @@ pub fn encode(index: &RootIndex) -> Vec<u8> {
         put_u32(&mut out, n as u32);
     }
     for c in &index.chunks {
-        for v in [c.name.0, c.name.1, c.tile_start, c.tile_count, c.flags] {
+        for v in [
+            c.name.0,
+            c.name.1,
+            c.tile_start,
+            c.tile_count,
+            c.flags,
+            c.names,
+        ] {
             put_u32(&mut out, v);
         }
         out.extend_from_slice(&c.dir_mtime_ns.to_le_bytes());
@@ -130,10 +143,12 @@ pub fn encode(index: &RootIndex) -> Vec<u8> {
         out.extend_from_slice(&c.centers_size.to_le_bytes());
     }
     for t in &index.tiles {
-        put_u32(&mut out, t.name);
         for v in [t.row, t.col, t.width] {
             out.extend_from_slice(&v.to_le_bytes());
         }
+    }
+    for &code in &index.tile_names {
+        put_u32(&mut out, code);
     }
     for &(off, len) in &index.other_names {
         put_u32(&mut out, off);
@@ -196,8 +211,9 @@ pub fn decode(bytes: &[u8]) -> Option<RootIndex> {
         return None;
     }
     let built_ns = r.i64()?;
-    let n_chunks = r.count(40)?;
-    let n_tiles = r.count(16)?;
+    let n_chunks = r.count(44)?;
+    let n_tiles = r.count(12)?;
+    let n_names = r.count(4)?;
     let n_other = r.count(8)?;
     let text_len = r.count(1)?;
     let n_errors = r.count(8)?;
@@ -212,6 +228,7 @@ pub fn decode(bytes: &[u8]) -> Option<RootIndex> {
             tile_start: r.u32()?,
             tile_count: r.u32()?,
             flags: r.u32()?,
+            names: r.u32()?,
             dir_mtime_ns: r.i64()?,
             centers_mtime_ns: r.i64()?,
             centers_size: r.i64()? as u64,
@@ -220,11 +237,14 @@ pub fn decode(bytes: &[u8]) -> Option<RootIndex> {
     index.tiles.reserve_exact(n_tiles);
     for _ in 0..n_tiles {
         index.tiles.push(Tile {
-            name: r.u32()?,
             row: r.i32()?,
             col: r.i32()?,
             width: r.i32()?,
         });
+    }
+    index.tile_names.reserve_exact(n_names);
+    for _ in 0..n_names {
+        index.tile_names.push(r.u32()?);
     }
     index.other_names.reserve_exact(n_other);
     for _ in 0..n_other {
@@ -244,13 +264,21 @@ pub fn decode(bytes: &[u8]) -> Option<RootIndex> {
 fn consistent(index: &RootIndex) -> bool {
     let text = index.text.len() as u64;
     let span_ok = |&(off, len): &(u32, u32)| off as u64 + len as u64 <= text;
+    let code_ok = |&code: &u32| {
+        code & super::OTHER_NAME == 0
+            || ((code & !super::OTHER_NAME) as usize) < index.other_names.len()
+    };
     index.chunks.iter().all(|c| {
-        span_ok(&c.name) && c.tile_start as u64 + c.tile_count as u64 <= index.tiles.len() as u64
+        let n = c.tile_count as u64;
+        span_ok(&c.name)
+            && c.tile_start as u64 + n <= index.tiles.len() as u64
+            && if c.flags & super::NAME_RUN != 0 {
+                n == 0 || c.names as u64 + n <= super::OTHER_NAME as u64
+            } else {
+                c.names as u64 + n <= index.tile_names.len() as u64
+            }
     }) && index.other_names.iter().all(span_ok)
-        && index.tiles.iter().all(|t| {
-            t.name & super::OTHER_NAME == 0
-                || ((t.name & !super::OTHER_NAME) as usize) < index.other_names.len()
-        })
+        && index.tile_names.iter().all(code_ok)
         && index
             .centers_errors
             .iter()

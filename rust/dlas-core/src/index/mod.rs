@@ -1,9 +1,10 @@
 //! The chunk index of a chunked dataset root (SPEC §3): every chunk folder, its tiles in
 //! DLAS order, whether it has a `ref.jpg`, and each tile's centre from `centers.pt`.
 //!
-//! It lives in a few flat vectors (16 bytes per tile, plus a little per chunk and per
-//! unusual tile name), never in Python objects, so forked DataLoader workers share it
-//! without copying. [`RootIndex::open`] reuses a cache file (see [`cache`]) when the
+//! It lives in a few flat vectors, never in Python objects, so forked DataLoader
+//! workers share it without copying: 12 bytes per tile (its centre), plus 4 per tile
+//! only in chunks whose tiles are not a run of consecutive `%08d.jpg` names (the
+//! extractor's and DLAS's tiles always are), plus a little per chunk. [`RootIndex::open`] reuses a cache file (see [`cache`]) when the
 //! tree's fingerprint still matches, and rebuilds it otherwise.
 
 mod build;
@@ -18,13 +19,10 @@ pub use tileset::TileSet;
 
 use crate::error::Result;
 
-/// One tile: its name and its centre in ref.jpg pixels. 16 bytes.
+/// One tile's centre in ref.jpg pixels. 12 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Tile {
-    /// High bit clear: the file is `{name:08}.jpg` (the extractor's and DLAS's names).
-    /// High bit set: the low 31 bits index [`RootIndex::other_names`].
-    pub name: u32,
     pub row: i32,
     pub col: i32,
     /// [`NO_CENTRE`] when centers.pt has no entry for this tile (or no centers.pt).
@@ -33,6 +31,8 @@ pub struct Tile {
 
 /// `Tile::width` of a tile without a centre.
 pub const NO_CENTRE: i32 = i32::MIN;
+/// A name code with this bit indexes [`RootIndex::other_names`]; without it, the name
+/// is `{code:08}.jpg`.
 const OTHER_NAME: u32 = 1 << 31;
 
 /// Chunk flags.
@@ -40,6 +40,9 @@ pub const HAS_REF: u32 = 1;
 pub const HAS_CENTERS: u32 = 2;
 /// centers.pt exists but could not be read; the reason is in `centers_errors`.
 pub const CENTERS_INVALID: u32 = 4;
+/// Tile `j` is named `{names + j:08}.jpg`; otherwise its name code is
+/// `tile_names[names + j]`.
+pub const NAME_RUN: u32 = 8;
 
 /// One chunk folder (empty ones included: they are part of the fingerprint).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +52,8 @@ pub struct Chunk {
     pub tile_start: u32,
     pub tile_count: u32,
     pub flags: u32,
+    /// See [`NAME_RUN`].
+    pub names: u32,
     /// Fingerprint: the folder's mtime, and centers.pt's mtime and size (0/0: none).
     pub dir_mtime_ns: i64,
     pub centers_mtime_ns: i64,
@@ -62,6 +67,8 @@ pub struct RootIndex {
     pub root: PathBuf,
     pub chunks: Vec<Chunk>,
     pub tiles: Vec<Tile>,
+    /// Name codes of the tiles of chunks that are not a [`NAME_RUN`].
+    pub tile_names: Vec<u32>,
     /// Byte spans in `text` of tile paths that are not `%08d.jpg` (relative to the chunk).
     pub other_names: Vec<(u32, u32)>,
     /// Chunk names and unusual tile paths, as raw file-name bytes.
@@ -97,6 +104,7 @@ impl RootIndex {
             }
         }
         let mut index = with_own_pool(|| build(root))?;
+        release_freed_memory();
         if mode != CacheMode::Off {
             index.cache_path = cache::save(&index);
         }
@@ -118,22 +126,28 @@ impl RootIndex {
         &self.tiles[c.tile_start as usize..(c.tile_start + c.tile_count) as usize]
     }
 
-    /// Appends the tile's path relative to its chunk folder to `out`.
-    pub fn tile_name_into(&self, tile: &Tile, out: &mut Vec<u8>) {
-        if tile.name & OTHER_NAME == 0 {
-            use std::io::Write;
-            write!(out, "{:08}.jpg", tile.name).expect("writing to a Vec");
+    /// Appends the path of tile `tile` of `chunk`, relative to the chunk folder, to `out`.
+    pub fn tile_name_into(&self, chunk: usize, tile: usize, out: &mut Vec<u8>) {
+        let c = &self.chunks[chunk];
+        assert!(tile < c.tile_count as usize, "tile {tile} out of range");
+        let code = if c.flags & NAME_RUN != 0 {
+            c.names + tile as u32
         } else {
-            let span = self.other_names[(tile.name & !OTHER_NAME) as usize];
+            self.tile_names[c.names as usize + tile]
+        };
+        if code & OTHER_NAME == 0 {
+            use std::io::Write;
+            write!(out, "{code:08}.jpg").expect("writing to a Vec");
+        } else {
+            let span = self.other_names[(code & !OTHER_NAME) as usize];
             out.extend_from_slice(self.span(span));
         }
     }
 
     /// `os.path.join(root, chunk, tile)`, as DLAS builds tile paths.
     pub fn tile_path(&self, chunk: usize, tile: usize) -> PathBuf {
-        let t = self.chunk_tiles(chunk)[tile];
         let mut name = Vec::new();
-        self.tile_name_into(&t, &mut name);
+        self.tile_name_into(chunk, tile, &mut name);
         self.chunk_dir(chunk).join(bytes_path(&name))
     }
 
@@ -160,6 +174,7 @@ impl RootIndex {
     pub fn resident_bytes(&self) -> usize {
         self.chunks.capacity() * std::mem::size_of::<Chunk>()
             + self.tiles.capacity() * std::mem::size_of::<Tile>()
+            + self.tile_names.capacity() * 4
             + self.other_names.capacity() * 8
             + self.text.capacity()
             + self
@@ -180,6 +195,17 @@ fn with_own_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     {
         Ok(pool) => pool.install(f),
         Err(_) => f(), // no threads to be had: run on this one
+    }
+}
+
+/// Hands the scan's freed scratch memory (about 80 bytes per tile, in the pool
+/// threads' malloc arenas) back to the OS, so that a process that built an index, and
+/// the DataLoader workers it forks, do not carry it in their resident set.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the OS; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
