@@ -7,6 +7,8 @@ Public API:
   running pickle code.
 * :class:`ChunkedTiles`, :class:`ChunkIndex`, :class:`TileSet` - the chunk index of
   chunked datasets, cached and held in native memory.
+* :func:`create_dataset` / :func:`create_dataloader` / :func:`register_dataset` - DLAS's
+  dataset registry (the Dataset classes import torch when first used).
 * The exceptions :class:`DlasError` (base), :class:`DecodeError`,
   :class:`DestinationError`, :class:`CentersFileError`.
 
@@ -27,6 +29,12 @@ from dlas_fast._native import (
 )
 from dlas_fast.extract import ExtractSummary, SourceIssue, extract
 from dlas_fast.index import ChunkedTiles, ChunkIndex, TileSet
+from dlas_fast.registry import (
+    create_dataloader,
+    create_dataset,
+    get_dataset_debugger,
+    register_dataset,
+)
 
 try:
     __version__ = version("dlas_fast")
@@ -44,8 +52,12 @@ __all__ = [
     "SourceIssue",
     "TileSet",
     "__version__",
+    "create_dataloader",
+    "create_dataset",
+    "get_dataset_debugger",
     "extract",
     "jpeg_encoder",
     "read_centers",
+    "register_dataset",
     "write_centers",
 ]

@@ -1,6 +1,7 @@
 """Type stubs of the native module (private: import from ``dlas_fast``)."""
 
 import os
+from typing import Any
 
 class DlasError(Exception): ...
 class DecodeError(DlasError): ...
@@ -55,3 +56,16 @@ class TileSet:
     def locate(self, i: int) -> tuple[int, int, int]: ...
     def tile_path(self, i: int) -> str: ...
     def paths(self) -> list[str]: ...
+
+class RefCache:
+    def __init__(self, capacity: int = 8) -> None: ...
+
+def load_single_item(
+    tile: str,
+    reference: tuple[str, tuple[int, int], int] | None,
+    target_size: int | None,
+    multiple: int,
+    scale: int,
+    eval: bool,
+    cache: RefCache,
+) -> tuple[Any, Any, Any, Any, tuple[int, int], tuple[int, int]]: ...

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod image;
 pub mod index;
+pub mod load;
 pub mod torchfile;
 
 pub use error::{CoreError, Result};

@@ -3,6 +3,7 @@
 
 mod errors;
 mod index;
+mod load;
 
 use std::path::PathBuf;
 
@@ -100,6 +101,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
     m.add_class::<index::PyChunkIndex>()?;
     m.add_class::<index::PyTileSet>()?;
+    m.add_class::<load::RefCache>()?;
+    m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
     errors::register(m)?;
     Ok(())
 }

@@ -50,7 +50,8 @@ impl Default for ExtractOptions {
             step: vec![128, 256],
             thres_sz: 128,
             resize_final_img: vec![1.0, 0.5],
-            exclusions: vec![vec![], vec![]],
+            // No exclusions at any level, however many levels crop_sz gives.
+            exclusions: Vec::new(),
             compression_level: 95,
             input_image_max_size_before_being_halved: 5500,
             min_size: 512,
@@ -154,12 +155,15 @@ impl ExtractOptions {
     /// A stable hex key of the options that decide the output (not threads, resume or
     /// overwrite): two runs with the same key write the same files.
     pub fn job_key(&self) -> String {
+        // Missing trailing levels of `exclusions` mean "none": the same job either way.
+        let mut exclusions = self.exclusions.clone();
+        exclusions.resize(self.crop_sz.len().max(exclusions.len()), Vec::new());
         let canonical = serde_json::to_string(&KeyView {
             crop_sz: &self.crop_sz,
             step: &self.step,
             thres_sz: self.thres_sz,
             resize_final_img: &self.resize_final_img,
-            exclusions: &self.exclusions,
+            exclusions: &exclusions,
             compression_level: self.compression_level,
             halve_above: self.input_image_max_size_before_being_halved,
             min_size: self.min_size,

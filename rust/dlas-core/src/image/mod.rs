@@ -3,7 +3,7 @@
 mod buffer;
 mod decode;
 mod encode;
-mod resize;
+pub(crate) mod resize;
 #[cfg(feature = "turbojpeg")]
 mod turbo;
 

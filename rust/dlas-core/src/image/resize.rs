@@ -173,7 +173,7 @@ mod simd {
 /// Per destination index along one axis: the first source pixel it covers and the
 /// weights of the consecutive source pixels from there (summing to 1, except for
 /// slivers under 1e-3 px that OpenCV drops too).
-struct Taps {
+pub(crate) struct Taps {
     first: Vec<usize>,
     /// `weights[offsets[d]..offsets[d + 1]]` belong to destination `d`.
     offsets: Vec<usize>,
@@ -181,7 +181,7 @@ struct Taps {
 }
 
 impl Taps {
-    fn new(src_len: usize, dst_len: usize) -> Self {
+    pub(crate) fn new(src_len: usize, dst_len: usize) -> Self {
         let scale = src_len as f64 / dst_len as f64;
         let mut taps = Taps {
             first: Vec::with_capacity(dst_len),
@@ -211,7 +211,7 @@ impl Taps {
     }
 
     #[inline]
-    fn of(&self, d: usize) -> (usize, &[f32]) {
+    pub(crate) fn of(&self, d: usize) -> (usize, &[f32]) {
         (
             self.first[d],
             &self.weights[self.offsets[d]..self.offsets[d + 1]],

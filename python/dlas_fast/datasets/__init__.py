@@ -1,0 +1,8 @@
+"""Drop-in Dataset classes for DLAS option dicts (SPEC §4-5).
+
+Importing this package imports torch; ``import dlas_fast`` alone does not.
+"""
+
+from dlas_fast.datasets.single_image import SingleImageDataset
+
+__all__ = ["SingleImageDataset"]

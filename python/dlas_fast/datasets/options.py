@@ -1,0 +1,53 @@
+"""Reading DLAS option dicts: defaults, and a warning for keys nobody uses."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+
+# Keys DLAS's trainer puts in a dataset section; every dataset accepts them (SPEC §8).
+TRAINER_KEYS = frozenset(
+    {
+        "name",
+        "mode",
+        "phase",
+        "data_type",
+        "batch_size",
+        "n_workers",
+        "use_shuffle",
+        "pin_memory",
+        "dist",
+        "dataset_debugger",
+    }
+)
+
+# The corruptor's options (SPEC §7).
+CORRUPTOR_KEYS = frozenset(
+    {
+        "fixed_corruptions",
+        "random_corruptions",
+        "num_corrupts_per_image",
+        "corruption_blur_scale",
+        "cosine_bias",
+        "random_seed",
+    }
+)
+
+
+def warn_unknown(opt: Mapping, known: Iterable[str], dataset: str) -> None:
+    """Warns, naming them, about keys of `opt` that neither `dataset` nor the trainer use."""
+    unknown = sorted(set(opt) - set(known) - TRAINER_KEYS)
+    if unknown:
+        warnings.warn(
+            f"{dataset}: option(s) {', '.join(unknown)} are not used by this dataset",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]

@@ -1,0 +1,141 @@
+"""``single_image_extensible``: SingleImageDataset over chunked datasets (SPEC §4-5).
+
+Each item is one tile. Decoding, resizing and the float conversion run in one native
+call with the GIL released; the chunk index lives in native memory and its cache is
+rebuilt when the tree changes (SPEC §3). A chunk's ref.jpg is decoded once and kept
+while its tiles are read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+
+from dlas_fast._native import DlasError, RefCache, load_single_item
+from dlas_fast.datasets.options import CORRUPTOR_KEYS, as_list, warn_unknown
+from dlas_fast.index import ChunkedTiles
+
+OPTIONS = frozenset(
+    {
+        "paths",
+        "weights",
+        "target_size",
+        "force_multiple",
+        "scale",
+        "eval",
+        "corrupt_before_downsize",
+        "strict",
+        "needs_metadata",
+        "need_ref",
+        "ignore_first",
+    }
+)
+
+# DLAS's centre and width when centers.pt is not read.
+DEFAULT_CENTRE = (128, 128)
+DEFAULT_WIDTH = 256
+
+
+class SingleImageDataset(torch.utils.data.Dataset):
+    """DLAS's SingleImageDataset, built from the same option dict.
+
+    Items are dicts: ``lq (3,h,w)``, ``hq (3,H,W)``, ``gt_fullsize_ref (4,H,W)`` (ref RGB +
+    mask), ``lq_fullsize_ref (4,h,w)``, ``gt_center`` and ``lq_center`` (int64, ``(2,)``),
+    ``GT_path`` and ``LQ_path`` (the tile's path). Float tensors are float32 in [0, 1].
+    """
+
+    def __init__(self, opt: Mapping) -> None:
+        self.opt = dict(opt)
+        warn_unknown(self.opt, OPTIONS | CORRUPTOR_KEYS, "single_image_extensible")
+        if "paths" not in self.opt:
+            raise ValueError("single_image_extensible: option 'paths' is required")
+        self.eval = bool(self.opt.get("eval", False))
+        self.scale = 1 if self.eval else int(self.opt.get("scale", 1))
+        self.target_size = self.opt.get("target_size")
+        self.multiple = int(self.opt.get("force_multiple", 1))
+        if self.scale < 1 or self.multiple < 1:
+            raise ValueError("scale and force_multiple must be at least 1")
+        if self.target_size is not None:
+            self.target_size = int(self.target_size)
+            if (self.target_size // self.scale) % self.multiple != 0:
+                raise ValueError(
+                    f"(target_size // scale) % force_multiple must be 0, got "
+                    f"({self.target_size} // {self.scale}) % {self.multiple} = "
+                    f"{(self.target_size // self.scale) % self.multiple}"
+                )
+        self.need_ref = bool(self.opt.get("need_ref", False))
+        self.needs_metadata = bool(self.opt.get("strict", False)) or bool(
+            self.opt.get("needs_metadata", False)
+        )
+        fixed = [c for c in as_list(self.opt.get("fixed_corruptions")) if c != "none"]
+        rand = [c for c in as_list(self.opt.get("random_corruptions")) if c != "none"]
+        if (fixed or rand) and not self.eval:
+            raise NotImplementedError(
+                "single_image_extensible: corruptions "
+                f"({', '.join(fixed + rand)}) are not implemented in this release of "
+                "dlas_fast yet; use eval mode or no corruptions"
+            )
+        self.tiles = ChunkedTiles(
+            self.opt["paths"],
+            weights=self.opt.get("weights"),
+            ignore_first=int(self.opt.get("ignore_first", 0)),
+        )
+        self._refs = RefCache()
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def get_paths(self) -> list[str]:
+        """Every item's tile path, in item order."""
+        return self.tiles.get_paths()
+
+    def _reference(self, index, chunk: int, tile: int, path: str):
+        if not self.need_ref:
+            return None
+        ref = index.ref_path(chunk)
+        if ref is None:
+            return None
+        if not self.needs_metadata:
+            return ref, DEFAULT_CENTRE, DEFAULT_WIDTH
+        found = index.centre(chunk, tile)  # raises CentersFileError for a bad file
+        if found is None:
+            raise DlasError(
+                f"{path}: no entry for this tile in "
+                f"{os.path.join(index.chunk_dir(chunk), 'centers.pt')} (strict/needs_metadata "
+                "is set; it was probably overwritten, e.g. by duplicate data)"
+            )
+        centre, width = found
+        return ref, centre, width
+
+    def __getitem__(self, item: int) -> dict:
+        index, chunk, tile = self.tiles.locate(item)
+        path = index.tile_path(chunk, tile)
+        reference = self._reference(index, chunk, tile, path)
+        hq, hq_ref, lq, lq_ref, hq_centre, lq_centre = load_single_item(
+            path,
+            reference,
+            self.target_size,
+            self.multiple,
+            self.scale,
+            self.eval,
+            self._refs,
+        )
+        return {
+            "lq": torch.from_numpy(lq),
+            "hq": torch.from_numpy(hq),
+            "gt_fullsize_ref": torch.from_numpy(hq_ref),
+            "lq_fullsize_ref": torch.from_numpy(lq_ref),
+            "lq_center": torch.tensor(lq_centre, dtype=torch.long),
+            "gt_center": torch.tensor(hq_centre, dtype=torch.long),
+            "LQ_path": path,
+            "GT_path": path,
+        }
+
+    # Native objects are not pickled: a spawned worker reopens the index from its cache.
+    def __getstate__(self) -> dict:
+        return {"opt": self.opt}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["opt"])

@@ -1,0 +1,109 @@
+"""``create_dataset`` / ``create_dataloader``, as DLAS's ``data/__init__.py`` (SPEC §8)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+
+# mode -> "module:Class" (imported on first use, so torch loads only when needed).
+_REGISTRY: dict[str, str | Callable] = {
+    "single_image_extensible": "dlas_fast.datasets.single_image:SingleImageDataset",
+}
+
+# DLAS modes this project implements in later releases (SPEC §5).
+_PLANNED = ("multi_frame_extensible", "imagefolder", "multiscale", "stylegan2",
+            "torch_dataset", "fullimage")  # fmt: skip
+# DLAS modes outside dlas_fast's scope (SPEC §8).
+_OUT_OF_SCOPE = ("combined", "paired_frame", "zipfile", "random_dataset", "byol_dataset",
+                 "byol_structured_dataset", "random_aug_wrapper", "nv_tacotron",
+                 "paired_voice_audio", "fast_paired_voice_audio")  # fmt: skip
+
+
+def register_dataset(mode: str, cls: Callable) -> None:
+    """Makes ``create_dataset`` build ``cls(dataset_opt)`` for ``mode``."""
+    _REGISTRY[mode] = cls
+
+
+def known_modes() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _resolve(mode: str) -> Callable:
+    entry = _REGISTRY.get(mode)
+    if entry is None:
+        if mode in _PLANNED:
+            raise NotImplementedError(
+                f"dataset mode {mode!r} is not implemented in this release of dlas_fast yet; "
+                f"known modes: {', '.join(known_modes())}"
+            )
+        if mode in _OUT_OF_SCOPE:
+            raise ValueError(
+                f"dataset mode {mode!r} is a DLAS mode outside dlas_fast's scope; "
+                f"known modes: {', '.join(known_modes())}"
+            )
+        raise ValueError(f"unknown dataset mode {mode!r}; known modes: {', '.join(known_modes())}")
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        entry = getattr(importlib.import_module(module), name)
+        _REGISTRY[mode] = entry
+    return entry
+
+
+def create_dataset(dataset_opt: Mapping, return_collate: bool = False):
+    """Builds the dataset named by ``dataset_opt['mode']``.
+
+    With ``return_collate=True`` returns ``(dataset, collate_fn_or_None)``, as DLAS's
+    ``train.py`` calls it.
+    """
+    if "mode" not in dataset_opt:
+        raise ValueError(
+            f"dataset option 'mode' is required; known modes: {', '.join(known_modes())}"
+        )
+    dataset = _resolve(dataset_opt["mode"])(dataset_opt)
+    return (dataset, None) if return_collate else dataset
+
+
+def get_dataset_debugger(dataset_opt: Mapping):
+    """DLAS's dataset debugger hook: none of these modes has one."""
+    return None
+
+
+def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None, sampler=None,
+                      collate_fn=None, shuffle: bool = True):  # fmt: skip
+    """A ``torch.utils.data.DataLoader`` configured as DLAS's ``create_dataloader``.
+
+    Train phase: ``batch_size`` (divided by the world size when ``opt['dist']``; it must
+    divide evenly), ``n_workers``, ``shuffle``, ``drop_last=True``, ``pin_memory``
+    (default True). Other phases: ``batch_size`` or 1, no shuffle, no workers.
+    """
+    import torch
+
+    phase = dataset_opt.get("phase", "train")
+    pin_memory = dataset_opt.get("pin_memory", True)
+    if phase == "train":
+        batch_size = dataset_opt["batch_size"]
+        if opt is not None and opt.get("dist", False):
+            world = torch.distributed.get_world_size()
+            if batch_size % world != 0:
+                raise ValueError(
+                    f"batch_size {batch_size} is not divisible by the world size {world}"
+                )
+            batch_size //= world
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle if sampler is None else False,
+            num_workers=dataset_opt.get("n_workers", 0),
+            sampler=sampler,
+            drop_last=True,
+            pin_memory=pin_memory,
+            collate_fn=collate_fn,
+        )
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=dataset_opt.get("batch_size") or 1,
+        shuffle=False,
+        num_workers=0,
+        pin_memory=pin_memory,
+        collate_fn=collate_fn,
+    )

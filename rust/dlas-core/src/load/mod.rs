@@ -1,0 +1,237 @@
+//! The loading pipeline of the chunked datasets (SPEC §4): tile, ref and mask as float
+//! planes in `[0, 1]`, resized to the target size, cropped to a multiple, and shrunk to
+//! the LQ size, with the centre carried along, exactly in DLAS's order.
+//!
+//! Everything is float32, as DLAS computes it (OpenCV on float images), in planar
+//! `C x H x W` layout so that the planes become torch tensors without a transpose.
+
+mod planes;
+
+pub use planes::{resize_plane, Planes};
+
+use crate::error::{CoreError, Result};
+use crate::image::Rgb8;
+
+/// The dataset options that shape an item (SPEC §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// `target_size`: HQ side after `resize_hq` (None: keep the tile's size).
+    pub target_size: Option<usize>,
+    /// `force_multiple`: the LQ side must be a multiple of it.
+    pub multiple: usize,
+    /// `scale`: HQ side / LQ side (forced to 1 in eval mode by the caller).
+    pub scale: usize,
+    /// `eval`: LQ = HQ.
+    pub eval: bool,
+}
+
+impl Shape {
+    /// Checks DLAS's constraint `(target_size // scale) % force_multiple == 0`.
+    pub fn validate(&self) -> Result<()> {
+        if self.scale == 0 {
+            return Err(CoreError::option("scale", "must be at least 1"));
+        }
+        if self.multiple == 0 {
+            return Err(CoreError::option("force_multiple", "must be at least 1"));
+        }
+        if let Some(t) = self.target_size {
+            if t == 0 || !(t / self.scale).is_multiple_of(self.multiple) {
+                return Err(CoreError::option(
+                    "target_size",
+                    format!(
+                        "(target_size // scale) % force_multiple must be 0: ({t} // {}) % {} = {}",
+                        self.scale,
+                        self.multiple,
+                        (t / self.scale.max(1)) % self.multiple
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reference side of an item.
+pub struct Reference<'a> {
+    /// The chunk's decoded ref.jpg.
+    pub image: &'a Rgb8,
+    /// `(row, col)` and width of the tile in ref pixels (DLAS's defaults (128, 128) and
+    /// 256 when the dataset does not read centers.pt).
+    pub centre: (i64, i64),
+    pub width: i64,
+}
+
+/// One item's tensors (planar float32) and centres.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub hq: Planes,
+    /// ref RGB + mask: 4 planes.
+    pub hq_ref: Planes,
+    pub lq: Planes,
+    pub lq_ref: Planes,
+    pub hq_centre: (i64, i64),
+    pub lq_centre: (i64, i64),
+}
+
+/// DLAS's `resize_point`: each coordinate times `new / old` (as a double), truncated.
+pub fn resize_point(p: (i64, i64), old: (usize, usize), new: (usize, usize)) -> (i64, i64) {
+    let dh = new.0 as f64 / old.0 as f64;
+    let dw = new.1 as f64 / old.1 as f64;
+    ((dh * p.0 as f64) as i64, (dw * p.1 as f64) as i64)
+}
+
+/// The mask of SPEC §4 step 2: `h x w` of 0.1 with 1.0 on rows and columns
+/// `[centre - width // 2, centre + width // 2)`, clamped to the plane (DLAS lets a
+/// negative start wrap around).
+pub fn mask_plane(h: usize, w: usize, centre: (i64, i64), width: i64) -> Vec<f32> {
+    let mut m = vec![0.1f32; h * w];
+    let half = width.div_euclid(2);
+    let span = |c: i64, len: usize| {
+        let lo = (c - half).clamp(0, len as i64) as usize;
+        let hi = (c + half).clamp(0, len as i64) as usize;
+        lo..hi.max(lo)
+    };
+    let cols = span(centre.1, w);
+    for r in span(centre.0, h) {
+        m[r * w + cols.start..r * w + cols.end].fill(1.0);
+    }
+    m
+}
+
+/// Builds one item (SPEC §4 steps 1-4, without corruption) from a decoded tile and,
+/// when the dataset asks for it and the chunk has one, its reference.
+pub fn build_item(tile: &Rgb8, reference: Option<Reference<'_>>, shape: &Shape) -> Item {
+    let (h, w) = (tile.height, tile.width);
+    let mut hq = Planes::from_rgb8(tile);
+    let (mut hq_ref, mut centre) = match &reference {
+        Some(r) => {
+            let mut planes = Planes::from_rgb8(r.image);
+            if (planes.h, planes.w) != (h, w) {
+                // DLAS would fail to stack a ref of another size; we fit it to the tile.
+                planes = planes.resized(h, w);
+            }
+            planes.push_plane(mask_plane(h, w, r.centre, r.width));
+            (planes, r.centre)
+        }
+        // No ref: zeros like the tile, a zero mask, centre (0, 0).
+        None => (Planes::zeros(4, h, w), (0, 0)),
+    };
+    // resize_hq
+    let (mut ch, mut cw) = (h, w);
+    if let Some(t) = shape.target_size {
+        if t != h {
+            hq = hq.resized(t, t);
+            hq_ref = hq_ref.resized(t, t);
+            centre = resize_point(centre, (h, w), (t, t));
+            (ch, cw) = (t, t);
+        }
+    }
+    let m = shape.multiple * if shape.eval { 1 } else { shape.scale };
+    if ch % m != 0 || cw % m != 0 {
+        let (nh, nw) = (ch - ch % m, cw - cw % m);
+        centre = resize_point(centre, (ch, cw), (nh, nw));
+        hq = hq.cropped(nh, nw);
+        hq_ref = hq_ref.cropped(nh, nw);
+        (ch, cw) = (nh, nw);
+    }
+    // synthesize_lq (the corruptor runs in the Python layer for now)
+    let (lq, lq_ref, lq_centre) = if shape.eval {
+        (hq.clone(), hq_ref.clone(), centre)
+    } else {
+        let (lh, lw) = (ch / shape.scale, cw / shape.scale);
+        (
+            hq.resized(lh, lw),
+            hq_ref.resized(lh, lw),
+            resize_point(centre, (ch, cw), (lh, lw)),
+        )
+    };
+    Item {
+        hq,
+        hq_ref,
+        lq,
+        lq_ref,
+        hq_centre: centre,
+        lq_centre,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_is_clamped_not_wrapped() {
+        let m = mask_plane(8, 8, (1, 6), 6);
+        // rows [-2, 4) -> [0, 4), cols [3, 9) -> [3, 8)
+        for r in 0..8 {
+            for c in 0..8 {
+                let inside = r < 4 && c >= 3;
+                assert_eq!(m[r * 8 + c], if inside { 1.0 } else { 0.1 }, "({r},{c})");
+            }
+        }
+        assert!(mask_plane(4, 4, (100, 100), 8).iter().all(|&v| v == 0.1));
+    }
+
+    #[test]
+    fn resize_point_truncates_like_python_int() {
+        assert_eq!(resize_point((128, 100), (256, 256), (128, 128)), (64, 50));
+        assert_eq!(resize_point((3, 5), (10, 10), (4, 4)), (1, 2));
+        assert_eq!(resize_point((-3, 5), (10, 10), (4, 4)), (-1, 2));
+    }
+
+    #[test]
+    fn shapes_follow_target_multiple_and_scale() {
+        let tile = Rgb8::new(100, 100, vec![200; 100 * 100 * 3]);
+        let ref_img = Rgb8::new(100, 100, vec![50; 100 * 100 * 3]);
+        let r = || Reference {
+            image: &ref_img,
+            centre: (50, 50),
+            width: 40,
+        };
+        let shape = Shape {
+            target_size: Some(64),
+            multiple: 3,
+            scale: 2,
+            eval: false,
+        };
+        let item = build_item(&tile, Some(r()), &shape);
+        // 100 -> 64, cropped to a multiple of 6 -> 60, LQ 30.
+        assert_eq!((item.hq.c, item.hq.h, item.hq.w), (3, 60, 60));
+        assert_eq!((item.hq_ref.c, item.lq.h, item.lq_ref.c), (4, 30, 4));
+        assert_eq!(item.hq_centre, (30, 30)); // 50 * 64/100 = 32 -> 32 * 60/64 = 30
+        assert_eq!(item.lq_centre, (15, 15));
+        assert!(item
+            .hq
+            .data
+            .iter()
+            .all(|&v| (v - 200.0 / 255.0).abs() < 1e-5));
+        let eval = build_item(
+            &tile,
+            None,
+            &Shape {
+                target_size: None,
+                multiple: 1,
+                scale: 4,
+                eval: true,
+            },
+        );
+        assert_eq!(eval.lq, eval.hq);
+        assert_eq!(eval.hq_centre, (0, 0));
+        assert!(eval.hq_ref.data.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn invalid_shapes_name_the_option() {
+        let bad = Shape {
+            target_size: Some(100),
+            multiple: 32,
+            scale: 2,
+            eval: false,
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("target_size"));
+    }
+}

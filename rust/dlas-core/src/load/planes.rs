@@ -1,0 +1,190 @@
+//! Planar float32 images and their area resize (OpenCV `INTER_AREA` on float images).
+
+use crate::image::resize::Taps;
+use crate::image::Rgb8;
+
+/// `c` planes of `h x w` float32 values, plane after plane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planes {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<f32>,
+}
+
+impl Planes {
+    pub fn zeros(c: usize, h: usize, w: usize) -> Planes {
+        Planes {
+            c,
+            h,
+            w,
+            data: vec![0.0; c * h * w],
+        }
+    }
+
+    /// RGB planes in `[0, 1]` (`value / 255`, as DLAS's `read_img`).
+    pub fn from_rgb8(img: &Rgb8) -> Planes {
+        let n = img.width * img.height;
+        let mut data = vec![0f32; 3 * n];
+        let (r, rest) = data.split_at_mut(n);
+        let (g, b) = rest.split_at_mut(n);
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            r[i] = px[0] as f32 / 255.0;
+            g[i] = px[1] as f32 / 255.0;
+            b[i] = px[2] as f32 / 255.0;
+        }
+        Planes {
+            c: 3,
+            h: img.height,
+            w: img.width,
+            data,
+        }
+    }
+
+    pub fn plane(&self, i: usize) -> &[f32] {
+        &self.data[i * self.h * self.w..(i + 1) * self.h * self.w]
+    }
+
+    /// Appends a plane of the same size.
+    pub fn push_plane(&mut self, plane: Vec<f32>) {
+        assert_eq!(plane.len(), self.h * self.w, "plane size");
+        self.data.extend_from_slice(&plane);
+        self.c += 1;
+    }
+
+    /// Every plane area-resized to `h x w`.
+    pub fn resized(&self, h: usize, w: usize) -> Planes {
+        if (h, w) == (self.h, self.w) {
+            return self.clone();
+        }
+        let mut data = Vec::with_capacity(self.c * h * w);
+        for i in 0..self.c {
+            data.extend(resize_plane(self.plane(i), self.w, self.h, w, h));
+        }
+        Planes {
+            c: self.c,
+            h,
+            w,
+            data,
+        }
+    }
+
+    /// The top-left `h x w` of every plane.
+    pub fn cropped(&self, h: usize, w: usize) -> Planes {
+        let mut data = Vec::with_capacity(self.c * h * w);
+        for i in 0..self.c {
+            let p = self.plane(i);
+            for r in 0..h {
+                data.extend_from_slice(&p[r * self.w..r * self.w + w]);
+            }
+        }
+        Planes {
+            c: self.c,
+            h,
+            w,
+            data,
+        }
+    }
+}
+
+/// Area resize of one float plane (`src_w x src_h` -> `dst_w x dst_h`): pixel-area
+/// weights when shrinking (exact box means for integer factors), bilinear with
+/// half-pixel centres when enlarging, as OpenCV's `INTER_AREA`.
+pub fn resize_plane(
+    src: &[f32],
+    src_w: usize,
+    src_h: usize,
+    dst_w: usize,
+    dst_h: usize,
+) -> Vec<f32> {
+    assert_eq!(src.len(), src_w * src_h, "plane size");
+    if (dst_w, dst_h) == (src_w, src_h) {
+        return src.to_vec();
+    }
+    if dst_w > src_w || dst_h > src_h {
+        return bilinear(src, src_w, src_h, dst_w, dst_h);
+    }
+    let xt = Taps::new(src_w, dst_w);
+    let yt = Taps::new(src_h, dst_h);
+    let mut out = vec![0f32; dst_w * dst_h];
+    let mut acc = vec![0f32; src_w];
+    for (dy, out_row) in out.chunks_exact_mut(dst_w).enumerate() {
+        acc.fill(0.0);
+        let (sy0, wy) = yt.of(dy);
+        for (i, &wgt) in wy.iter().enumerate() {
+            let row = &src[(sy0 + i) * src_w..(sy0 + i + 1) * src_w];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v * wgt;
+            }
+        }
+        for (dx, o) in out_row.iter_mut().enumerate() {
+            let (sx0, wx) = xt.of(dx);
+            *o = acc[sx0..sx0 + wx.len()]
+                .iter()
+                .zip(wx)
+                .map(|(v, w)| v * w)
+                .sum();
+        }
+    }
+    out
+}
+
+fn bilinear(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
+    let coord = |d: usize, scale: f32, len: usize| {
+        let f = ((d as f32 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (f.floor() as usize).min(len - 1);
+        let i1 = (i0 + 1).min(len - 1);
+        (i0, i1, f - i0 as f32)
+    };
+    let (sx, sy) = (sw as f32 / dw as f32, sh as f32 / dh as f32);
+    let xs: Vec<_> = (0..dw).map(|d| coord(d, sx, sw)).collect();
+    let mut out = Vec::with_capacity(dw * dh);
+    for dy in 0..dh {
+        let (y0, y1, fy) = coord(dy, sy, sh);
+        for &(x0, x1, fx) in &xs {
+            let top = src[y0 * sw + x0] * (1.0 - fx) + src[y0 * sw + x1] * fx;
+            let bot = src[y1 * sw + x0] * (1.0 - fx) + src[y1 * sw + x1] * fx;
+            out.push(top * (1.0 - fy) + bot * fy);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_shrink_is_the_block_mean() {
+        let src: Vec<f32> = (0..36).map(|v| v as f32).collect();
+        let out = resize_plane(&src, 6, 6, 3, 3);
+        let mean = |r: usize, c: usize| {
+            (src[r * 6 + c] + src[r * 6 + c + 1] + src[(r + 1) * 6 + c] + src[(r + 1) * 6 + c + 1])
+                / 4.0
+        };
+        for (i, v) in out.iter().enumerate() {
+            let (r, c) = (i / 3 * 2, i % 3 * 2);
+            assert!((v - mean(r, c)).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn fractional_shrink_weights_partial_pixels() {
+        let out = resize_plane(&[0.0, 0.3, 0.6], 3, 1, 2, 1);
+        assert!(
+            (out[0] - 0.1).abs() < 1e-6 && (out[1] - 0.5).abs() < 1e-6,
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn crop_keeps_the_top_left() {
+        let p = Planes {
+            c: 1,
+            h: 3,
+            w: 3,
+            data: (0..9).map(|v| v as f32).collect(),
+        };
+        assert_eq!(p.cropped(2, 2).data, vec![0.0, 1.0, 3.0, 4.0]);
+    }
+}

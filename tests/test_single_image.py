@@ -1,0 +1,218 @@
+"""SingleImageDataset (SPEC §4-5) and the registry (SPEC §8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import cv2
+import dlas_fast
+import numpy as np
+import pytest
+import torch
+from conftest import DATA, gradient, save
+from dlas_fast import CentersFileError, DlasError
+
+GOLDEN = json.loads((DATA / "single_image.json").read_text())
+
+
+def item_of(ds, source: str, tile_index: int) -> dict:
+    index = ds.tiles.indexes[0]
+    names = [index.chunk_name(i) for i in range(index.num_chunks)]
+    chunk = names.index(source)
+    start = sum(index.chunk_len(i) for i in range(chunk))
+    return ds[start + tile_index]
+
+
+@pytest.mark.parametrize("config", sorted(GOLDEN["configs"]))
+def test_matches_what_dlas_returned(golden_extracted, config):
+    dst, _ = golden_extracted
+    cfg = GOLDEN["configs"][config]
+    opt = dict(cfg["options"], paths=[str(dst)])
+    ds = dlas_fast.create_dataset(opt)
+    for expected in cfg["items"]:
+        out = item_of(ds, expected["source"], expected["tile_index"])
+        for key in ("lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref"):
+            t, e = out[key], expected[key]
+            assert list(t.shape) == e["shape"] and t.dtype == torch.float32, key
+            # Our extraction re-encodes the tiles: means agree to about 1/255.
+            np.testing.assert_allclose(t.mean(dim=(1, 2)).numpy(), e["channel_mean"], atol=1 / 255)
+        for key in ("lq_center", "gt_center"):
+            assert out[key].dtype == torch.int64 and out[key].shape == (2,)
+            assert out[key].tolist() == expected[key]["value"], key
+        assert out["LQ_path"] == out["GT_path"]
+        assert out["GT_path"].startswith(os.path.join(str(dst), expected["source"]) + os.sep)
+
+
+def dlas_pipeline(tile, ref, centre, width, target, multiple, scale):
+    """DLAS's resize_hq + synthesize_lq (no corruption), with OpenCV on float32 as DLAS."""
+    mask = np.full(tile.shape[:2], 0.1, np.float32)
+    r0, c0 = max(centre[0] - width // 2, 0), max(centre[1] - width // 2, 0)
+    mask[r0 : centre[0] + width // 2, c0 : centre[1] + width // 2] = 1
+    h, w = tile.shape[:2]
+
+    def point(p, old, new):
+        return int(new[0] / old[0] * p[0]), int(new[1] / old[1] * p[1])
+
+    if target is not None and target != h:
+        tile, ref, mask = (cv2.resize(a, (target, target), interpolation=cv2.INTER_AREA)
+                           for a in (tile, ref, mask))  # fmt: skip
+        centre = point(centre, (h, w), (target, target))
+        h = w = target
+    m = multiple * scale
+    if h % m:
+        nh = h - h % m
+        centre = point(centre, (h, w), (nh, nh))
+        tile, ref, mask = tile[:nh, :nh], ref[:nh, :nh], mask[:nh, :nh]
+        h = w = nh
+    lq, lref, lmask = (cv2.resize(a, (h // scale, w // scale), interpolation=cv2.INTER_AREA)
+                       for a in (tile, ref, mask))  # fmt: skip
+    lcentre = point(centre, (h, w), lq.shape[:2])
+
+    def chw(img, m):
+        return (
+            np.concatenate([img.transpose(2, 0, 1), m[None]], 0)
+            if m is not None
+            else img.transpose(2, 0, 1)
+        )
+
+    return {
+        "hq": chw(tile, None),
+        "gt_fullsize_ref": chw(ref, mask),
+        "lq": chw(lq, None),
+        "lq_fullsize_ref": chw(lref, lmask),
+        "gt_center": centre,
+        "lq_center": lcentre,
+    }
+
+
+@pytest.mark.parametrize(
+    "target,multiple,scale", [(None, 1, 2), (200, 4, 2), (96, 16, 3), (256, 1, 4)]
+)
+def test_pixels_match_an_independent_opencv_pipeline(golden_extracted, target, multiple, scale):
+    dst, _ = golden_extracted
+    base = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True, "strict": True}
+    raw = dlas_fast.create_dataset(dict(base, eval=True))  # hq = the decoded tile, as is
+    opt = dict(base, scale=scale, force_multiple=multiple)
+    if target is not None:
+        opt["target_size"] = target
+    if target is not None and (target // scale) % multiple:
+        pytest.skip("not a valid combination")
+    ds = dlas_fast.create_dataset(opt)
+    for i in (0, 7, len(ds) - 1):
+        plain = raw[i]
+        tile = plain["hq"].numpy().transpose(1, 2, 0).copy()
+        ref = plain["gt_fullsize_ref"][:3].numpy().transpose(1, 2, 0).copy()
+        index, chunk, t = ds.tiles.locate(i)
+        centre, width = index.centre(chunk, t)
+        expected = dlas_pipeline(tile, ref, centre, width, target, multiple, scale)
+        got = ds[i]
+        for key in ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref"):
+            assert got[key].shape == expected[key].shape, key
+            np.testing.assert_allclose(got[key].numpy(), expected[key], atol=2e-5, err_msg=key)
+        assert tuple(got["gt_center"].tolist()) == expected["gt_center"]
+        assert tuple(got["lq_center"].tolist()) == expected["lq_center"]
+
+
+def test_without_ref_or_metadata(golden_extracted):
+    dst, _ = golden_extracted
+    no_ref = dlas_fast.create_dataset(
+        {"mode": "single_image_extensible", "paths": str(dst), "scale": 2}
+    )
+    out = no_ref[0]
+    assert out["gt_fullsize_ref"].abs().sum() == 0 and out["gt_center"].tolist() == [0, 0]
+    assert out["lq_fullsize_ref"].shape[0] == 4
+    loose = dlas_fast.create_dataset(
+        {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True, "eval": True}
+    )
+    out = loose[0]
+    assert out["gt_center"].tolist() == [128, 128]  # DLAS's default without centers.pt
+    # rows and cols [128 - 128, 128 + 128): the whole 256x256 tile.
+    assert bool((out["gt_fullsize_ref"][3] == 1.0).all())
+
+
+def small_dataset(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    save(gradient(600, 600, seed=5), src / "one.png")
+    dst = tmp_path / "ds"
+    dlas_fast.extract(src, dst, crop_sz=[256], step=[256], resize_final_img=[1])
+    return dst
+
+
+def test_strict_errors_name_the_file(tmp_path):
+    dst = small_dataset(tmp_path)
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True, "strict": True}
+    dlas_fast.write_centers(dst / "one" / "centers.pt", [(1, (1, 1), 8)])  # tile 2 missing
+    ds = dlas_fast.create_dataset(opt)
+    ds[0]
+    with pytest.raises(DlasError, match=r"00000002\.jpg.*centers\.pt"):
+        ds[1]
+    (dst / "one" / "centers.pt").write_bytes(b"\x80\x02cos\nsystem\nq\x00.")
+    with pytest.raises(CentersFileError, match="centers.pt"):
+        dlas_fast.create_dataset(opt)[0]
+    (dst / "one" / "00000003.jpg").write_bytes(b"broken")
+    with pytest.raises(dlas_fast.DecodeError, match=r"00000003\.jpg"):
+        dlas_fast.create_dataset(dict(opt, strict=False))[2]
+
+
+def test_options_are_checked(tmp_path):
+    dst = small_dataset(tmp_path)
+    base = {"mode": "single_image_extensible", "paths": str(dst)}
+    with pytest.raises(ValueError, match="force_multiple"):
+        dlas_fast.create_dataset(dict(base, target_size=100, scale=2, force_multiple=32))
+    with pytest.raises(NotImplementedError, match="jpeg"):
+        dlas_fast.create_dataset(dict(base, fixed_corruptions=["jpeg"]))
+    with pytest.warns(UserWarning, match="colour_typo"):
+        dlas_fast.create_dataset(dict(base, colour_typo=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # trainer keys are accepted silently
+        dlas_fast.create_dataset(dict(base, name="x", phase="train", batch_size=4, n_workers=2))
+
+
+def test_registry(tmp_path):
+    with pytest.raises(ValueError, match="single_image_extensible"):
+        dlas_fast.create_dataset({"mode": "no_such_mode"})
+    with pytest.raises(ValueError, match="outside dlas_fast's scope"):
+        dlas_fast.create_dataset({"mode": "zipfile"})
+
+    class Tiny(torch.utils.data.Dataset):
+        def __init__(self, opt):
+            self.n = opt["n"]
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            return {"hq": torch.full((3, 4, 4), float(i))}
+
+    dlas_fast.register_dataset("tiny", Tiny)
+    ds, collate = dlas_fast.create_dataset({"mode": "tiny", "n": 10}, return_collate=True)
+    assert len(ds) == 10 and collate is None
+    assert dlas_fast.get_dataset_debugger({"mode": "tiny"}) is None
+    train = dlas_fast.create_dataloader(ds, {"phase": "train", "batch_size": 4, "n_workers": 0})
+    assert train.batch_size == 4 and train.drop_last and len(train) == 2
+    val = dlas_fast.create_dataloader(ds, {"phase": "val", "batch_size": None})
+    assert val.batch_size == 1 and not val.drop_last
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_dataloader_workers(golden_extracted, context):
+    dst, _ = golden_extracted
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True,
+           "strict": True, "target_size": 128, "scale": 2}  # fmt: skip
+    ds = dlas_fast.create_dataset(opt)
+    assert pickle.loads(pickle.dumps(ds))[3]["hq"].equal(ds[3]["hq"])
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2,
+                                         multiprocessing_context=context)  # fmt: skip
+    seen = 0
+    for batch in loader:
+        assert batch["hq"].shape[1:] == (3, 128, 128) and batch["lq"].shape[1:] == (3, 64, 64)
+        assert batch["gt_center"].dtype == torch.int64
+        for j in (0, len(batch["GT_path"]) - 1):
+            direct = ds[seen + j]
+            assert batch["hq"][j].equal(direct["hq"]) and batch["GT_path"][j] == direct["GT_path"]
+        seen += len(batch["GT_path"])
+    assert seen == len(ds)
