@@ -216,3 +216,62 @@ def test_dataloader_workers(golden_extracted, context):
             assert batch["hq"][j].equal(direct["hq"]) and batch["GT_path"][j] == direct["GT_path"]
         seen += len(batch["GT_path"])
     assert seen == len(ds)
+
+
+def test_batch_path_equals_items(golden_extracted):
+    dst, _ = golden_extracted
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True,
+           "strict": True, "target_size": 128, "scale": 2}  # fmt: skip
+    ds = dlas_fast.create_dataset(opt)
+    idx = [5, 0, len(ds) - 1, 17, 17]
+    batch = ds.__getitems__(idx)
+    assert len(batch) == len(idx)
+    stacked = dlas_fast.datasets.batch.collate(batch)
+    default = torch.utils.data.default_collate(batch)
+    for j, i in enumerate(idx):
+        item = ds[i]
+        for key in ("lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref", "lq_center", "gt_center"):
+            assert stacked[key][j].equal(item[key]), key
+            assert default[key][j].equal(item[key]), key
+            assert stacked[key].dtype == item[key].dtype
+        assert stacked["GT_path"][j] == item["GT_path"] == batch[j]["LQ_path"]
+    no_ref = dlas_fast.create_dataset(dict(opt, need_ref=False))
+    b = dlas_fast.datasets.batch.collate(no_ref.__getitems__([1, 2]))
+    assert b["gt_fullsize_ref"].abs().sum() == 0 and b["gt_center"].tolist() == [[0, 0], [0, 0]]
+
+
+def test_batches_of_mixed_tile_sizes_fall_back_to_items(tmp_path):
+    src = tmp_path / "src"
+    save(gradient(600, 600, seed=1), src / "a.png")
+    dst = tmp_path / "ds"
+    dlas_fast.extract(src, dst, crop_sz=[256, 512], step=[256, 512], resize_final_img=[1, 0.75])
+    ds = dlas_fast.create_dataset(
+        {"mode": "single_image_extensible", "paths": str(dst), "scale": 2}
+    )
+    sizes = {ds[i]["hq"].shape for i in range(len(ds))}
+    assert sizes == {(3, 256, 256), (3, 384, 384)}
+    batch = ds.__getitems__(list(range(len(ds))))
+    assert [b["hq"].shape for b in batch] == [ds[i]["hq"].shape for i in range(len(ds))]
+
+
+@pytest.mark.parametrize("workers,context", [(0, None), (2, "fork"), (2, "spawn")])
+def test_create_dataloader_batches(golden_extracted, workers, context):
+    dst, _ = golden_extracted
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True,
+           "target_size": 128, "scale": 4, "phase": "train", "batch_size": 8,
+           "n_workers": workers}  # fmt: skip
+    ds = dlas_fast.create_dataset(opt)
+    loader = dlas_fast.create_dataloader(ds, opt, shuffle=False)
+    if context:
+        loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=workers,
+                                             collate_fn=loader.collate_fn,
+                                             multiprocessing_context=context)  # fmt: skip
+    # Run the loader to the end: dropping it mid-epoch races with torch's worker shutdown
+    # (see the README's loading notes).
+    batches = list(loader)
+    first = batches[0]
+    assert first["hq"].shape == (8, 3, 128, 128) and first["lq"].shape == (8, 3, 32, 32)
+    expected = len(ds) - len(ds) % 8 if loader.drop_last else len(ds)
+    assert sum(len(b["GT_path"]) for b in batches) == expected
+    for j in (0, 7):
+        assert first["hq"][j].equal(ds[j]["hq"]) and first["GT_path"][j] == ds[j]["GT_path"]

@@ -68,4 +68,13 @@ def load_single_item(
     scale: int,
     eval: bool,
     cache: RefCache,
-) -> tuple[Any, Any, Any, Any, tuple[int, int], tuple[int, int]]: ...
+) -> tuple[Any, Any, Any, Any, Any, Any]: ...
+def load_single_batch(
+    items: list[tuple[str, tuple[str, tuple[int, int], int] | None]],
+    target_size: int | None,
+    multiple: int,
+    scale: int,
+    eval: bool,
+    cache: RefCache,
+    threads: int = 1,
+) -> tuple[Any, Any, Any, Any, Any, Any]: ...

@@ -74,12 +74,19 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
 
     Train phase: ``batch_size`` (divided by the world size when ``opt['dist']``; it must
     divide evenly), ``n_workers``, ``shuffle``, ``drop_last=True``, ``pin_memory``
-    (default True). Other phases: ``batch_size`` or 1, no shuffle, no workers.
+    (default: True when CUDA is available; DLAS: always True). Other phases:
+    ``batch_size`` or 1, no shuffle, no workers. For our datasets that load whole
+    batches natively, ``collate_fn`` defaults to :func:`dlas_fast.datasets.batch.collate`,
+    which takes such batches without a copy.
     """
     import torch
 
+    if collate_fn is None and callable(getattr(dataset, "__getitems__", None)):
+        from dlas_fast.datasets.batch import collate as collate_fn
     phase = dataset_opt.get("phase", "train")
-    pin_memory = dataset_opt.get("pin_memory", True)
+    # DLAS's default is True; without a GPU pinning does nothing but warn, so the
+    # default follows the hardware (an explicit setting is passed on as given).
+    pin_memory = dataset_opt.get("pin_memory", torch.cuda.is_available())
     if phase == "train":
         batch_size = dataset_opt["batch_size"]
         if opt is not None and opt.get("dist", False):

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import DlasError, RefCache, load_single_item
+from dlas_fast._native import DlasError, RefCache, load_single_batch, load_single_item
+from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, as_list, warn_unknown
 from dlas_fast.index import ChunkedTiles
 
@@ -127,11 +128,54 @@ class SingleImageDataset(torch.utils.data.Dataset):
             "hq": torch.from_numpy(hq),
             "gt_fullsize_ref": torch.from_numpy(hq_ref),
             "lq_fullsize_ref": torch.from_numpy(lq_ref),
-            "lq_center": torch.tensor(lq_centre, dtype=torch.long),
-            "gt_center": torch.tensor(hq_centre, dtype=torch.long),
+            "lq_center": torch.from_numpy(lq_centre),
+            "gt_center": torch.from_numpy(hq_centre),
             "LQ_path": path,
             "GT_path": path,
         }
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A whole batch in one native call (the DataLoader calls this when batching).
+
+        Returns the per-item dicts (views into the batch tensors, so ``default_collate``
+        works) as a :class:`Batch` that also carries the stacked batch, which
+        :func:`dlas_fast.collate` hands over without copying. Decodes on one thread
+        inside a DataLoader worker, on every core in the main process.
+        """
+        items, paths = [], []
+        for i in indices:
+            index, chunk, tile = self.tiles.locate(i)
+            path = index.tile_path(chunk, tile)
+            items.append((path, self._reference(index, chunk, tile, path)))
+            paths.append(path)
+        in_worker = torch.utils.data.get_worker_info() is not None
+        threads = 1 if in_worker else (os.cpu_count() or 1)
+        try:
+            hq, hq_ref, lq, lq_ref, hq_c, lq_c = load_single_batch(
+                items, self.target_size, self.multiple, self.scale, self.eval, self._refs, threads
+            )
+        except ValueError as e:
+            if "target_size" not in str(e):
+                raise
+            return [self[i] for i in indices]  # tiles of different sizes: item by item
+        tensors = {
+            "lq": lq,
+            "hq": hq,
+            "gt_fullsize_ref": hq_ref,
+            "lq_fullsize_ref": lq_ref,
+            "lq_center": lq_c,
+            "gt_center": hq_c,
+        }
+        stacked = {k: torch.from_numpy(v) for k, v in tensors.items()}
+        if in_worker:
+            # Into shared memory here, as default_collate allocates it: otherwise the
+            # worker's queue feeder thread copies them there while pickling, and a
+            # worker told to exit mid-copy aborts in torch (CPython ends daemon threads
+            # holding C++ frames during finalization).
+            stacked = {k: v.share_memory_() for k, v in stacked.items()}
+        stacked["LQ_path"] = paths
+        stacked["GT_path"] = list(paths)
+        return Batch.of(stacked, len(paths))
 
     # Native objects are not pickled: a spawned worker reopens the index from its cache.
     def __getstate__(self) -> dict:

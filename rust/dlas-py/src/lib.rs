@@ -103,6 +103,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyTileSet>()?;
     m.add_class::<load::RefCache>()?;
     m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
+    m.add_function(wrap_pyfunction!(load::load_single_batch, m)?)?;
     errors::register(m)?;
     Ok(())
 }

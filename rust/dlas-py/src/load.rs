@@ -1,22 +1,65 @@
-//! `load_single_item`: one SingleImageDataset item (SPEC §4) in one native call, with
-//! the GIL released for decoding, resizing and float conversion. `RefCache` keeps the
-//! last decoded ref.jpg images, so a chunk's ref is decoded once, not once per tile.
+//! `load_single_item` / `load_single_batch`: SingleImageDataset items (SPEC §4) in one
+//! native call, with the GIL released for decoding, resizing and float conversion.
+//!
+//! `RefCache` keeps, per dataset and process, the last decoded ref.jpg images and what
+//! is derived from them alone (the ref's HQ and LQ planes, and the mask planes of a
+//! centre), so a chunk's ref is decoded and resized once, not once per tile.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
-use dlas_core::load::{build_item, Planes, Reference, Shape};
+use dlas_core::load::{Geometry, Planes, PreparedMask, PreparedRef, Shape};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors::to_pyerr;
 
-/// The most recently used decoded ref images of one dataset (a few chunks' worth).
+/// A small most-recently-used map.
+struct Lru<K, V> {
+    slots: Mutex<Vec<(K, Arc<V>)>>,
+    capacity: usize,
+}
+
+impl<K: PartialEq + Clone, V> Lru<K, V> {
+    fn new(capacity: usize) -> Self {
+        Lru {
+            slots: Mutex::new(Vec::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get_or(
+        &self,
+        key: &K,
+        make: impl FnOnce() -> dlas_core::Result<V>,
+    ) -> dlas_core::Result<Arc<V>> {
+        {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = slots.iter().position(|(k, _)| k == key) {
+                let hit = slots.remove(i);
+                let v = hit.1.clone();
+                slots.push(hit);
+                return Ok(v);
+            }
+        }
+        let v = Arc::new(make()?);
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() >= self.capacity {
+            slots.remove(0);
+        }
+        slots.push((key.clone(), v.clone()));
+        Ok(v)
+    }
+}
+
+/// The recently used refs of one dataset: decoded images, their prepared planes, and
+/// prepared masks.
 #[pyclass(frozen, module = "dlas_fast._native")]
 pub struct RefCache {
-    slots: Mutex<Vec<(PathBuf, Arc<Rgb8>)>>,
-    capacity: usize,
+    images: Lru<PathBuf, Rgb8>,
+    prepared: Lru<(PathBuf, Geometry), PreparedRef>,
+    masks: Lru<(Geometry, (i64, i64), i64), PreparedMask>,
 }
 
 #[pymethods]
@@ -25,38 +68,211 @@ impl RefCache {
     #[pyo3(signature = (capacity = 8))]
     fn new(capacity: usize) -> Self {
         RefCache {
-            slots: Mutex::new(Vec::new()),
-            capacity: capacity.max(1),
+            images: Lru::new(capacity),
+            prepared: Lru::new(capacity),
+            masks: Lru::new(64),
         }
     }
+}
+
+/// One item to load: (tile path, None or (ref path, (row, col), width)).
+type ItemSpec = (PathBuf, Option<(PathBuf, (i64, i64), i64)>);
+
+/// An item's own planes and its shared ref side.
+struct Loaded {
+    geo: Geometry,
+    hq: Planes,
+    lq: Planes,
+    reference: Option<(Arc<PreparedRef>, Arc<PreparedMask>)>,
 }
 
 impl RefCache {
-    fn get(&self, path: &PathBuf, opts: &DecodeOptions) -> dlas_core::Result<Arc<Rgb8>> {
-        {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = slots.iter().position(|(p, _)| p == path) {
-                let hit = slots.remove(i);
-                let img = hit.1.clone();
-                slots.push(hit);
-                return Ok(img);
+    fn load(&self, (tile, reference): &ItemSpec, shape: &Shape) -> dlas_core::Result<Loaded> {
+        let opts = DecodeOptions::default();
+        let img = decode_file(tile, &opts)?;
+        let geo = Geometry::new((img.height, img.width), shape);
+        let reference = match reference {
+            None => None,
+            Some((path, centre, width)) => {
+                let key = (path.clone(), geo);
+                let prepared = self.prepared.get_or(&key, || {
+                    let image = self.images.get_or(path, || decode_file(path, &opts))?;
+                    Ok(PreparedRef::new(&image, &geo))
+                })?;
+                let mask = self.masks.get_or(&(geo, *centre, *width), || {
+                    Ok(PreparedMask::new(&geo, *centre, *width))
+                })?;
+                Some((prepared, mask))
             }
-        }
-        let img = Arc::new(decode_file(path, opts)?);
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if slots.len() >= self.capacity {
-            slots.remove(0);
-        }
-        slots.push((path.clone(), img.clone()));
-        Ok(img)
+        };
+        let (hq, lq) = geo.apply(Planes::from_rgb8(&img));
+        Ok(Loaded {
+            geo,
+            hq,
+            lq,
+            reference,
+        })
     }
 }
 
-fn to_numpy<'py>(py: Python<'py>, p: Planes) -> PyResult<Bound<'py, PyAny>> {
-    let (c, h, w) = (p.c, p.h, p.w);
-    Ok(PyArray1::from_vec(py, p.data)
-        .reshape([c, h, w])?
-        .into_any())
+/// `n` items' tensors, stacked: hq, hq_ref (ref RGB + mask), lq, lq_ref, centres.
+struct Stacked {
+    hq: Vec<f32>,
+    hq_ref: Vec<f32>,
+    lq: Vec<f32>,
+    lq_ref: Vec<f32>,
+    hq_centres: Vec<i64>,
+    lq_centres: Vec<i64>,
+}
+
+/// Copies every item into the stacked arrays (in order, into uninitialised capacity:
+/// no zero-fill pass over the batch).
+fn stack(items: &[Loaded]) -> Stacked {
+    let g = &items[0].geo;
+    let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
+    let n = items.len();
+    let mut s = Stacked {
+        hq: Vec::with_capacity(n * 3 * hn),
+        hq_ref: Vec::with_capacity(n * 4 * hn),
+        lq: Vec::with_capacity(n * 3 * ln),
+        lq_ref: Vec::with_capacity(n * 4 * ln),
+        hq_centres: Vec::with_capacity(2 * n),
+        lq_centres: Vec::with_capacity(2 * n),
+    };
+    for it in items {
+        s.hq.extend_from_slice(&it.hq.data);
+        s.lq.extend_from_slice(&it.lq.data);
+        match &it.reference {
+            Some((r, m)) => {
+                s.hq_ref.extend_from_slice(&r.hq.data);
+                s.hq_ref.extend_from_slice(&m.hq.data);
+                s.lq_ref.extend_from_slice(&r.lq.data);
+                s.lq_ref.extend_from_slice(&m.lq.data);
+                s.hq_centres.extend([m.hq_centre.0, m.hq_centre.1]);
+                s.lq_centres.extend([m.lq_centre.0, m.lq_centre.1]);
+            }
+            None => {
+                // No ref: zeros like the tile, a zero mask, centre (0, 0).
+                s.hq_ref.resize(s.hq_ref.len() + 4 * hn, 0.0);
+                s.lq_ref.resize(s.lq_ref.len() + 4 * ln, 0.0);
+                s.hq_centres.extend([0, 0]);
+                s.lq_centres.extend([0, 0]);
+            }
+        }
+    }
+    s
+}
+
+/// Loads `items` on `threads` threads (in order) and stacks them.
+fn load_all(
+    items: &[ItemSpec],
+    shape: &Shape,
+    cache: &RefCache,
+    threads: usize,
+) -> dlas_core::Result<Vec<Loaded>> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().map(|it| cache.load(it, shape)).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|group| {
+                s.spawn(move || {
+                    group
+                        .iter()
+                        .map(|it| cache.load(it, shape))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("loader thread panicked"))
+            .collect()
+    })
+}
+
+type Arrays<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+);
+
+fn shape_of(
+    target_size: Option<usize>,
+    multiple: usize,
+    scale: usize,
+    eval: bool,
+) -> PyResult<Shape> {
+    let shape = Shape {
+        target_size,
+        multiple,
+        scale,
+        eval,
+    };
+    shape.validate().map_err(to_pyerr)?;
+    Ok(shape)
+}
+
+/// Loads and stacks; `batched` keeps the leading batch axis.
+fn arrays<'py>(
+    py: Python<'py>,
+    items: Vec<ItemSpec>,
+    shape: Shape,
+    cache: &RefCache,
+    threads: usize,
+    batched: bool,
+) -> PyResult<Arrays<'py>> {
+    if items.is_empty() {
+        return Err(pyo3::exceptions::PyValueError::new_err("no items to load"));
+    }
+    let loaded = py
+        .detach(|| load_all(&items, &shape, cache, threads))
+        .map_err(to_pyerr)?;
+    let g = loaded[0].geo;
+    if let Some(i) = loaded
+        .iter()
+        .position(|l| (l.geo.hq, l.geo.lq) != (g.hq, g.lq))
+    {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{}: comes out {:?}, the batch's first item {:?}; set target_size to batch \
+             tiles of different sizes",
+            items[i].0.display(),
+            loaded[i].geo.hq,
+            g.hq
+        )));
+    }
+    let s = py.detach(|| stack(&loaded));
+    let n = loaded.len();
+    let arr = |data: Vec<f32>, c: usize, (h, w): (usize, usize)| -> PyResult<Bound<'py, PyAny>> {
+        let a = PyArray1::from_vec(py, data);
+        Ok(if batched {
+            a.reshape([n, c, h, w])?.into_any()
+        } else {
+            a.reshape([c, h, w])?.into_any()
+        })
+    };
+    let cen = |data: Vec<i64>| -> PyResult<Bound<'py, PyAny>> {
+        let a = PyArray1::from_vec(py, data);
+        Ok(if batched {
+            a.reshape([n, 2])?.into_any()
+        } else {
+            a.into_any()
+        })
+    };
+    Ok((
+        arr(s.hq, 3, g.hq)?,
+        arr(s.hq_ref, 4, g.hq)?,
+        arr(s.lq, 3, g.lq)?,
+        arr(s.lq_ref, 4, g.lq)?,
+        cen(s.hq_centres)?,
+        cen(s.lq_centres)?,
+    ))
 }
 
 /// Loads one item: decodes the tile (and the chunk's ref through `cache`), then
@@ -70,10 +286,10 @@ fn to_numpy<'py>(py: Python<'py>, p: Planes) -> PyResult<Bound<'py, PyAny>> {
 ///
 /// Returns:
 ///     (hq, hq_ref, lq, lq_ref, hq_centre, lq_centre): float32 arrays of shape
-///     (3, H, W), (4, H, W), (3, h, w), (4, h, w), and two (row, col) tuples.
+///     (3, H, W), (4, H, W), (3, h, w), (4, h, w), and two int64 arrays of shape (2,).
 #[pyfunction]
 #[pyo3(signature = (tile, reference, target_size, multiple, scale, eval, cache))]
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[allow(clippy::too_many_arguments)]
 pub fn load_single_item<'py>(
     py: Python<'py>,
     tile: PathBuf,
@@ -83,43 +299,31 @@ pub fn load_single_item<'py>(
     scale: usize,
     eval: bool,
     cache: &RefCache,
-) -> PyResult<(
-    Bound<'py, PyAny>,
-    Bound<'py, PyAny>,
-    Bound<'py, PyAny>,
-    Bound<'py, PyAny>,
-    (i64, i64),
-    (i64, i64),
-)> {
-    let shape = Shape {
-        target_size,
-        multiple,
-        scale,
-        eval,
-    };
-    shape.validate().map_err(to_pyerr)?;
-    let item = py
-        .detach(|| -> dlas_core::Result<_> {
-            let opts = DecodeOptions::default();
-            let img = decode_file(&tile, &opts)?;
-            let reference = match &reference {
-                Some((path, centre, width)) => Some((cache.get(path, &opts)?, *centre, *width)),
-                None => None,
-            };
-            let r = reference.as_ref().map(|(image, centre, width)| Reference {
-                image,
-                centre: *centre,
-                width: *width,
-            });
-            Ok(build_item(&img, r, &shape))
-        })
-        .map_err(to_pyerr)?;
-    Ok((
-        to_numpy(py, item.hq)?,
-        to_numpy(py, item.hq_ref)?,
-        to_numpy(py, item.lq)?,
-        to_numpy(py, item.lq_ref)?,
-        item.hq_centre,
-        item.lq_centre,
-    ))
+) -> PyResult<Arrays<'py>> {
+    let shape = shape_of(target_size, multiple, scale, eval)?;
+    arrays(py, vec![(tile, reference)], shape, cache, 1, false)
+}
+
+/// Loads a whole batch in one call, on `threads` threads (1 inside a DataLoader worker,
+/// where the workers already use the cores), and returns it already stacked.
+///
+/// Returns:
+///     (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres): float32 arrays of shape
+///     (N, 3, H, W), (N, 4, H, W), (N, 3, h, w), (N, 4, h, w) and int64 arrays (N, 2).
+///     Every item must come out the same size (set target_size for mixed tiles).
+#[pyfunction]
+#[pyo3(signature = (items, target_size, multiple, scale, eval, cache, threads = 1))]
+#[allow(clippy::too_many_arguments)]
+pub fn load_single_batch<'py>(
+    py: Python<'py>,
+    items: Vec<ItemSpec>,
+    target_size: Option<usize>,
+    multiple: usize,
+    scale: usize,
+    eval: bool,
+    cache: &RefCache,
+    threads: usize,
+) -> PyResult<Arrays<'py>> {
+    let shape = shape_of(target_size, multiple, scale, eval)?;
+    arrays(py, items, shape, cache, threads, true)
 }

@@ -185,16 +185,23 @@ impl RootIndex {
     }
 }
 
-/// Runs `f` on a thread pool of its own, dropped afterwards: nothing of rayon's global
-/// pool is left behind in a process that a DataLoader later forks (a forked child
-/// that used a pool whose threads stayed in the parent would hang).
+/// Runs `f` on a thread pool of its own whose threads are joined before this returns:
+/// nothing of rayon is left behind in a process that a DataLoader later forks (a
+/// forked child that used a pool whose threads stayed in the parent would hang), and
+/// no pool thread is still winding down when a worker process exits.
 fn with_own_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    match rayon::ThreadPoolBuilder::new()
+    let mut f = Some(f);
+    let mut out = None;
+    let built = rayon::ThreadPoolBuilder::new()
         .thread_name(|i| format!("dlas-index-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(f),
-        Err(_) => f(), // no threads to be had: run on this one
+        .build_scoped(
+            |thread| thread.run(),
+            |pool| out = Some(pool.install(f.take().expect("runs once"))),
+        );
+    match (built, out) {
+        (Ok(()), Some(v)) => v,
+        // No threads to be had: run on this one.
+        _ => (f.take().expect("not run when the pool failed"))(),
     }
 }
 

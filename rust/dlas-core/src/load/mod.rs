@@ -98,59 +98,165 @@ pub fn mask_plane(h: usize, w: usize, centre: (i64, i64), width: i64) -> Vec<f32
     m
 }
 
+/// Where an item's planes go: resize_hq's target (if it resizes), the crop to a
+/// multiple, and the LQ size. Depends only on the tile's size and the options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    pub tile: (usize, usize),
+    pub resize: Option<(usize, usize)>,
+    pub hq: (usize, usize),
+    pub lq: (usize, usize),
+    pub eval: bool,
+}
+
+impl Geometry {
+    pub fn new(tile: (usize, usize), shape: &Shape) -> Geometry {
+        let resize = shape.target_size.filter(|&t| t != tile.0).map(|t| (t, t));
+        let (ch, cw) = resize.unwrap_or(tile);
+        let m = shape.multiple * if shape.eval { 1 } else { shape.scale };
+        let hq = (ch - ch % m, cw - cw % m);
+        let lq = if shape.eval {
+            hq
+        } else {
+            (hq.0 / shape.scale, hq.1 / shape.scale)
+        };
+        Geometry {
+            tile,
+            resize,
+            hq,
+            lq,
+            eval: shape.eval,
+        }
+    }
+
+    /// Planes of tile size -> (HQ planes, LQ planes).
+    pub fn apply(&self, p: Planes) -> (Planes, Planes) {
+        let p = match self.resize {
+            Some((h, w)) => p.resized(h, w),
+            None => p,
+        };
+        let hq = if (p.h, p.w) == self.hq {
+            p
+        } else {
+            p.cropped(self.hq.0, self.hq.1)
+        };
+        let lq = if self.eval {
+            hq.clone()
+        } else {
+            hq.resized(self.lq.0, self.lq.1)
+        };
+        (hq, lq)
+    }
+
+    /// A centre in tile pixels -> (HQ centre, LQ centre), through DLAS's resize_point.
+    pub fn centres(&self, mut c: (i64, i64)) -> ((i64, i64), (i64, i64)) {
+        let mut size = self.tile;
+        if let Some(r) = self.resize {
+            c = resize_point(c, size, r);
+            size = r;
+        }
+        if size != self.hq {
+            c = resize_point(c, size, self.hq);
+        }
+        let lq = if self.eval {
+            c
+        } else {
+            resize_point(c, self.hq, self.lq)
+        };
+        (c, lq)
+    }
+}
+
+/// The part of an item that depends only on the chunk's ref and the geometry: the ref's
+/// HQ and LQ RGB planes. Shared by every tile of the chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedRef {
+    pub hq: Planes,
+    pub lq: Planes,
+}
+
+impl PreparedRef {
+    pub fn new(image: &Rgb8, geo: &Geometry) -> PreparedRef {
+        let mut planes = Planes::from_rgb8(image);
+        if (planes.h, planes.w) != geo.tile {
+            // DLAS would fail to stack a ref of another size; we fit it to the tile.
+            planes = planes.resized(geo.tile.0, geo.tile.1);
+        }
+        let (hq, lq) = geo.apply(planes);
+        PreparedRef { hq, lq }
+    }
+}
+
+/// The mask planes and centres of one (centre, width) under a geometry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedMask {
+    pub hq: Planes,
+    pub lq: Planes,
+    pub hq_centre: (i64, i64),
+    pub lq_centre: (i64, i64),
+}
+
+impl PreparedMask {
+    pub fn new(geo: &Geometry, centre: (i64, i64), width: i64) -> PreparedMask {
+        let (h, w) = geo.tile;
+        let plane = Planes {
+            c: 1,
+            h,
+            w,
+            data: mask_plane(h, w, centre, width),
+        };
+        let (hq, lq) = geo.apply(plane);
+        let (hq_centre, lq_centre) = geo.centres(centre);
+        PreparedMask {
+            hq,
+            lq,
+            hq_centre,
+            lq_centre,
+        }
+    }
+}
+
 /// Builds one item (SPEC §4 steps 1-4, without corruption) from a decoded tile and,
 /// when the dataset asks for it and the chunk has one, its reference.
 pub fn build_item(tile: &Rgb8, reference: Option<Reference<'_>>, shape: &Shape) -> Item {
-    let (h, w) = (tile.height, tile.width);
-    let mut hq = Planes::from_rgb8(tile);
-    let (mut hq_ref, mut centre) = match &reference {
-        Some(r) => {
-            let mut planes = Planes::from_rgb8(r.image);
-            if (planes.h, planes.w) != (h, w) {
-                // DLAS would fail to stack a ref of another size; we fit it to the tile.
-                planes = planes.resized(h, w);
-            }
-            planes.push_plane(mask_plane(h, w, r.centre, r.width));
-            (planes, r.centre)
-        }
-        // No ref: zeros like the tile, a zero mask, centre (0, 0).
-        None => (Planes::zeros(4, h, w), (0, 0)),
-    };
-    // resize_hq
-    let (mut ch, mut cw) = (h, w);
-    if let Some(t) = shape.target_size {
-        if t != h {
-            hq = hq.resized(t, t);
-            hq_ref = hq_ref.resized(t, t);
-            centre = resize_point(centre, (h, w), (t, t));
-            (ch, cw) = (t, t);
-        }
-    }
-    let m = shape.multiple * if shape.eval { 1 } else { shape.scale };
-    if ch % m != 0 || cw % m != 0 {
-        let (nh, nw) = (ch - ch % m, cw - cw % m);
-        centre = resize_point(centre, (ch, cw), (nh, nw));
-        hq = hq.cropped(nh, nw);
-        hq_ref = hq_ref.cropped(nh, nw);
-        (ch, cw) = (nh, nw);
-    }
-    // synthesize_lq (the corruptor runs in the Python layer for now)
-    let (lq, lq_ref, lq_centre) = if shape.eval {
-        (hq.clone(), hq_ref.clone(), centre)
-    } else {
-        let (lh, lw) = (ch / shape.scale, cw / shape.scale);
+    let geo = Geometry::new((tile.height, tile.width), shape);
+    let prepared = reference.map(|r| {
         (
-            hq.resized(lh, lw),
-            hq_ref.resized(lh, lw),
-            resize_point(centre, (ch, cw), (lh, lw)),
+            PreparedRef::new(r.image, &geo),
+            PreparedMask::new(&geo, r.centre, r.width),
         )
+    });
+    build_prepared(tile, prepared.as_ref().map(|(r, m)| (r, m)), &geo)
+}
+
+/// [`build_item`] with the ref side already prepared (see [`PreparedRef`]).
+pub fn build_prepared(
+    tile: &Rgb8,
+    reference: Option<(&PreparedRef, &PreparedMask)>,
+    geo: &Geometry,
+) -> Item {
+    let (hq, lq) = geo.apply(Planes::from_rgb8(tile));
+    let (hq_ref, lq_ref, hq_centre, lq_centre) = match reference {
+        Some((r, m)) => (
+            r.hq.stacked(&m.hq),
+            r.lq.stacked(&m.lq),
+            m.hq_centre,
+            m.lq_centre,
+        ),
+        // No ref: zeros like the tile, a zero mask, centre (0, 0).
+        None => (
+            Planes::zeros(4, geo.hq.0, geo.hq.1),
+            Planes::zeros(4, geo.lq.0, geo.lq.1),
+            (0, 0),
+            (0, 0),
+        ),
     };
     Item {
         hq,
         hq_ref,
         lq,
         lq_ref,
-        hq_centre: centre,
+        hq_centre,
         lq_centre,
     }
 }

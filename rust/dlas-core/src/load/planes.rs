@@ -45,6 +45,20 @@ impl Planes {
         &self.data[i * self.h * self.w..(i + 1) * self.h * self.w]
     }
 
+    /// These planes followed by `more`'s (same size).
+    pub fn stacked(&self, more: &Planes) -> Planes {
+        assert_eq!((self.h, self.w), (more.h, more.w), "plane size");
+        let mut data = Vec::with_capacity(self.data.len() + more.data.len());
+        data.extend_from_slice(&self.data);
+        data.extend_from_slice(&more.data);
+        Planes {
+            c: self.c + more.c,
+            h: self.h,
+            w: self.w,
+            data,
+        }
+    }
+
     /// Appends a plane of the same size.
     pub fn push_plane(&mut self, plane: Vec<f32>) {
         assert_eq!(plane.len(), self.h * self.w, "plane size");
