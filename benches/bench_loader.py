@@ -9,10 +9,15 @@ no corruption. Each pipeline runs in a ``torch.utils.data.DataLoader`` with batc
 warm-up of 10 batches that also starts the workers; samples/s is measured in the main
 process over the counted batches. Runs of the two pipelines are interleaved.
 
-* ``ours``: ``dlas_fast.create_dataset(opt)`` with the collate function
+* ``ours, threaded``: ``dlas_fast.create_dataset(opt)`` in a DataLoader with no worker
+  process: each batch is loaded in one native call on 2 threads (the same 2 cores);
+* ``ours``: the same with 2 worker processes and the collate function
   ``dlas_fast.create_dataloader`` uses (whole batches decoded in one native call);
 * ``ours, default collate``: the same dataset in a DataLoader with torch's default
   collate (a drop-in that changes nothing else: the batch is stacked a second time);
+* ``ceiling: no work``: a dataset that returns zero tensors of the same shapes without
+  doing anything, in the same DataLoader (2 workers, default collate): what moving the
+  samples from the workers to the main process costs by itself;
 * ``dlas-style``: DLAS's SingleImageDataset logic with OpenCV and numpy, float32
   throughout, as DLAS runs it: ``cv2.imread`` of the tile and of ``ref.jpg`` for every
   item, the mask built per item, ``cv2.resize(..., INTER_AREA)`` on float images, the
@@ -98,6 +103,24 @@ class DlasStyle(torch.utils.data.Dataset):
                 "LQ_path": path, "GT_path": path}  # fmt: skip
 
 
+class NoWork(torch.utils.data.Dataset):
+    """Zero tensors shaped like the ``plain`` configuration's items."""
+
+    def __init__(self, n: int, target: int, scale: int) -> None:
+        self.n, self.t, self.s = n, target, scale
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        t, s = self.t, self.t // self.s
+        return {"lq": torch.zeros(3, s, s), "hq": torch.zeros(3, t, t),
+                "gt_fullsize_ref": torch.zeros(4, t, t), "lq_fullsize_ref": torch.zeros(4, s, s),
+                "lq_center": torch.zeros(2, dtype=torch.long),
+                "gt_center": torch.zeros(2, dtype=torch.long),
+                "LQ_path": "x", "GT_path": "x"}  # fmt: skip
+
+
 def samples_per_sec(ds, batches: int, workers: int, batch_size: int, collate=None) -> float:
     g = torch.Generator().manual_seed(0)
     loader = torch.utils.data.DataLoader(
@@ -140,22 +163,31 @@ def main() -> int:
     ours = dlas_fast.create_dataset(dict(OPT, paths=str(data)))
     dlas = DlasStyle(str(data), OPT["target_size"], OPT["scale"])
     assert len(ours) == len(dlas), (len(ours), len(dlas))
-    figures: dict[str, list[float]] = {"ours": [], "ours, default collate": [], "dlas-style": []}
+    figures: dict[str, list[float]] = {
+        "ours, threaded": [],
+        "ours": [],
+        "ours, default collate": [],
+        "ceiling: no work": [],
+        "dlas-style": [],
+    }
     pipelines = (
+        ("ours, threaded", ours, collate),
         ("ours", ours, collate),
         ("ours, default collate", ours, None),
+        ("ceiling: no work", NoWork(len(ours), OPT["target_size"], OPT["scale"]), None),
         ("dlas-style", dlas, None),
     )
     for run in range(args.runs):
         for name, ds, fn in pipelines:
-            sps = samples_per_sec(ds, args.batches, args.workers, args.batch_size, fn)
+            workers = 0 if name == "ours, threaded" else args.workers
+            sps = samples_per_sec(ds, args.batches, workers, args.batch_size, fn)
             figures[name].append(sps)
             print(f"run {run + 1} {name:<22} {sps:8.1f} samples/s", flush=True)
     med = {k: statistics.median(v) for k, v in figures.items()}
     print("\n| pipeline | samples/s (median) | max |\n|---|---:|---:|")
     for k, v in figures.items():
         print(f"| {k} | {med[k]:.0f} | {max(v):.0f} |")
-    for k in ("ours", "ours, default collate"):
+    for k in ("ours, threaded", "ours", "ours, default collate", "ceiling: no work"):
         print(f"{k} / dlas-style: {med[k] / med['dlas-style']:.2f}x (medians)")
     return 0
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the environment, makes a small sample of photos-like images, extracts a chunked
-# dataset from them with the dlas-fast command and prints what happened.
+# dataset from them with the dlas-fast command, prints what happened, and loads a batch of
+# it with SingleImageDataset.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 out=${1:-$(mktemp -d)/dlas_fast_demo}
@@ -11,3 +12,20 @@ echo "dataset: $out/dataset"
 ls "$out/dataset" | head
 echo "dlas-fast exited with ${status:-0} (3 = finished, some sources could not be decoded:"
 echo "the sample includes one broken file on purpose, to show how it is reported)"
+echo
+echo "loading one batch of it with SingleImageDataset (DLAS option dict):"
+python - "$out/dataset" <<'PY'
+import sys
+
+import dlas_fast
+
+opt = {"mode": "single_image_extensible", "paths": sys.argv[1], "need_ref": True,
+       "strict": True, "target_size": 128, "scale": 2, "phase": "train",
+       "batch_size": 8, "n_workers": 0}  # fmt: skip
+dataset = dlas_fast.create_dataset(opt)
+batch = next(iter(dlas_fast.create_dataloader(dataset, opt)))
+print(f"  {len(dataset)} tiles; index cache: {dataset.tiles.indexes[0].cache_path}")
+for key, value in batch.items():
+    shape = tuple(value.shape) if hasattr(value, "shape") else f"{len(value)} paths"
+    print(f"  {key:<16} {shape} {getattr(value, 'dtype', '')}")
+PY

@@ -36,7 +36,18 @@ class Batch(Sequence):
 
 def collate(batch):
     """DataLoader ``collate_fn``: a :class:`Batch` as already stacked, anything else
-    through ``torch.utils.data.default_collate``."""
+    through ``torch.utils.data.default_collate``.
+
+    In a worker process the stacked tensors are moved into shared memory here, where
+    ``default_collate`` would have allocated them: otherwise the worker's queue feeder
+    thread copies them there while pickling, which is slower and races with worker
+    shutdown (see the README's loading notes).
+    """
     if isinstance(batch, Batch):
-        return batch.stacked
+        if torch.utils.data.get_worker_info() is None:
+            return batch.stacked
+        return {
+            k: v.share_memory_() if isinstance(v, torch.Tensor) else v
+            for k, v in batch.stacked.items()
+        }
     return torch.utils.data.default_collate(batch)

@@ -167,12 +167,6 @@ class SingleImageDataset(torch.utils.data.Dataset):
             "gt_center": hq_c,
         }
         stacked = {k: torch.from_numpy(v) for k, v in tensors.items()}
-        if in_worker:
-            # Into shared memory here, as default_collate allocates it: otherwise the
-            # worker's queue feeder thread copies them there while pickling, and a
-            # worker told to exit mid-copy aborts in torch (CPython ends daemon threads
-            # holding C++ frames during finalization).
-            stacked = {k: v.share_memory_() for k, v in stacked.items()}
         stacked["LQ_path"] = paths
         stacked["GT_path"] = list(paths)
         return Batch.of(stacked, len(paths))
