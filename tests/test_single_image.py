@@ -275,3 +275,18 @@ def test_create_dataloader_batches(golden_extracted, workers, context):
     assert sum(len(b["GT_path"]) for b in batches) == expected
     for j in (0, 7):
         assert first["hq"][j].equal(ds[j]["hq"]) and first["GT_path"][j] == ds[j]["GT_path"]
+
+
+def test_fork_after_the_parent_used_native_threads(golden_extracted):
+    # The parent loads a batch on several native threads (and builds an index on a pool);
+    # forked workers must not hang on any thread state left behind.
+    dst, _ = golden_extracted
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True,
+           "target_size": 64, "scale": 2}  # fmt: skip
+    ds = dlas_fast.create_dataset(opt)
+    ds.__getitems__(list(range(16)))
+    dlas_fast.ChunkIndex(dst, cache="rebuild")
+    loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=2, timeout=60,
+                                         collate_fn=dlas_fast.datasets.batch.collate,
+                                         multiprocessing_context="fork")  # fmt: skip
+    assert sum(len(b["GT_path"]) for b in loader) == len(ds)
