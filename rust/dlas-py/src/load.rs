@@ -5,11 +5,12 @@
 //! is derived from them alone (the ref's HQ and LQ planes, and the mask planes of a
 //! centre), so a chunk's ref is decoded and resized once, not once per tile.
 
+use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
-use dlas_core::load::{Geometry, Planes, PreparedMask, PreparedRef, Shape};
+use dlas_core::load::{resize_plane, Geometry, Planes, PreparedMask, PreparedRef, Shape};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
@@ -78,11 +79,10 @@ impl RefCache {
 /// One item to load: (tile path, None or (ref path, (row, col), width)).
 type ItemSpec = (PathBuf, Option<(PathBuf, (i64, i64), i64)>);
 
-/// An item's own planes and its shared ref side.
+/// An item's decoded tile and its shared ref side.
 struct Loaded {
     geo: Geometry,
-    hq: Planes,
-    lq: Planes,
+    img: Rgb8,
     reference: Option<(Arc<PreparedRef>, Arc<PreparedMask>)>,
 }
 
@@ -105,11 +105,9 @@ impl RefCache {
                 Some((prepared, mask))
             }
         };
-        let (hq, lq) = geo.apply(Planes::from_rgb8(&img));
         Ok(Loaded {
             geo,
-            hq,
-            lq,
+            img,
             reference,
         })
     }
@@ -125,42 +123,130 @@ struct Stacked {
     lq_centres: Vec<i64>,
 }
 
-/// Copies every item into the stacked arrays (in order, into uninitialised capacity:
-/// no zero-fill pass over the batch).
-fn stack(items: &[Loaded]) -> Stacked {
+/// One item's slots in the stacked arrays (uninitialised until [`fill`] writes them).
+struct Slots<'a> {
+    hq: &'a mut [MaybeUninit<f32>],
+    hq_ref: &'a mut [MaybeUninit<f32>],
+    lq: &'a mut [MaybeUninit<f32>],
+    lq_ref: &'a mut [MaybeUninit<f32>],
+    hq_centre: &'a mut [MaybeUninit<i64>],
+    lq_centre: &'a mut [MaybeUninit<i64>],
+}
+
+fn copy_into<T: Copy>(out: &mut [MaybeUninit<T>], src: &[T]) {
+    assert_eq!(out.len(), src.len(), "slot size");
+    for (o, &v) in out.iter_mut().zip(src) {
+        o.write(v);
+    }
+}
+
+/// Writes every value of one item's slots: the tile's HQ planes straight from its
+/// pixels when it needs no resize or crop, the LQ planes shrunk from those, the ref's
+/// prepared planes and mask (or zeros), and the centres.
+fn fill(it: &Loaded, s: Slots<'_>) {
+    let g = &it.geo;
+    let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
+    if g.hq_is_tile() {
+        Planes::write_rgb8(&it.img, s.hq);
+    } else {
+        copy_into(s.hq, &g.hq_planes(Planes::from_rgb8(&it.img)).data);
+    }
+    // SAFETY: every element of `s.hq` was written just above (write_rgb8 writes all
+    // 3 * H * W values; copy_into asserts equal lengths and writes each one), and
+    // MaybeUninit<f32> has the layout of f32.
+    let hq: &[f32] = unsafe { &*(s.hq as *const [MaybeUninit<f32>] as *const [f32]) };
+    if g.eval {
+        copy_into(s.lq, hq);
+    } else {
+        for c in 0..3 {
+            let small = resize_plane(&hq[c * hn..(c + 1) * hn], g.hq.1, g.hq.0, g.lq.1, g.lq.0);
+            copy_into(&mut s.lq[c * ln..(c + 1) * ln], &small);
+        }
+    }
+    match &it.reference {
+        Some((r, m)) => {
+            copy_into(&mut s.hq_ref[..3 * hn], &r.hq.data);
+            copy_into(&mut s.hq_ref[3 * hn..], &m.hq.data);
+            copy_into(&mut s.lq_ref[..3 * ln], &r.lq.data);
+            copy_into(&mut s.lq_ref[3 * ln..], &m.lq.data);
+            copy_into(s.hq_centre, &[m.hq_centre.0, m.hq_centre.1]);
+            copy_into(s.lq_centre, &[m.lq_centre.0, m.lq_centre.1]);
+        }
+        None => {
+            // No ref: zeros like the tile, a zero mask, centre (0, 0).
+            s.hq_ref.fill(MaybeUninit::new(0.0));
+            s.lq_ref.fill(MaybeUninit::new(0.0));
+            s.hq_centre.fill(MaybeUninit::new(0));
+            s.lq_centre.fill(MaybeUninit::new(0));
+        }
+    }
+}
+
+/// The stacked arrays of `items` (all of one geometry), filled on `threads` threads
+/// straight into their final buffers.
+fn stack(items: &[Loaded], threads: usize) -> Stacked {
     let g = &items[0].geo;
     let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
     let n = items.len();
-    let mut s = Stacked {
-        hq: Vec::with_capacity(n * 3 * hn),
-        hq_ref: Vec::with_capacity(n * 4 * hn),
-        lq: Vec::with_capacity(n * 3 * ln),
-        lq_ref: Vec::with_capacity(n * 4 * ln),
-        hq_centres: Vec::with_capacity(2 * n),
-        lq_centres: Vec::with_capacity(2 * n),
-    };
-    for it in items {
-        s.hq.extend_from_slice(&it.hq.data);
-        s.lq.extend_from_slice(&it.lq.data);
-        match &it.reference {
-            Some((r, m)) => {
-                s.hq_ref.extend_from_slice(&r.hq.data);
-                s.hq_ref.extend_from_slice(&m.hq.data);
-                s.lq_ref.extend_from_slice(&r.lq.data);
-                s.lq_ref.extend_from_slice(&m.lq.data);
-                s.hq_centres.extend([m.hq_centre.0, m.hq_centre.1]);
-                s.lq_centres.extend([m.lq_centre.0, m.lq_centre.1]);
+    let sizes = [3 * hn, 4 * hn, 3 * ln, 4 * ln];
+    let mut bufs: Vec<Vec<f32>> = sizes.iter().map(|&k| Vec::with_capacity(n * k)).collect();
+    let mut centres: Vec<Vec<i64>> = (0..2).map(|_| Vec::with_capacity(2 * n)).collect();
+    let per = n.div_ceil(threads.clamp(1, n));
+    {
+        let [hq, hq_ref, lq, lq_ref] = &mut bufs[..] else {
+            unreachable!("four buffers")
+        };
+        let [hc, lc] = &mut centres[..] else {
+            unreachable!("two centre buffers")
+        };
+        let groups = items
+            .chunks(per)
+            .zip(hq.spare_capacity_mut()[..n * sizes[0]].chunks_mut(per * sizes[0]))
+            .zip(hq_ref.spare_capacity_mut()[..n * sizes[1]].chunks_mut(per * sizes[1]))
+            .zip(lq.spare_capacity_mut()[..n * sizes[2]].chunks_mut(per * sizes[2]))
+            .zip(lq_ref.spare_capacity_mut()[..n * sizes[3]].chunks_mut(per * sizes[3]))
+            .zip(hc.spare_capacity_mut()[..2 * n].chunks_mut(per * 2))
+            .zip(lc.spare_capacity_mut()[..2 * n].chunks_mut(per * 2));
+        std::thread::scope(|scope| {
+            for ((((((group, hq), hq_ref), lq), lq_ref), hc), lc) in groups {
+                scope.spawn(move || {
+                    for (j, it) in group.iter().enumerate() {
+                        let at = |k: usize| j * k..(j + 1) * k;
+                        fill(
+                            it,
+                            Slots {
+                                hq: &mut hq[at(sizes[0])],
+                                hq_ref: &mut hq_ref[at(sizes[1])],
+                                lq: &mut lq[at(sizes[2])],
+                                lq_ref: &mut lq_ref[at(sizes[3])],
+                                hq_centre: &mut hc[at(2)],
+                                lq_centre: &mut lc[at(2)],
+                            },
+                        );
+                    }
+                });
             }
-            None => {
-                // No ref: zeros like the tile, a zero mask, centre (0, 0).
-                s.hq_ref.resize(s.hq_ref.len() + 4 * hn, 0.0);
-                s.lq_ref.resize(s.lq_ref.len() + 4 * ln, 0.0);
-                s.hq_centres.extend([0, 0]);
-                s.lq_centres.extend([0, 0]);
-            }
-        }
+        });
     }
-    s
+    for (buf, &k) in bufs.iter_mut().zip(&sizes) {
+        // SAFETY: the groups above cover items 0..n exactly once, and `fill` writes
+        // every element of each item's `k`-element slot.
+        unsafe { buf.set_len(n * k) };
+    }
+    for c in &mut centres {
+        // SAFETY: as above, two values per item.
+        unsafe { c.set_len(2 * n) };
+    }
+    let [hq, hq_ref, lq, lq_ref] = <[Vec<f32>; 4]>::try_from(bufs).expect("four buffers");
+    let [hq_centres, lq_centres] = <[Vec<i64>; 2]>::try_from(centres).expect("two buffers");
+    Stacked {
+        hq,
+        hq_ref,
+        lq,
+        lq_ref,
+        hq_centres,
+        lq_centres,
+    }
 }
 
 /// Loads `items` on `threads` threads (in order) and stacks them.
@@ -247,7 +333,7 @@ fn arrays<'py>(
             g.hq
         )));
     }
-    let s = py.detach(|| stack(&loaded));
+    let s = py.detach(|| stack(&loaded, threads));
     let n = loaded.len();
     let arr = |data: Vec<f32>, c: usize, (h, w): (usize, usize)| -> PyResult<Bound<'py, PyAny>> {
         let a = PyArray1::from_vec(py, data);

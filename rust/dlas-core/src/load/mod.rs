@@ -129,17 +129,27 @@ impl Geometry {
         }
     }
 
-    /// Planes of tile size -> (HQ planes, LQ planes).
-    pub fn apply(&self, p: Planes) -> (Planes, Planes) {
+    /// Planes of tile size -> HQ planes (resize_hq and the crop to a multiple).
+    pub fn hq_planes(&self, p: Planes) -> Planes {
         let p = match self.resize {
             Some((h, w)) => p.resized(h, w),
             None => p,
         };
-        let hq = if (p.h, p.w) == self.hq {
+        if (p.h, p.w) == self.hq {
             p
         } else {
             p.cropped(self.hq.0, self.hq.1)
-        };
+        }
+    }
+
+    /// True when the HQ planes are the tile's own pixels (no resize, no crop).
+    pub fn hq_is_tile(&self) -> bool {
+        self.resize.is_none() && self.hq == self.tile
+    }
+
+    /// Planes of tile size -> (HQ planes, LQ planes).
+    pub fn apply(&self, p: Planes) -> (Planes, Planes) {
+        let hq = self.hq_planes(p);
         let lq = if self.eval {
             hq.clone()
         } else {

@@ -41,6 +41,20 @@ impl Planes {
         }
     }
 
+    /// Writes `img` as RGB planes in `[0, 1]` into `out` (`3 * w * h` values, every
+    /// one written), as [`Planes::from_rgb8`] computes them.
+    pub fn write_rgb8(img: &Rgb8, out: &mut [std::mem::MaybeUninit<f32>]) {
+        let n = img.width * img.height;
+        assert_eq!(out.len(), 3 * n, "output size");
+        let (r, rest) = out.split_at_mut(n);
+        let (g, b) = rest.split_at_mut(n);
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            r[i].write(px[0] as f32 / 255.0);
+            g[i].write(px[1] as f32 / 255.0);
+            b[i].write(px[2] as f32 / 255.0);
+        }
+    }
+
     pub fn plane(&self, i: usize) -> &[f32] {
         &self.data[i * self.h * self.w..(i + 1) * self.h * self.w]
     }
