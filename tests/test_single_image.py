@@ -260,8 +260,10 @@ def test_create_dataloader_batches(golden_extracted, workers, context):
     opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True,
            "target_size": 128, "scale": 4, "phase": "train", "batch_size": 8,
            "n_workers": workers}  # fmt: skip
-    ds = dlas_fast.create_dataset(opt)
-    loader = dlas_fast.create_dataloader(ds, opt, shuffle=False)
+    # As DLAS's train.py calls them: the collate function travels with the dataset.
+    ds, collate = dlas_fast.create_dataset(opt, return_collate=True)
+    assert collate is dlas_fast.datasets.batch.collate
+    loader = dlas_fast.create_dataloader(ds, opt, shuffle=False, collate_fn=collate)
     if context:
         loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=workers,
                                              collate_fn=loader.collate_fn,
@@ -290,3 +292,33 @@ def test_fork_after_the_parent_used_native_threads(golden_extracted):
                                          collate_fn=dlas_fast.datasets.batch.collate,
                                          multiprocessing_context="fork")  # fmt: skip
     assert sum(len(b["GT_path"]) for b in loader) == len(ds)
+
+
+def test_tiles_too_small_for_the_multiple_name_the_file(tmp_path):
+    src = tmp_path / "src"
+    save(gradient(600, 600, seed=2), src / "a.png")
+    dst = tmp_path / "ds"
+    dlas_fast.extract(src, dst, crop_sz=[100], step=[100], resize_final_img=[1], min_size=100)
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "scale": 4, "force_multiple": 32}
+    ds = dlas_fast.create_dataset(opt)
+    with pytest.raises(ValueError, match=r"00000001\.jpg.*force_multiple"):
+        ds[0]
+    with pytest.raises(ValueError, match="force_multiple"):
+        ds.__getitems__([0, 1])
+
+
+def test_a_ref_of_another_size_goes_straight_to_the_target(tmp_path):
+    # Level-1 tiles of 384 with a 256 ref: DLAS area-resizes the ref directly to target_size.
+    src = tmp_path / "src"
+    save(gradient(600, 600, seed=1), src / "a.png")
+    dst = tmp_path / "ds"
+    dlas_fast.extract(src, dst, crop_sz=[256, 512], step=[256, 512], resize_final_img=[1, 0.75])
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True, "eval": True}
+    raw_ref = dlas_fast.create_dataset(opt)[0]["gt_fullsize_ref"][:3]  # the 256 ref, as is
+    ds = dlas_fast.create_dataset(dict(opt, target_size=96))
+    last = ds[len(ds) - 1]  # a 384 tile
+    expected = cv2.resize(
+        raw_ref.numpy().transpose(1, 2, 0), (96, 96), interpolation=cv2.INTER_AREA
+    )
+    np.testing.assert_allclose(last["gt_fullsize_ref"][:3].numpy(), expected.transpose(2, 0, 1),
+                               atol=2e-5)  # fmt: skip

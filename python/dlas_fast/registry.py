@@ -53,14 +53,22 @@ def create_dataset(dataset_opt: Mapping, return_collate: bool = False):
     """Builds the dataset named by ``dataset_opt['mode']``.
 
     With ``return_collate=True`` returns ``(dataset, collate_fn_or_None)``, as DLAS's
-    ``train.py`` calls it.
+    ``train.py`` calls it; the collate function is
+    :func:`dlas_fast.datasets.batch.collate` for datasets that load whole batches.
     """
     if "mode" not in dataset_opt:
         raise ValueError(
             f"dataset option 'mode' is required; known modes: {', '.join(known_modes())}"
         )
     dataset = _resolve(dataset_opt["mode"])(dataset_opt)
-    return (dataset, None) if return_collate else dataset
+    if not return_collate:
+        return dataset
+    # DLAS's trainer passes this collate function on to its DataLoader: for datasets
+    # that load whole batches natively, ours hands such batches over without a copy.
+    collate = None
+    if callable(getattr(dataset, "__getitems__", None)):
+        from dlas_fast.datasets.batch import collate
+    return dataset, collate
 
 
 def get_dataset_debugger(dataset_opt: Mapping):

@@ -13,7 +13,12 @@ from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import DlasError, RefCache, load_single_batch, load_single_item
+from dlas_fast._native import (
+    DlasError,
+    RefCache,
+    load_single_batch,
+    load_single_item,
+)
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, as_list, warn_unknown
 from dlas_fast.index import ChunkedTiles
@@ -37,6 +42,9 @@ OPTIONS = frozenset(
 # DLAS's centre and width when centers.pt is not read.
 DEFAULT_CENTRE = (128, 128)
 DEFAULT_WIDTH = 256
+
+# The batch tensors, in the order the native loaders return and fill them.
+_BATCH_KEYS = ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref", "gt_center", "lq_center")
 
 
 class SingleImageDataset(torch.utils.data.Dataset):
@@ -151,22 +159,14 @@ class SingleImageDataset(torch.utils.data.Dataset):
         in_worker = torch.utils.data.get_worker_info() is not None
         threads = 1 if in_worker else (os.cpu_count() or 1)
         try:
-            hq, hq_ref, lq, lq_ref, hq_c, lq_c = load_single_batch(
+            arrays = load_single_batch(
                 items, self.target_size, self.multiple, self.scale, self.eval, self._refs, threads
             )
         except ValueError as e:
             if "target_size" not in str(e):
                 raise
             return [self[i] for i in indices]  # tiles of different sizes: item by item
-        tensors = {
-            "lq": lq,
-            "hq": hq,
-            "gt_fullsize_ref": hq_ref,
-            "lq_fullsize_ref": lq_ref,
-            "lq_center": lq_c,
-            "gt_center": hq_c,
-        }
-        stacked = {k: torch.from_numpy(v) for k, v in tensors.items()}
+        stacked = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
         stacked["LQ_path"] = paths
         stacked["GT_path"] = list(paths)
         return Batch.of(stacked, len(paths))

@@ -91,6 +91,7 @@ impl RefCache {
         let opts = DecodeOptions::default();
         let img = decode_file(tile, &opts)?;
         let geo = Geometry::new((img.height, img.width), shape);
+        geo.check(tile)?;
         let reference = match reference {
             None => None,
             Some((path, centre, width)) => {
@@ -182,63 +183,100 @@ fn fill(it: &Loaded, s: Slots<'_>) {
     }
 }
 
+/// Per-item slot sizes of (hq, hq_ref, lq, lq_ref) for a geometry.
+fn slot_sizes(g: &Geometry) -> [usize; 4] {
+    let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
+    [3 * hn, 4 * hn, 3 * ln, 4 * ln]
+}
+
+/// Fills the slots of `items` (all of one geometry) in `outs` (hq, hq_ref, lq, lq_ref:
+/// each `n * size` long) and `centres` (hq, lq: `2 * n` each) on `threads` threads.
+/// Every element of every output is written.
+fn fill_all(
+    items: &[Loaded],
+    threads: usize,
+    outs: [&mut [MaybeUninit<f32>]; 4],
+    centres: [&mut [MaybeUninit<i64>]; 2],
+) {
+    let n = items.len();
+    let sizes = slot_sizes(&items[0].geo);
+    let per = n.div_ceil(threads.clamp(1, n));
+    let [hq, hq_ref, lq, lq_ref] = outs;
+    let [hc, lc] = centres;
+    for (out, k) in [
+        (&hq, sizes[0]),
+        (&hq_ref, sizes[1]),
+        (&lq, sizes[2]),
+        (&lq_ref, sizes[3]),
+    ] {
+        assert_eq!(out.len(), n * k, "output size");
+    }
+    assert_eq!((hc.len(), lc.len()), (2 * n, 2 * n), "centre output size");
+    let groups = items
+        .chunks(per)
+        .zip(hq.chunks_mut(per * sizes[0]))
+        .zip(hq_ref.chunks_mut(per * sizes[1]))
+        .zip(lq.chunks_mut(per * sizes[2]))
+        .zip(lq_ref.chunks_mut(per * sizes[3]))
+        .zip(hc.chunks_mut(per * 2))
+        .zip(lc.chunks_mut(per * 2));
+    std::thread::scope(|scope| {
+        for ((((((group, hq), hq_ref), lq), lq_ref), hc), lc) in groups {
+            scope.spawn(move || {
+                for (j, it) in group.iter().enumerate() {
+                    let at = |k: usize| j * k..(j + 1) * k;
+                    fill(
+                        it,
+                        Slots {
+                            hq: &mut hq[at(sizes[0])],
+                            hq_ref: &mut hq_ref[at(sizes[1])],
+                            lq: &mut lq[at(sizes[2])],
+                            lq_ref: &mut lq_ref[at(sizes[3])],
+                            hq_centre: &mut hc[at(2)],
+                            lq_centre: &mut lc[at(2)],
+                        },
+                    );
+                }
+            });
+        }
+    });
+}
+
 /// The stacked arrays of `items` (all of one geometry), filled on `threads` threads
 /// straight into their final buffers.
 fn stack(items: &[Loaded], threads: usize) -> Stacked {
-    let g = &items[0].geo;
-    let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
     let n = items.len();
-    let sizes = [3 * hn, 4 * hn, 3 * ln, 4 * ln];
-    let mut bufs: Vec<Vec<f32>> = sizes.iter().map(|&k| Vec::with_capacity(n * k)).collect();
-    let mut centres: Vec<Vec<i64>> = (0..2).map(|_| Vec::with_capacity(2 * n)).collect();
-    let per = n.div_ceil(threads.clamp(1, n));
+    let sizes = slot_sizes(&items[0].geo);
+    let mut bufs: [Vec<f32>; 4] = sizes.map(|k| Vec::with_capacity(n * k));
+    let mut centres: [Vec<i64>; 2] = [Vec::with_capacity(2 * n), Vec::with_capacity(2 * n)];
     {
-        let [hq, hq_ref, lq, lq_ref] = &mut bufs[..] else {
-            unreachable!("four buffers")
-        };
-        let [hc, lc] = &mut centres[..] else {
-            unreachable!("two centre buffers")
-        };
-        let groups = items
-            .chunks(per)
-            .zip(hq.spare_capacity_mut()[..n * sizes[0]].chunks_mut(per * sizes[0]))
-            .zip(hq_ref.spare_capacity_mut()[..n * sizes[1]].chunks_mut(per * sizes[1]))
-            .zip(lq.spare_capacity_mut()[..n * sizes[2]].chunks_mut(per * sizes[2]))
-            .zip(lq_ref.spare_capacity_mut()[..n * sizes[3]].chunks_mut(per * sizes[3]))
-            .zip(hc.spare_capacity_mut()[..2 * n].chunks_mut(per * 2))
-            .zip(lc.spare_capacity_mut()[..2 * n].chunks_mut(per * 2));
-        std::thread::scope(|scope| {
-            for ((((((group, hq), hq_ref), lq), lq_ref), hc), lc) in groups {
-                scope.spawn(move || {
-                    for (j, it) in group.iter().enumerate() {
-                        let at = |k: usize| j * k..(j + 1) * k;
-                        fill(
-                            it,
-                            Slots {
-                                hq: &mut hq[at(sizes[0])],
-                                hq_ref: &mut hq_ref[at(sizes[1])],
-                                lq: &mut lq[at(sizes[2])],
-                                lq_ref: &mut lq_ref[at(sizes[3])],
-                                hq_centre: &mut hc[at(2)],
-                                lq_centre: &mut lc[at(2)],
-                            },
-                        );
-                    }
-                });
-            }
-        });
+        let [hq, hq_ref, lq, lq_ref] = &mut bufs;
+        let [hc, lc] = &mut centres;
+        fill_all(
+            items,
+            threads,
+            [
+                &mut hq.spare_capacity_mut()[..n * sizes[0]],
+                &mut hq_ref.spare_capacity_mut()[..n * sizes[1]],
+                &mut lq.spare_capacity_mut()[..n * sizes[2]],
+                &mut lq_ref.spare_capacity_mut()[..n * sizes[3]],
+            ],
+            [
+                &mut hc.spare_capacity_mut()[..2 * n],
+                &mut lc.spare_capacity_mut()[..2 * n],
+            ],
+        );
     }
-    for (buf, &k) in bufs.iter_mut().zip(&sizes) {
-        // SAFETY: the groups above cover items 0..n exactly once, and `fill` writes
-        // every element of each item's `k`-element slot.
+    for (buf, k) in bufs.iter_mut().zip(sizes) {
+        // SAFETY: fill_all wrote every element of the first `n * k` spare slots.
         unsafe { buf.set_len(n * k) };
     }
     for c in &mut centres {
         // SAFETY: as above, two values per item.
         unsafe { c.set_len(2 * n) };
     }
-    let [hq, hq_ref, lq, lq_ref] = <[Vec<f32>; 4]>::try_from(bufs).expect("four buffers");
-    let [hq_centres, lq_centres] = <[Vec<i64>; 2]>::try_from(centres).expect("two buffers");
+    let [hq, hq_ref, lq, lq_ref] = bufs;
+    let [hq_centres, lq_centres] = centres;
     Stacked {
         hq,
         hq_ref,

@@ -241,10 +241,12 @@ mod turbo_jpeg {
         Unsupported(F),
     }
 
-    /// MCU width and height per TJSAMP value (0..=6), as libjpeg-turbo's tjMCUWidth
-    /// and tjMCUHeight tables.
-    const MCU_W: [usize; 7] = [8, 16, 16, 8, 8, 32, 8];
-    const MCU_H: [usize; 7] = [8, 8, 16, 8, 16, 8, 32];
+    /// Alignment of the cropped region's left edge, and its margins. libjpeg-turbo
+    /// needs the left edge on an iMCU boundary (8 x the largest horizontal sampling
+    /// factor, at most 4), and reports some non-standard layouts (e.g. luma 2x2 with
+    /// chroma 2x1) under a standard name whose table MCU is narrower than the real one,
+    /// so the largest possible iMCU is used whatever the file says.
+    const ALIGN: usize = 32;
 
     pub(super) fn decode<F>(bytes: &[u8], opts: &DecodeOptions, want: F) -> Outcome<F>
     where
@@ -301,36 +303,69 @@ mod turbo_jpeg {
             r.top + r.height <= ht && r.left + r.width <= w,
             "region outside the frame"
         );
-        let subsamp = h.get(raw::TJPARAM_TJPARAM_SUBSAMP);
-        let (mw, mh) = match usize::try_from(subsamp) {
-            Ok(s) if s < MCU_W.len() => (MCU_W[s], MCU_H[s]),
-            _ => (w, ht), // unknown subsampling: no cropping
-        };
-        // One pixel of margin to the left (the crop's left edge must sit on an MCU
-        // boundary), one MCU to the right, above and below.
-        let left = r.left.saturating_sub(1) / mw * mw;
-        let right = (r.left + r.width + mw).min(w);
-        let top = r.top.saturating_sub(mh);
-        let bottom = (r.top + r.height + mh).min(ht);
-        let (cw, ch) = (right - left, bottom - top);
-        let region = match (cw, ch) == (w, ht) {
-            true => raw::tjregion {
+        // One pixel of margin to the left (the left edge must sit on an iMCU boundary),
+        // an iMCU's worth to the right, above and below: chroma upsampling at the
+        // region's edges then sees the same neighbours as in a whole-frame decode.
+        let left = r.left.saturating_sub(1) / ALIGN * ALIGN;
+        let right = (r.left + r.width + ALIGN).min(w);
+        let top = r.top.saturating_sub(ALIGN);
+        let bottom = (r.top + r.height + ALIGN).min(ht);
+        let cropped = (left, top, right - left, bottom - top);
+        let whole = (0, 0, w, ht);
+        let mut attempts = vec![whole];
+        if (cropped.2, cropped.3) != (w, ht) {
+            // Should cropping ever be refused for a layout we did not foresee, the whole
+            // frame is decoded instead; a damaged file fails both, with the second error.
+            attempts.insert(0, cropped);
+        }
+        let mut last_err = None;
+        for (left, top, cw, ch) in attempts {
+            match decode_rect(h, bytes, (w, ht), (left, top, cw, ch)) {
+                Ok(pixels) => {
+                    return Ok(Some(Partial {
+                        img: Rgb8::new(cw, ch, pixels),
+                        top,
+                        left,
+                    }))
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.expect("at least one attempt"))
+    }
+
+    /// Decodes the `cw x ch` rectangle at `(left, top)` (the whole frame when it is
+    /// the whole frame) into packed RGB.
+    fn decode_rect(
+        h: &super::super::turbo::Handle,
+        bytes: &[u8],
+        (w, ht): (usize, usize),
+        (left, top, cw, ch): (usize, usize, usize, usize),
+    ) -> Result<Vec<u8>> {
+        let fail = |what: &str| decode_err(format!("JPEG: {what}{}", h.error()));
+        // SAFETY: the handle is live; the buffer is `bytes.len()` bytes. Reading the
+        // header again resets what a failed attempt left in the handle.
+        if unsafe { raw::tj3DecompressHeader(h.ptr(), bytes.as_ptr(), bytes.len() as _) } != 0 {
+            return Err(fail(""));
+        }
+        let region = if (cw, ch) == (w, ht) {
+            raw::tjregion {
                 x: 0,
                 y: 0,
                 w: 0,
                 h: 0,
-            },
-            false => raw::tjregion {
+            }
+        } else {
+            raw::tjregion {
                 x: left as i32,
                 y: top as i32,
                 w: cw as i32,
                 h: ch as i32,
-            },
+            }
         };
-        let fail = |what: &str| decode_err(format!("JPEG: {what}: {}", h.error()));
         // SAFETY: the handle is live and has read this image's header.
         if unsafe { raw::tj3SetCroppingRegion(h.ptr(), region) } != 0 {
-            return Err(fail("cropping"));
+            return Err(fail("cropping: "));
         }
         let mut pixels = vec![0u8; cw * ch * 3];
         // SAFETY: `pixels` holds the `cw x ch` RGB destination (pitch 0 = packed);
@@ -347,13 +382,9 @@ mod turbo_jpeg {
         };
         // Warnings count too: a truncated file decodes with grey filler and a warning.
         if rc != 0 {
-            return Err(decode_err(format!("JPEG: {}", h.error())));
+            return Err(fail(""));
         }
-        Ok(Some(Partial {
-            img: Rgb8::new(cw, ch, pixels),
-            top,
-            left,
-        }))
+        Ok(pixels)
     }
 }
 

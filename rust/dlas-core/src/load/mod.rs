@@ -142,6 +142,24 @@ impl Geometry {
         }
     }
 
+    /// An error naming `tile` when the tile is too small to give any pixel (a side
+    /// under `force_multiple * scale`).
+    pub fn check(&self, tile: &std::path::Path) -> Result<()> {
+        if self.hq.0 == 0 || self.hq.1 == 0 || self.lq.0 == 0 || self.lq.1 == 0 {
+            return Err(CoreError::option(
+                "force_multiple",
+                format!(
+                    "{}: a {}x{} tile leaves no pixel once cropped to a multiple of \
+                     force_multiple * scale and shrunk by scale",
+                    tile.display(),
+                    self.tile.1,
+                    self.tile.0
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// True when the HQ planes are the tile's own pixels (no resize, no crop).
     pub fn hq_is_tile(&self) -> bool {
         self.resize.is_none() && self.hq == self.tile
@@ -187,12 +205,26 @@ pub struct PreparedRef {
 
 impl PreparedRef {
     pub fn new(image: &Rgb8, geo: &Geometry) -> PreparedRef {
-        let mut planes = Planes::from_rgb8(image);
-        if (planes.h, planes.w) != geo.tile {
-            // DLAS would fail to stack a ref of another size; we fit it to the tile.
-            planes = planes.resized(geo.tile.0, geo.tile.1);
-        }
-        let (hq, lq) = geo.apply(planes);
+        let planes = Planes::from_rgb8(image);
+        // resize_hq takes the ref straight to the target size, as DLAS does, whatever
+        // its own size. Without a target, a ref of another size than its tiles is fitted
+        // to the tile size (DLAS would fail to stack the two).
+        let size = geo.resize.unwrap_or(geo.tile);
+        let planes = if (planes.h, planes.w) == size {
+            planes
+        } else {
+            planes.resized(size.0, size.1)
+        };
+        let hq = if (planes.h, planes.w) == geo.hq {
+            planes
+        } else {
+            planes.cropped(geo.hq.0, geo.hq.1)
+        };
+        let lq = if geo.eval {
+            hq.clone()
+        } else {
+            hq.resized(geo.lq.0, geo.lq.1)
+        };
         PreparedRef { hq, lq }
     }
 }

@@ -45,6 +45,7 @@ impl Planes {
     /// one written), as [`Planes::from_rgb8`] computes them.
     pub fn write_rgb8(img: &Rgb8, out: &mut [std::mem::MaybeUninit<f32>]) {
         let n = img.width * img.height;
+        assert_eq!(img.data.len(), 3 * n, "image buffer size");
         assert_eq!(out.len(), 3 * n, "output size");
         let (r, rest) = out.split_at_mut(n);
         let (g, b) = rest.split_at_mut(n);
