@@ -231,6 +231,28 @@ fn recently_modified_folders_are_not_trusted() {
 }
 
 #[test]
+fn mtimes_in_the_future_do_not_force_rebuilds() {
+    let root = tree();
+    age_tree(&root, 60);
+    let t = SystemTime::now() + Duration::from_secs(3600);
+    fs::File::open(root.join("b_chunk"))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    assert!(!RootIndex::open(&root, CacheMode::Use).unwrap().from_cache);
+    assert!(RootIndex::open(&root, CacheMode::Use).unwrap().from_cache);
+    // and a change there is still seen
+    fs::write(root.join("b_chunk/00000009.jpg"), b"x").unwrap();
+    fs::File::open(root.join("b_chunk"))
+        .unwrap()
+        .set_modified(t + Duration::from_secs(60))
+        .unwrap();
+    let changed = RootIndex::open(&root, CacheMode::Use).unwrap();
+    assert!(!changed.from_cache);
+    assert_eq!(changed.chunks[1].tile_count, 4);
+}
+
+#[test]
 fn a_damaged_cache_is_rebuilt_and_replaced() {
     let root = tree();
     age_tree(&root, 60);

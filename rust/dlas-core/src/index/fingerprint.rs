@@ -8,9 +8,10 @@
 //! under the same name, and changes inside a chunk's sub-folders (tiles are normally
 //! directly in the chunk).
 //!
-//! A folder modified less than [`RACY_NS`] before the scan started might have changed
-//! again within the same mtime tick after it was scanned; such a cache is not trusted
-//! (the next open rebuilds it, as git does with its "racily clean" index entries).
+//! A folder modified within [`RACY_NS`] of the scan's start might have changed again
+//! within the same mtime tick after it was scanned; such a cache is not trusted (the
+//! next open rebuilds it, as git does with its "racily clean" index entries). Stamps
+//! further in the future (a skewed clock) are trusted like old ones.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -100,7 +101,10 @@ pub fn is_fresh(index: &RootIndex, root: &Path) -> Result<bool> {
     {
         return Ok(false);
     }
-    let trusted_before = index.built_ns - RACY_NS;
+    // Racy: modified within RACY_NS of the scan's start, before or after it. A stamp
+    // further in the future (a skewed clock, a file server ahead of us) is trusted
+    // like an old one: otherwise such a chunk would force a rebuild on every open.
+    let racy = |t: i64| (t - index.built_ns).abs() < RACY_NS;
     let all_same = index.chunks.par_iter().enumerate().all(|(i, c)| {
         let dir = root.join(bytes_path(index.chunk_name(i)));
         match stamp(&dir) {
@@ -108,8 +112,8 @@ pub fn is_fresh(index: &RootIndex, root: &Path) -> Result<bool> {
                 s.dir_mtime_ns == c.dir_mtime_ns
                     && s.centers_mtime_ns == c.centers_mtime_ns
                     && s.centers_size == c.centers_size
-                    && s.dir_mtime_ns < trusted_before
-                    && s.centers_mtime_ns < trusted_before
+                    && !racy(s.dir_mtime_ns)
+                    && !racy(s.centers_mtime_ns)
             }
             Err(_) => false,
         }
