@@ -34,13 +34,19 @@ import sys
 import time
 from pathlib import Path
 
-OURS = r"""
+# Shared by both measuring scripts: the process's resident set.
+PRELUDE = r"""
 import json, os, sys, time
 def rss():
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
+"""
+
+OURS = (
+    PRELUDE
+    + r"""
 import dlas_fast
 root, cache = sys.argv[1], sys.argv[2]
 before = rss()
@@ -50,14 +56,11 @@ secs = time.perf_counter() - t
 print(json.dumps({"secs": secs, "tiles": index.num_tiles, "from_cache": index.from_cache,
                   "heap": index.resident_bytes, "rss_growth": rss() - before}))
 """
+)
 
-DLAS = r"""
-import json, os, sys, time
-def rss():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+DLAS = (
+    PRELUDE
+    + r"""
 import torch
 EXTS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".ppm", ".PPM", ".bmp", ".BMP")
 class Chunk:
@@ -82,6 +85,7 @@ secs = time.perf_counter() - t
 print(json.dumps({"secs": secs, "tiles": sum(len(c.tiles) for c in chunks),
                   "from_cache": mode != "build", "heap": None, "rss_growth": rss() - before}))
 """
+)
 
 
 def make_tree(root: Path, chunks: int, tiles: int) -> None:

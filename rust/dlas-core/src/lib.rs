@@ -12,3 +12,11 @@ pub mod load;
 pub mod torchfile;
 
 pub use error::{CoreError, Result};
+
+/// FNV-1a, 64 bit: a fixed, documented hash (std's hasher may change between releases),
+/// for keys that must stay the same across builds (job keys, cache file names).
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

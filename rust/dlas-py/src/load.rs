@@ -5,12 +5,11 @@
 //! is derived from them alone (the ref's HQ and LQ planes, and the mask planes of a
 //! centre), so a chunk's ref is decoded and resized once, not once per tile.
 
-use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
-use dlas_core::load::{resize_plane, Geometry, Planes, PreparedMask, PreparedRef, Shape};
+use dlas_core::load::{stack, Geometry, Loaded, PreparedMask, PreparedRef, Shape};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
@@ -79,13 +78,6 @@ impl RefCache {
 /// One item to load: (tile path, None or (ref path, (row, col), width)).
 type ItemSpec = (PathBuf, Option<(PathBuf, (i64, i64), i64)>);
 
-/// An item's decoded tile and its shared ref side.
-struct Loaded {
-    geo: Geometry,
-    img: Rgb8,
-    reference: Option<(Arc<PreparedRef>, Arc<PreparedMask>)>,
-}
-
 impl RefCache {
     fn load(&self, (tile, reference): &ItemSpec, shape: &Shape) -> dlas_core::Result<Loaded> {
         let opts = DecodeOptions::default();
@@ -111,179 +103,6 @@ impl RefCache {
             img,
             reference,
         })
-    }
-}
-
-/// `n` items' tensors, stacked: hq, hq_ref (ref RGB + mask), lq, lq_ref, centres.
-struct Stacked {
-    hq: Vec<f32>,
-    hq_ref: Vec<f32>,
-    lq: Vec<f32>,
-    lq_ref: Vec<f32>,
-    hq_centres: Vec<i64>,
-    lq_centres: Vec<i64>,
-}
-
-/// One item's slots in the stacked arrays (uninitialised until [`fill`] writes them).
-struct Slots<'a> {
-    hq: &'a mut [MaybeUninit<f32>],
-    hq_ref: &'a mut [MaybeUninit<f32>],
-    lq: &'a mut [MaybeUninit<f32>],
-    lq_ref: &'a mut [MaybeUninit<f32>],
-    hq_centre: &'a mut [MaybeUninit<i64>],
-    lq_centre: &'a mut [MaybeUninit<i64>],
-}
-
-fn copy_into<T: Copy>(out: &mut [MaybeUninit<T>], src: &[T]) {
-    assert_eq!(out.len(), src.len(), "slot size");
-    for (o, &v) in out.iter_mut().zip(src) {
-        o.write(v);
-    }
-}
-
-/// Writes every value of one item's slots: the tile's HQ planes straight from its
-/// pixels when it needs no resize or crop, the LQ planes shrunk from those, the ref's
-/// prepared planes and mask (or zeros), and the centres.
-fn fill(it: &Loaded, s: Slots<'_>) {
-    let g = &it.geo;
-    let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
-    if g.hq_is_tile() {
-        Planes::write_rgb8(&it.img, s.hq);
-    } else {
-        copy_into(s.hq, &g.hq_planes(Planes::from_rgb8(&it.img)).data);
-    }
-    // SAFETY: every element of `s.hq` was written just above (write_rgb8 writes all
-    // 3 * H * W values; copy_into asserts equal lengths and writes each one), and
-    // MaybeUninit<f32> has the layout of f32.
-    let hq: &[f32] = unsafe { &*(s.hq as *const [MaybeUninit<f32>] as *const [f32]) };
-    if g.eval {
-        copy_into(s.lq, hq);
-    } else {
-        for c in 0..3 {
-            let small = resize_plane(&hq[c * hn..(c + 1) * hn], g.hq.1, g.hq.0, g.lq.1, g.lq.0);
-            copy_into(&mut s.lq[c * ln..(c + 1) * ln], &small);
-        }
-    }
-    match &it.reference {
-        Some((r, m)) => {
-            copy_into(&mut s.hq_ref[..3 * hn], &r.hq.data);
-            copy_into(&mut s.hq_ref[3 * hn..], &m.hq.data);
-            copy_into(&mut s.lq_ref[..3 * ln], &r.lq.data);
-            copy_into(&mut s.lq_ref[3 * ln..], &m.lq.data);
-            copy_into(s.hq_centre, &[m.hq_centre.0, m.hq_centre.1]);
-            copy_into(s.lq_centre, &[m.lq_centre.0, m.lq_centre.1]);
-        }
-        None => {
-            // No ref: zeros like the tile, a zero mask, centre (0, 0).
-            s.hq_ref.fill(MaybeUninit::new(0.0));
-            s.lq_ref.fill(MaybeUninit::new(0.0));
-            s.hq_centre.fill(MaybeUninit::new(0));
-            s.lq_centre.fill(MaybeUninit::new(0));
-        }
-    }
-}
-
-/// Per-item slot sizes of (hq, hq_ref, lq, lq_ref) for a geometry.
-fn slot_sizes(g: &Geometry) -> [usize; 4] {
-    let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
-    [3 * hn, 4 * hn, 3 * ln, 4 * ln]
-}
-
-/// Fills the slots of `items` (all of one geometry) in `outs` (hq, hq_ref, lq, lq_ref:
-/// each `n * size` long) and `centres` (hq, lq: `2 * n` each) on `threads` threads.
-/// Every element of every output is written.
-fn fill_all(
-    items: &[Loaded],
-    threads: usize,
-    outs: [&mut [MaybeUninit<f32>]; 4],
-    centres: [&mut [MaybeUninit<i64>]; 2],
-) {
-    let n = items.len();
-    let sizes = slot_sizes(&items[0].geo);
-    let per = n.div_ceil(threads.clamp(1, n));
-    let [hq, hq_ref, lq, lq_ref] = outs;
-    let [hc, lc] = centres;
-    for (out, k) in [
-        (&hq, sizes[0]),
-        (&hq_ref, sizes[1]),
-        (&lq, sizes[2]),
-        (&lq_ref, sizes[3]),
-    ] {
-        assert_eq!(out.len(), n * k, "output size");
-    }
-    assert_eq!((hc.len(), lc.len()), (2 * n, 2 * n), "centre output size");
-    let groups = items
-        .chunks(per)
-        .zip(hq.chunks_mut(per * sizes[0]))
-        .zip(hq_ref.chunks_mut(per * sizes[1]))
-        .zip(lq.chunks_mut(per * sizes[2]))
-        .zip(lq_ref.chunks_mut(per * sizes[3]))
-        .zip(hc.chunks_mut(per * 2))
-        .zip(lc.chunks_mut(per * 2));
-    std::thread::scope(|scope| {
-        for ((((((group, hq), hq_ref), lq), lq_ref), hc), lc) in groups {
-            scope.spawn(move || {
-                for (j, it) in group.iter().enumerate() {
-                    let at = |k: usize| j * k..(j + 1) * k;
-                    fill(
-                        it,
-                        Slots {
-                            hq: &mut hq[at(sizes[0])],
-                            hq_ref: &mut hq_ref[at(sizes[1])],
-                            lq: &mut lq[at(sizes[2])],
-                            lq_ref: &mut lq_ref[at(sizes[3])],
-                            hq_centre: &mut hc[at(2)],
-                            lq_centre: &mut lc[at(2)],
-                        },
-                    );
-                }
-            });
-        }
-    });
-}
-
-/// The stacked arrays of `items` (all of one geometry), filled on `threads` threads
-/// straight into their final buffers.
-fn stack(items: &[Loaded], threads: usize) -> Stacked {
-    let n = items.len();
-    let sizes = slot_sizes(&items[0].geo);
-    let mut bufs: [Vec<f32>; 4] = sizes.map(|k| Vec::with_capacity(n * k));
-    let mut centres: [Vec<i64>; 2] = [Vec::with_capacity(2 * n), Vec::with_capacity(2 * n)];
-    {
-        let [hq, hq_ref, lq, lq_ref] = &mut bufs;
-        let [hc, lc] = &mut centres;
-        fill_all(
-            items,
-            threads,
-            [
-                &mut hq.spare_capacity_mut()[..n * sizes[0]],
-                &mut hq_ref.spare_capacity_mut()[..n * sizes[1]],
-                &mut lq.spare_capacity_mut()[..n * sizes[2]],
-                &mut lq_ref.spare_capacity_mut()[..n * sizes[3]],
-            ],
-            [
-                &mut hc.spare_capacity_mut()[..2 * n],
-                &mut lc.spare_capacity_mut()[..2 * n],
-            ],
-        );
-    }
-    for (buf, k) in bufs.iter_mut().zip(sizes) {
-        // SAFETY: fill_all wrote every element of the first `n * k` spare slots.
-        unsafe { buf.set_len(n * k) };
-    }
-    for c in &mut centres {
-        // SAFETY: as above, two values per item.
-        unsafe { c.set_len(2 * n) };
-    }
-    let [hq, hq_ref, lq, lq_ref] = bufs;
-    let [hq_centres, lq_centres] = centres;
-    Stacked {
-        hq,
-        hq_ref,
-        lq,
-        lq_ref,
-        hq_centres,
-        lq_centres,
     }
 }
 

@@ -172,7 +172,7 @@ impl ExtractOptions {
             max_pixels: self.max_pixels,
         })
         .expect("options serialise");
-        format!("{:016x}", fnv1a64(canonical.as_bytes()))
+        format!("{:016x}", crate::fnv1a64(canonical.as_bytes()))
     }
 }
 
@@ -189,13 +189,6 @@ struct KeyView<'a> {
     vertical_split: bool,
     mask_path: &'a Option<PathBuf>,
     max_pixels: u64,
-}
-
-/// FNV-1a, 64 bit: a fixed, documented hash (std's hasher may change between releases).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -64,9 +64,6 @@ impl<'a> TileSource<'a> {
         })
     }
 
-    /// Whether this build can share work between aligned tiles.
-    pub const SHARES_WORK: bool = cfg!(feature = "turbojpeg");
-
     /// Encodes the `height x width` tile at `(row, col)`, appending to `out`.
     pub fn encode(
         &self,

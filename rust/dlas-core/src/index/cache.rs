@@ -42,7 +42,7 @@ pub fn locations(root: &Path) -> Vec<PathBuf> {
     let mut out = vec![root.join(FILE_NAME)];
     if let Some(dir) = user_cache_dir() {
         let abs = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-        let key = fnv1a(abs.as_os_str().as_encoded_bytes());
+        let key = crate::fnv1a64(abs.as_os_str().as_encoded_bytes());
         out.push(dir.join("index").join(format!("{key:016x}.bin")));
     }
     out
@@ -57,12 +57,6 @@ fn user_cache_dir() -> Option<PathBuf> {
     env("DLAS_FAST_CACHE")
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("dlas_fast")))
         .or_else(|| env("HOME").map(|d| d.join(".cache").join("dlas_fast")))
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The cached index of `root`, if a cache file exists, is intact and is fresh.

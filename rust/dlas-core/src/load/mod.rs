@@ -5,8 +5,10 @@
 //! Everything is float32, as DLAS computes it (OpenCV on float images), in planar
 //! `C x H x W` layout so that the planes become torch tensors without a transpose.
 
+mod batch;
 mod planes;
 
+pub use batch::{stack, Loaded, Stacked};
 pub use planes::{resize_plane, Planes};
 
 use crate::error::{CoreError, Result};
@@ -259,47 +261,30 @@ impl PreparedMask {
 }
 
 /// Builds one item (SPEC §4 steps 1-4, without corruption) from a decoded tile and,
-/// when the dataset asks for it and the chunk has one, its reference.
+/// when the dataset asks for it and the chunk has one, its reference: a batch of one
+/// through [`stack`], the loaders' own path.
 pub fn build_item(tile: &Rgb8, reference: Option<Reference<'_>>, shape: &Shape) -> Item {
     let geo = Geometry::new((tile.height, tile.width), shape);
-    let prepared = reference.map(|r| {
+    let reference = reference.map(|r| {
         (
-            PreparedRef::new(r.image, &geo),
-            PreparedMask::new(&geo, r.centre, r.width),
+            std::sync::Arc::new(PreparedRef::new(r.image, &geo)),
+            std::sync::Arc::new(PreparedMask::new(&geo, r.centre, r.width)),
         )
     });
-    build_prepared(tile, prepared.as_ref().map(|(r, m)| (r, m)), &geo)
-}
-
-/// [`build_item`] with the ref side already prepared (see [`PreparedRef`]).
-pub fn build_prepared(
-    tile: &Rgb8,
-    reference: Option<(&PreparedRef, &PreparedMask)>,
-    geo: &Geometry,
-) -> Item {
-    let (hq, lq) = geo.apply(Planes::from_rgb8(tile));
-    let (hq_ref, lq_ref, hq_centre, lq_centre) = match reference {
-        Some((r, m)) => (
-            r.hq.stacked(&m.hq),
-            r.lq.stacked(&m.lq),
-            m.hq_centre,
-            m.lq_centre,
-        ),
-        // No ref: zeros like the tile, a zero mask, centre (0, 0).
-        None => (
-            Planes::zeros(4, geo.hq.0, geo.hq.1),
-            Planes::zeros(4, geo.lq.0, geo.lq.1),
-            (0, 0),
-            (0, 0),
-        ),
+    let item = Loaded {
+        geo,
+        img: tile.clone(),
+        reference,
     };
+    let s = stack(std::slice::from_ref(&item), 1);
+    let planes = |c: usize, (h, w): (usize, usize), data: Vec<f32>| Planes { c, h, w, data };
     Item {
-        hq,
-        hq_ref,
-        lq,
-        lq_ref,
-        hq_centre,
-        lq_centre,
+        hq: planes(3, geo.hq, s.hq),
+        hq_ref: planes(4, geo.hq, s.hq_ref),
+        lq: planes(3, geo.lq, s.lq),
+        lq_ref: planes(4, geo.lq, s.lq_ref),
+        hq_centre: (s.hq_centres[0], s.hq_centres[1]),
+        lq_centre: (s.lq_centres[0], s.lq_centres[1]),
     }
 }
 

@@ -60,27 +60,6 @@ impl Planes {
         &self.data[i * self.h * self.w..(i + 1) * self.h * self.w]
     }
 
-    /// These planes followed by `more`'s (same size).
-    pub fn stacked(&self, more: &Planes) -> Planes {
-        assert_eq!((self.h, self.w), (more.h, more.w), "plane size");
-        let mut data = Vec::with_capacity(self.data.len() + more.data.len());
-        data.extend_from_slice(&self.data);
-        data.extend_from_slice(&more.data);
-        Planes {
-            c: self.c + more.c,
-            h: self.h,
-            w: self.w,
-            data,
-        }
-    }
-
-    /// Appends a plane of the same size.
-    pub fn push_plane(&mut self, plane: Vec<f32>) {
-        assert_eq!(plane.len(), self.h * self.w, "plane size");
-        self.data.extend_from_slice(&plane);
-        self.c += 1;
-    }
-
     /// Every plane area-resized to `h x w`.
     pub fn resized(&self, h: usize, w: usize) -> Planes {
         if (h, w) == (self.h, self.w) {
