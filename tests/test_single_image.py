@@ -163,8 +163,9 @@ def test_options_are_checked(tmp_path):
     base = {"mode": "single_image_extensible", "paths": str(dst)}
     with pytest.raises(ValueError, match="force_multiple"):
         dlas_fast.create_dataset(dict(base, target_size=100, scale=2, force_multiple=32))
-    with pytest.raises(NotImplementedError, match="jpeg"):
-        dlas_fast.create_dataset(dict(base, fixed_corruptions=["jpeg"]))
+    # Unknown corruption names fail when the dataset is built, even in eval mode.
+    with pytest.raises(ValueError, match=r"fixed_corruptions.*jpeg-ultra.*known: none"):
+        dlas_fast.create_dataset(dict(base, eval=True, fixed_corruptions=["jpeg-ultra"]))
     with pytest.warns(UserWarning, match="colour_typo"):
         dlas_fast.create_dataset(dict(base, colour_typo=1))
     with warnings.catch_warnings():

@@ -9,6 +9,8 @@ Public API:
   chunked datasets, cached and held in native memory.
 * :func:`create_dataset` / :func:`create_dataloader` / :func:`register_dataset` - DLAS's
   dataset registry (the Dataset classes import torch when first used).
+* :class:`ImageCorruptor` - DLAS's image corruptor, seeded and reproducible (imports
+  numpy when first used).
 * The exceptions :class:`DlasError` (base), :class:`DecodeError`,
   :class:`DestinationError`, :class:`CentersFileError`.
 
@@ -36,12 +38,22 @@ from dlas_fast.registry import (
     register_dataset,
 )
 
+
+def __getattr__(name: str):
+    if name in ("ImageCorruptor", "CORRUPTION_NAMES"):
+        from dlas_fast import corruptor
+
+        return getattr(corruptor, name)
+    raise AttributeError(f"module 'dlas_fast' has no attribute {name!r}")
+
+
 try:
     __version__ = version("dlas_fast")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "CORRUPTION_NAMES",
     "CentersFileError",
     "ChunkIndex",
     "ChunkedTiles",
@@ -49,6 +61,7 @@ __all__ = [
     "DestinationError",
     "DlasError",
     "ExtractSummary",
+    "ImageCorruptor",
     "SourceIssue",
     "TileSet",
     "__version__",

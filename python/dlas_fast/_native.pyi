@@ -60,6 +60,31 @@ class TileSet:
 class RefCache:
     def __init__(self, capacity: int = 8) -> None: ...
 
+class Corruptor:
+    def __init__(
+        self,
+        fixed: list[str],
+        random: list[str],
+        num_random: int,
+        blur_scale: float,
+        cosine_bias: bool,
+        seed: int | None,
+    ) -> None: ...
+    @staticmethod
+    def names() -> list[str]: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def is_noop(self) -> bool: ...
+    @property
+    def changes_nothing(self) -> bool: ...
+    def corrupt(
+        self, imgs: list[Any], epoch: int, index: int | None
+    ) -> tuple[list[Any], list[float]]: ...
+
+# (Corruptor, corrupt_before_downsize, epoch, one dataset index per item)
+CorruptSpec = tuple[Corruptor, bool, int, list[int]]
+
 def load_single_item(
     tile: str,
     reference: tuple[str, tuple[int, int], int] | None,
@@ -68,6 +93,7 @@ def load_single_item(
     scale: int,
     eval: bool,
     cache: RefCache,
+    corrupt: CorruptSpec | None = None,
 ) -> tuple[Any, Any, Any, Any, Any, Any]: ...
 def load_single_batch(
     items: list[tuple[str, tuple[str, tuple[int, int], int] | None]],
@@ -77,4 +103,5 @@ def load_single_batch(
     eval: bool,
     cache: RefCache,
     threads: int = 1,
+    corrupt: CorruptSpec | None = None,
 ) -> tuple[Any, Any, Any, Any, Any, Any]: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 
@@ -76,6 +77,31 @@ def get_dataset_debugger(dataset_opt: Mapping):
     return None
 
 
+@functools.cache
+def _loader_class():
+    import torch
+
+    class EpochDataLoader(torch.utils.data.DataLoader):
+        """A DataLoader that sets its dataset's epoch (the key of its corruptions) each
+        time an epoch starts: 0, 1, 2... or from :meth:`set_epoch` (e.g. on resume)."""
+
+        _next_epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self._next_epoch = int(epoch)
+            sampler = getattr(self, "sampler", None)
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+
+        def __iter__(self):
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(self._next_epoch)
+            self._next_epoch += 1
+            return super().__iter__()
+
+    return EpochDataLoader
+
+
 def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None, sampler=None,
                       collate_fn=None, shuffle: bool = True):  # fmt: skip
     """A ``torch.utils.data.DataLoader`` configured as DLAS's ``create_dataloader``.
@@ -86,9 +112,14 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
     ``batch_size`` or 1, no shuffle, no workers. For our datasets that load whole
     batches natively, ``collate_fn`` defaults to :func:`dlas_fast.datasets.batch.collate`,
     which takes such batches without a copy.
+
+    The loader sets the dataset's epoch (which keys its corruptions) each time it is
+    iterated: 0, 1, 2...; ``loader.set_epoch(n)`` chooses the next one (and calls the
+    sampler's ``set_epoch`` too).
     """
     import torch
 
+    loader_class = _loader_class()
     if collate_fn is None and callable(getattr(dataset, "__getitems__", None)):
         from dlas_fast.datasets.batch import collate as collate_fn
     phase = dataset_opt.get("phase", "train")
@@ -104,7 +135,7 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
                     f"batch_size {batch_size} is not divisible by the world size {world}"
                 )
             batch_size //= world
-        return torch.utils.data.DataLoader(
+        return loader_class(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle if sampler is None else False,
@@ -114,7 +145,7 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
             pin_memory=pin_memory,
             collate_fn=collate_fn,
         )
-    return torch.utils.data.DataLoader(
+    return loader_class(
         dataset,
         batch_size=dataset_opt.get("batch_size") or 1,
         shuffle=False,

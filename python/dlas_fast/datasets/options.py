@@ -43,11 +43,3 @@ def warn_unknown(opt: Mapping, known: Iterable[str], dataset: str) -> None:
             UserWarning,
             stacklevel=3,
         )
-
-
-def as_list(value) -> list:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]

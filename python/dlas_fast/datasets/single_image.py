@@ -1,9 +1,13 @@
 """``single_image_extensible``: SingleImageDataset over chunked datasets (SPEC §4-5).
 
-Each item is one tile. Decoding, resizing and the float conversion run in one native
-call with the GIL released; the chunk index lives in native memory and its cache is
-rebuilt when the tree changes (SPEC §3). A chunk's ref.jpg is decoded once and kept
-while its tiles are read.
+Each item is one tile. Decoding, resizing, the LQ synthesis with its corruptions and
+the float conversion run in one native call with the GIL released; the chunk index
+lives in native memory and its cache is rebuilt when the tree changes (SPEC §3). A
+chunk's ref.jpg is decoded once and kept while its tiles are read.
+
+Corruptions are keyed on ``(random_seed, epoch, item index)`` (see
+:mod:`dlas_fast.corruptor`): the epoch is set with :meth:`SingleImageDataset.set_epoch`,
+which ``dlas_fast.create_dataloader``'s loader calls at the start of every epoch.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from dlas_fast._native import (
     load_single_batch,
     load_single_item,
 )
+from dlas_fast.corruptor import ImageCorruptor, SharedEpoch
 from dlas_fast.datasets.batch import Batch
-from dlas_fast.datasets.options import CORRUPTOR_KEYS, as_list, warn_unknown
+from dlas_fast.datasets.options import CORRUPTOR_KEYS, warn_unknown
 from dlas_fast.index import ChunkedTiles
 
 OPTIONS = frozenset(
@@ -78,14 +83,9 @@ class SingleImageDataset(torch.utils.data.Dataset):
         self.needs_metadata = bool(self.opt.get("strict", False)) or bool(
             self.opt.get("needs_metadata", False)
         )
-        fixed = [c for c in as_list(self.opt.get("fixed_corruptions")) if c != "none"]
-        rand = [c for c in as_list(self.opt.get("random_corruptions")) if c != "none"]
-        if (fixed or rand) and not self.eval:
-            raise NotImplementedError(
-                "single_image_extensible: corruptions "
-                f"({', '.join(fixed + rand)}) are not implemented in this release of "
-                "dlas_fast yet; use eval mode or no corruptions"
-            )
+        self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
+        self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
+        self._epoch = SharedEpoch()
         self.tiles = ChunkedTiles(
             self.opt["paths"],
             weights=self.opt.get("weights"),
@@ -99,6 +99,22 @@ class SingleImageDataset(torch.utils.data.Dataset):
     def get_paths(self) -> list[str]:
         """Every item's tile path, in item order."""
         return self.tiles.get_paths()
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch.value
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch that keys the corruptions, in this process and in the
+        DataLoader workers (forked, spawned or persistent), like a DistributedSampler's
+        ``set_epoch``. ``dlas_fast.create_dataloader``'s loader calls it each epoch."""
+        self._epoch.value = epoch
+
+    def _corruption(self, indices: list[int]):
+        native = self.corruptor.native
+        if self.eval or native.changes_nothing:
+            return None
+        return (native, self.corrupt_before_downsize, self._epoch.value, indices)
 
     def _reference(self, index, chunk: int, tile: int, path: str):
         if not self.need_ref:
@@ -130,6 +146,7 @@ class SingleImageDataset(torch.utils.data.Dataset):
             self.scale,
             self.eval,
             self._refs,
+            self._corruption([item]),
         )
         return {
             "lq": torch.from_numpy(lq),
@@ -160,7 +177,14 @@ class SingleImageDataset(torch.utils.data.Dataset):
         threads = 1 if in_worker else (os.cpu_count() or 1)
         try:
             arrays = load_single_batch(
-                items, self.target_size, self.multiple, self.scale, self.eval, self._refs, threads
+                items,
+                self.target_size,
+                self.multiple,
+                self.scale,
+                self.eval,
+                self._refs,
+                threads,
+                self._corruption(list(indices)),
             )
         except ValueError as e:
             if "target_size" not in str(e):
@@ -171,9 +195,11 @@ class SingleImageDataset(torch.utils.data.Dataset):
         stacked["GT_path"] = list(paths)
         return Batch.of(stacked, len(paths))
 
-    # Native objects are not pickled: a spawned worker reopens the index from its cache.
+    # Native objects are not pickled: a spawned worker reopens the index from its cache
+    # and shares the epoch with the main process.
     def __getstate__(self) -> dict:
-        return {"opt": self.opt}
+        return {"opt": self.opt, "epoch": self._epoch}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["opt"])
+        self._epoch = state["epoch"]

@@ -1,6 +1,7 @@
 //! `dlas_fast._native`: thin PyO3 wrappers over dlas-core. Arguments are converted
 //! first, the core runs with the GIL released, results are converted after.
 
+mod corrupt;
 mod errors;
 mod index;
 mod load;
@@ -102,6 +103,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyChunkIndex>()?;
     m.add_class::<index::PyTileSet>()?;
     m.add_class::<load::RefCache>()?;
+    m.add_class::<corrupt::PyCorruptor>()?;
     m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
     m.add_function(wrap_pyfunction!(load::load_single_batch, m)?)?;
     errors::register(m)?;

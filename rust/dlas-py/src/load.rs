@@ -8,11 +8,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use dlas_core::corrupt::Key;
 use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
-use dlas_core::load::{stack, Geometry, Loaded, PreparedMask, PreparedRef, Shape};
+use dlas_core::load::{stack, Corruption, Geometry, Loaded, PreparedMask, PreparedRef, Shape};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
+use crate::corrupt::PyCorruptor;
 use crate::errors::to_pyerr;
 
 /// A small most-recently-used map.
@@ -102,6 +104,7 @@ impl RefCache {
             geo,
             img,
             reference,
+            key: Key::default(),
         })
     }
 }
@@ -162,6 +165,10 @@ fn shape_of(
     Ok(shape)
 }
 
+/// How a call corrupts its LQ images: (corruptor, corrupt_before_downsize, epoch,
+/// each item's dataset index).
+type CorruptSpec<'py> = (PyRef<'py, PyCorruptor>, bool, u64, Vec<u64>);
+
 /// Loads and stacks; `batched` keeps the leading batch axis.
 fn arrays<'py>(
     py: Python<'py>,
@@ -170,13 +177,33 @@ fn arrays<'py>(
     cache: &RefCache,
     threads: usize,
     batched: bool,
+    corrupt: Option<CorruptSpec<'py>>,
 ) -> PyResult<Arrays<'py>> {
     if items.is_empty() {
         return Err(pyo3::exceptions::PyValueError::new_err("no items to load"));
     }
-    let loaded = py
+    let mut loaded = py
         .detach(|| load_all(&items, &shape, cache, threads))
         .map_err(to_pyerr)?;
+    let corruption = match &corrupt {
+        None => None,
+        Some((c, before, epoch, indices)) => {
+            if indices.len() != items.len() {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "{} indices for {} items",
+                    indices.len(),
+                    items.len()
+                )));
+            }
+            for (l, &i) in loaded.iter_mut().zip(indices) {
+                l.key = c.key(*epoch, i);
+            }
+            Some(Corruption {
+                corruptor: &c.inner,
+                before_downsize: *before,
+            })
+        }
+    };
     let g = loaded[0].geo;
     if let Some(i) = loaded
         .iter()
@@ -190,7 +217,9 @@ fn arrays<'py>(
             g.hq
         )));
     }
-    let s = py.detach(|| stack(&loaded, threads));
+    let s = py
+        .detach(|| stack(&loaded, threads, corruption))
+        .map_err(to_pyerr)?;
     let n = loaded.len();
     let arr = |data: Vec<f32>, c: usize, (h, w): (usize, usize)| -> PyResult<Bound<'py, PyAny>> {
         let a = PyArray1::from_vec(py, data);
@@ -226,12 +255,13 @@ fn arrays<'py>(
 ///     reference: None, or (ref path, (row, col), width).
 ///     target_size, multiple, scale, eval: the dataset's shape options.
 ///     cache: the dataset's RefCache.
+///     corrupt: None, or (Corruptor, corrupt_before_downsize, epoch, [item index]).
 ///
 /// Returns:
 ///     (hq, hq_ref, lq, lq_ref, hq_centre, lq_centre): float32 arrays of shape
 ///     (3, H, W), (4, H, W), (3, h, w), (4, h, w), and two int64 arrays of shape (2,).
 #[pyfunction]
-#[pyo3(signature = (tile, reference, target_size, multiple, scale, eval, cache))]
+#[pyo3(signature = (tile, reference, target_size, multiple, scale, eval, cache, corrupt = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn load_single_item<'py>(
     py: Python<'py>,
@@ -242,9 +272,10 @@ pub fn load_single_item<'py>(
     scale: usize,
     eval: bool,
     cache: &RefCache,
+    corrupt: Option<CorruptSpec<'py>>,
 ) -> PyResult<Arrays<'py>> {
     let shape = shape_of(target_size, multiple, scale, eval)?;
-    arrays(py, vec![(tile, reference)], shape, cache, 1, false)
+    arrays(py, vec![(tile, reference)], shape, cache, 1, false, corrupt)
 }
 
 /// Loads a whole batch in one call, on `threads` threads (1 inside a DataLoader worker,
@@ -254,8 +285,9 @@ pub fn load_single_item<'py>(
 ///     (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres): float32 arrays of shape
 ///     (N, 3, H, W), (N, 4, H, W), (N, 3, h, w), (N, 4, h, w) and int64 arrays (N, 2).
 ///     Every item must come out the same size (set target_size for mixed tiles).
+///     `corrupt` as for load_single_item, with one index per item.
 #[pyfunction]
-#[pyo3(signature = (items, target_size, multiple, scale, eval, cache, threads = 1))]
+#[pyo3(signature = (items, target_size, multiple, scale, eval, cache, threads = 1, corrupt = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn load_single_batch<'py>(
     py: Python<'py>,
@@ -266,7 +298,8 @@ pub fn load_single_batch<'py>(
     eval: bool,
     cache: &RefCache,
     threads: usize,
+    corrupt: Option<CorruptSpec<'py>>,
 ) -> PyResult<Arrays<'py>> {
     let shape = shape_of(target_size, multiple, scale, eval)?;
-    arrays(py, items, shape, cache, threads, true)
+    arrays(py, items, shape, cache, threads, true, corrupt)
 }

@@ -5,6 +5,8 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use super::{resize_plane, Geometry, Planes, PreparedMask, PreparedRef};
+use crate::corrupt::{Corruptor, Key};
+use crate::error::Result;
 use crate::image::Rgb8;
 
 /// An item's decoded tile and its shared ref side.
@@ -12,6 +14,17 @@ pub struct Loaded {
     pub geo: Geometry,
     pub img: Rgb8,
     pub reference: Option<(Arc<PreparedRef>, Arc<PreparedMask>)>,
+    /// The key of the item's corruption (used when the batch is corrupted).
+    pub key: Key,
+}
+
+/// How the LQ images of a batch are corrupted (SPEC §4 step 4; never in eval mode).
+#[derive(Clone, Copy)]
+pub struct Corruption<'a> {
+    pub corruptor: &'a Corruptor,
+    /// `corrupt_before_downsize`: corrupt a copy of the HQ image and shrink that;
+    /// otherwise shrink, then corrupt the LQ image.
+    pub before_downsize: bool,
 }
 
 /// `n` items' tensors, stacked: hq, hq_ref (ref RGB + mask), lq, lq_ref, centres.
@@ -42,9 +55,9 @@ fn copy_into<T: Copy>(out: &mut [MaybeUninit<T>], src: &[T]) {
 }
 
 /// Writes every value of one item's slots: the tile's HQ planes straight from its
-/// pixels when it needs no resize or crop, the LQ planes shrunk from those, the ref's
-/// prepared planes and mask (or zeros), and the centres.
-fn fill(it: &Loaded, s: Slots<'_>) {
+/// pixels when it needs no resize or crop, the LQ planes shrunk from those (and
+/// corrupted), the ref's prepared planes and mask (or zeros), and the centres.
+fn fill(it: &Loaded, s: Slots<'_>, corruption: Option<Corruption<'_>>) -> Result<()> {
     let g = &it.geo;
     let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
     if g.hq_is_tile() {
@@ -56,8 +69,24 @@ fn fill(it: &Loaded, s: Slots<'_>) {
     // 3 * H * W values; copy_into asserts equal lengths and writes each one), and
     // MaybeUninit<f32> has the layout of f32.
     let hq: &[f32] = unsafe { &*(s.hq as *const [MaybeUninit<f32>] as *const [f32]) };
+    let corruption = corruption.filter(|c| !g.eval && !c.corruptor.changes_nothing());
     if g.eval {
         copy_into(s.lq, hq);
+    } else if let Some(c) = corruption {
+        let mut img = Planes {
+            c: 3,
+            h: g.hq.0,
+            w: g.hq.1,
+            data: hq.to_vec(),
+        };
+        if c.before_downsize {
+            c.corruptor.corrupt(&mut [&mut img], it.key)?;
+            img = img.resized(g.lq.0, g.lq.1);
+        } else {
+            img = img.resized(g.lq.0, g.lq.1);
+            c.corruptor.corrupt(&mut [&mut img], it.key)?;
+        }
+        copy_into(s.lq, &img.data);
     } else {
         for c in 0..3 {
             let small = resize_plane(&hq[c * hn..(c + 1) * hn], g.hq.1, g.hq.0, g.lq.1, g.lq.0);
@@ -81,6 +110,7 @@ fn fill(it: &Loaded, s: Slots<'_>) {
             s.lq_centre.fill(MaybeUninit::new(0));
         }
     }
+    Ok(())
 }
 
 /// Per-item slot sizes of (hq, hq_ref, lq, lq_ref) for a geometry.
@@ -91,13 +121,14 @@ fn slot_sizes(g: &Geometry) -> [usize; 4] {
 
 /// Fills the slots of `items` (all of one geometry) in `outs` (hq, hq_ref, lq, lq_ref:
 /// each `n * size` long) and `centres` (hq, lq: `2 * n` each) on `threads` threads.
-/// Every element of every output is written.
+/// Every element of every output is written unless an error is returned.
 fn fill_all(
     items: &[Loaded],
     threads: usize,
     outs: [&mut [MaybeUninit<f32>]; 4],
     centres: [&mut [MaybeUninit<i64>]; 2],
-) {
+    corruption: Option<Corruption<'_>>,
+) -> Result<()> {
     let n = items.len();
     let sizes = slot_sizes(&items[0].geo);
     let per = n.div_ceil(threads.clamp(1, n));
@@ -121,30 +152,41 @@ fn fill_all(
         .zip(hc.chunks_mut(per * 2))
         .zip(lc.chunks_mut(per * 2));
     std::thread::scope(|scope| {
-        for ((((((group, hq), hq_ref), lq), lq_ref), hc), lc) in groups {
-            scope.spawn(move || {
-                for (j, it) in group.iter().enumerate() {
-                    let at = |k: usize| j * k..(j + 1) * k;
-                    fill(
-                        it,
-                        Slots {
-                            hq: &mut hq[at(sizes[0])],
-                            hq_ref: &mut hq_ref[at(sizes[1])],
-                            lq: &mut lq[at(sizes[2])],
-                            lq_ref: &mut lq_ref[at(sizes[3])],
-                            hq_centre: &mut hc[at(2)],
-                            lq_centre: &mut lc[at(2)],
-                        },
-                    );
-                }
-            });
-        }
-    });
+        let handles: Vec<_> = groups
+            .map(|((((((group, hq), hq_ref), lq), lq_ref), hc), lc)| {
+                scope.spawn(move || -> Result<()> {
+                    for (j, it) in group.iter().enumerate() {
+                        let at = |k: usize| j * k..(j + 1) * k;
+                        fill(
+                            it,
+                            Slots {
+                                hq: &mut hq[at(sizes[0])],
+                                hq_ref: &mut hq_ref[at(sizes[1])],
+                                lq: &mut lq[at(sizes[2])],
+                                lq_ref: &mut lq_ref[at(sizes[3])],
+                                hq_centre: &mut hc[at(2)],
+                                lq_centre: &mut lc[at(2)],
+                            },
+                            corruption,
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("loader thread panicked"))
+    })
 }
 
 /// The stacked arrays of `items` (all of one geometry), filled on `threads` threads
-/// straight into their final buffers.
-pub fn stack(items: &[Loaded], threads: usize) -> Stacked {
+/// straight into their final buffers, the LQ images corrupted by `corruption`.
+pub fn stack(
+    items: &[Loaded],
+    threads: usize,
+    corruption: Option<Corruption<'_>>,
+) -> Result<Stacked> {
     let n = items.len();
     let sizes = slot_sizes(&items[0].geo);
     let mut bufs: [Vec<f32>; 4] = sizes.map(|k| Vec::with_capacity(n * k));
@@ -165,7 +207,8 @@ pub fn stack(items: &[Loaded], threads: usize) -> Stacked {
                 &mut hc.spare_capacity_mut()[..2 * n],
                 &mut lc.spare_capacity_mut()[..2 * n],
             ],
-        );
+            corruption,
+        )?;
     }
     for (buf, k) in bufs.iter_mut().zip(sizes) {
         // SAFETY: fill_all wrote every element of the first `n * k` spare slots.
@@ -177,12 +220,12 @@ pub fn stack(items: &[Loaded], threads: usize) -> Stacked {
     }
     let [hq, hq_ref, lq, lq_ref] = bufs;
     let [hq_centres, lq_centres] = centres;
-    Stacked {
+    Ok(Stacked {
         hq,
         hq_ref,
         lq,
         lq_ref,
         hq_centres,
         lq_centres,
-    }
+    })
 }

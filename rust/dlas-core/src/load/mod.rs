@@ -8,7 +8,7 @@
 mod batch;
 mod planes;
 
-pub use batch::{stack, Loaded, Stacked};
+pub use batch::{stack, Corruption, Loaded, Stacked};
 pub use planes::{resize_plane, Planes};
 
 use crate::error::{CoreError, Result};
@@ -260,10 +260,15 @@ impl PreparedMask {
     }
 }
 
-/// Builds one item (SPEC §4 steps 1-4, without corruption) from a decoded tile and,
-/// when the dataset asks for it and the chunk has one, its reference: a batch of one
-/// through [`stack`], the loaders' own path.
-pub fn build_item(tile: &Rgb8, reference: Option<Reference<'_>>, shape: &Shape) -> Item {
+/// Builds one item (SPEC §4 steps 1-4) from a decoded tile and, when the dataset asks
+/// for it and the chunk has one, its reference: a batch of one through [`stack`], the
+/// loaders' own path. `corruption` comes with the item's key.
+pub fn build_item(
+    tile: &Rgb8,
+    reference: Option<Reference<'_>>,
+    shape: &Shape,
+    corruption: Option<(Corruption<'_>, crate::corrupt::Key)>,
+) -> Result<Item> {
     let geo = Geometry::new((tile.height, tile.width), shape);
     let reference = reference.map(|r| {
         (
@@ -275,17 +280,18 @@ pub fn build_item(tile: &Rgb8, reference: Option<Reference<'_>>, shape: &Shape) 
         geo,
         img: tile.clone(),
         reference,
+        key: corruption.map(|c| c.1).unwrap_or_default(),
     };
-    let s = stack(std::slice::from_ref(&item), 1);
+    let s = stack(std::slice::from_ref(&item), 1, corruption.map(|c| c.0))?;
     let planes = |c: usize, (h, w): (usize, usize), data: Vec<f32>| Planes { c, h, w, data };
-    Item {
+    Ok(Item {
         hq: planes(3, geo.hq, s.hq),
         hq_ref: planes(4, geo.hq, s.hq_ref),
         lq: planes(3, geo.lq, s.lq),
         lq_ref: planes(4, geo.lq, s.lq_ref),
         hq_centre: (s.hq_centres[0], s.hq_centres[1]),
         lq_centre: (s.lq_centres[0], s.lq_centres[1]),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -327,7 +333,7 @@ mod tests {
             scale: 2,
             eval: false,
         };
-        let item = build_item(&tile, Some(r()), &shape);
+        let item = build_item(&tile, Some(r()), &shape, None).unwrap();
         // 100 -> 64, cropped to a multiple of 6 -> 60, LQ 30.
         assert_eq!((item.hq.c, item.hq.h, item.hq.w), (3, 60, 60));
         assert_eq!((item.hq_ref.c, item.lq.h, item.lq_ref.c), (4, 30, 4));
@@ -347,7 +353,9 @@ mod tests {
                 scale: 4,
                 eval: true,
             },
-        );
+            None,
+        )
+        .unwrap();
         assert_eq!(eval.lq, eval.hq);
         assert_eq!(eval.hq_centre, (0, 0));
         assert!(eval.hq_ref.data.iter().all(|&v| v == 0.0));

@@ -1,5 +1,6 @@
 //! Planar float32 images and their area resize (OpenCV `INTER_AREA` on float images).
 
+use crate::corrupt::{resample_plane, Filter};
 use crate::image::resize::Taps;
 use crate::image::Rgb8;
 
@@ -110,7 +111,7 @@ pub fn resize_plane(
         return src.to_vec();
     }
     if dst_w > src_w || dst_h > src_h {
-        return bilinear(src, src_w, src_h, dst_w, dst_h);
+        return resample_plane(src, src_w, src_h, dst_w, dst_h, Filter::Linear);
     }
     let xt = Taps::new(src_w, dst_w);
     let yt = Taps::new(src_h, dst_h);
@@ -137,26 +138,6 @@ pub fn resize_plane(
     out
 }
 
-fn bilinear(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
-    let coord = |d: usize, scale: f32, len: usize| {
-        let f = ((d as f32 + 0.5) * scale - 0.5).max(0.0);
-        let i0 = (f.floor() as usize).min(len - 1);
-        let i1 = (i0 + 1).min(len - 1);
-        (i0, i1, f - i0 as f32)
-    };
-    let (sx, sy) = (sw as f32 / dw as f32, sh as f32 / dh as f32);
-    let xs: Vec<_> = (0..dw).map(|d| coord(d, sx, sw)).collect();
-    let mut out = Vec::with_capacity(dw * dh);
-    for dy in 0..dh {
-        let (y0, y1, fy) = coord(dy, sy, sh);
-        for &(x0, x1, fx) in &xs {
-            let top = src[y0 * sw + x0] * (1.0 - fx) + src[y0 * sw + x1] * fx;
-            let bot = src[y1 * sw + x0] * (1.0 - fx) + src[y1 * sw + x1] * fx;
-            out.push(top * (1.0 - fy) + bot * fy);
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

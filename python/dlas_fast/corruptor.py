@@ -1,0 +1,157 @@
+"""``ImageCorruptor``: DLAS's corruptor (SPEC §7), seeded and reproducible, in Rust.
+
+Options (the dataset's own dict): ``fixed_corruptions`` (applied to every image, in
+order), ``random_corruptions`` + ``num_corrupts_per_image`` (that many drawn with
+replacement per call and applied first), ``corruption_blur_scale`` (1), ``cosine_bias``
+(True), ``random_seed``.
+
+Reproducibility: a call is keyed on ``(random_seed, epoch, index)``; the same key gives
+the same corruption in any process, so a DataLoader gives the same LQ images whatever
+its number of workers. Without ``random_seed`` every call is fresh, as in DLAS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from dlas_fast._native import Corruptor
+
+#: Every corruption name ImageCorruptor accepts.
+CORRUPTION_NAMES: tuple[str, ...] = tuple(Corruptor.names())
+
+
+def _names(value) -> list:
+    """A corruption list option: a list, one name, or None."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def seed_of(value) -> int | None:
+    """``random_seed`` as a 64-bit integer (ints as given; strings hashed stably)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str, bytes)):
+        raise ValueError(f"option 'random_seed' must be an int or a string, got {value!r}")
+    if isinstance(value, int):
+        return value & 0xFFFF_FFFF_FFFF_FFFF
+    data = value.encode() if isinstance(value, str) else value
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def native_corruptor(opt: Mapping) -> Corruptor:
+    """The native corruptor for a DLAS option dict; unknown names are errors here."""
+    num = opt.get("num_corrupts_per_image", 0)
+    if isinstance(num, bool) or not isinstance(num, int) or num < 0:
+        raise ValueError(f"option 'num_corrupts_per_image' must be an int >= 0, got {num!r}")
+    scale = opt.get("corruption_blur_scale", 1)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise ValueError(f"option 'corruption_blur_scale' must be a number, got {scale!r}")
+    for key in ("fixed_corruptions", "random_corruptions"):
+        for name in _names(opt.get(key)):
+            if not isinstance(name, str):
+                raise ValueError(f"option {key!r}: corruption names are strings, got {name!r}")
+    return Corruptor(
+        [str(n) for n in _names(opt.get("fixed_corruptions"))],
+        # DLAS reads random_corruptions only when num_corrupts_per_image is set.
+        [str(n) for n in _names(opt.get("random_corruptions"))] if num else [],
+        num,
+        float(scale),
+        bool(opt.get("cosine_bias", True)),
+        seed_of(opt.get("random_seed")),
+    )
+
+
+class SharedEpoch:
+    """An epoch number shared with DataLoader workers, forked or spawned, persistent or
+    not: a 64-bit integer in shared memory that the workers read at each item."""
+
+    def __init__(self, value: int = 0) -> None:
+        self._value = multiprocessing.RawValue("q", int(value))
+
+    @property
+    def value(self) -> int:
+        return self._value.value
+
+    @value.setter
+    def value(self, epoch: int) -> None:
+        self._value.value = int(epoch)
+
+    def __getstate__(self) -> dict:
+        # Shared memory travels only to processes being started (a spawned worker);
+        # any other pickle carries the number.
+        if multiprocessing.context.get_spawning_popen() is not None:
+            return {"shared": self._value}
+        return {"value": self._value.value}
+
+    def __setstate__(self, state: dict) -> None:
+        if "shared" in state:
+            self._value = state["shared"]
+        else:
+            self._value = multiprocessing.RawValue("q", state["value"])
+
+
+class ImageCorruptor:
+    """DLAS's ImageCorruptor: ``corrupt_images(imgs)`` on HWC float RGB arrays.
+
+    Every name is checked when the corruptor is built (DLAS fails only when an unknown
+    one is first drawn). Unlike DLAS, each image's undo list is its own and
+    ``random_seed`` makes calls reproducible: a call with ``index=i`` is keyed on
+    ``(random_seed, epoch, i)``; calls without an index are keyed on a call counter.
+    """
+
+    def __init__(self, opt: Mapping) -> None:
+        self.opt = dict(opt)
+        self._native = native_corruptor(self.opt)
+        self.epoch = 0
+
+    @property
+    def native(self) -> Corruptor:
+        return self._native
+
+    @property
+    def seed(self) -> int:
+        """The seed in use (drawn from the OS when ``random_seed`` is not set)."""
+        return self._native.seed
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def corrupt_images(
+        self,
+        imgs: Sequence[np.ndarray],
+        return_entropy: bool = False,
+        *,
+        index: int | None = None,
+        epoch: int | None = None,
+    ):
+        """Corrupts each ``H x W x 3`` float RGB image in ``[0, 1]``.
+
+        Returns new float32 arrays (the inputs are not modified) and, with
+        ``return_entropy``, the strengths drawn for the fixed corruptions.
+        """
+        if self._native.is_noop:
+            return (imgs, []) if return_entropy else imgs
+        arrays = []
+        for i, img in enumerate(imgs):
+            a = np.asarray(img)
+            if a.ndim != 3 or a.shape[2] != 3:
+                raise ValueError(f"image {i}: expected H x W x 3, got shape {a.shape}")
+            arrays.append(np.ascontiguousarray(a, dtype=np.float32))
+        out, entropy = self._native.corrupt(
+            arrays, self.epoch if epoch is None else int(epoch), index
+        )
+        return (out, entropy) if return_entropy else out
+
+    # An unseeded corruptor draws a new seed where it is unpickled: its calls are all
+    # fresh anyway.
+    def __getstate__(self) -> dict:
+        return {"opt": self.opt, "epoch": self.epoch}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["opt"])
+        self.epoch = state["epoch"]

@@ -1,0 +1,162 @@
+//! `Corruptor`: the native ImageCorruptor (SPEC §7) behind `dlas_fast.ImageCorruptor`
+//! and the datasets' LQ synthesis.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dlas_core::corrupt::{Corruptor, Key, NAMES};
+use dlas_core::load::Planes;
+use numpy::ndarray::Array3;
+use numpy::{IntoPyArray, PyArray3, PyReadonlyArray3};
+use pyo3::prelude::*;
+
+use crate::errors::to_pyerr;
+
+/// A configured corruptor with its random seed.
+///
+/// A seeded corruptor keys every call on `(seed, epoch, index)`: the same triple gives
+/// the same corruption in any process. An unseeded one (`seed=None`) draws a seed from
+/// the OS and adds a fresh per-call nonce, so no two calls repeat (as DLAS).
+#[pyclass(frozen, name = "Corruptor", module = "dlas_fast._native")]
+pub struct PyCorruptor {
+    pub(crate) inner: Corruptor,
+    seed: u64,
+    seeded: bool,
+    calls: AtomicU64,
+}
+
+impl PyCorruptor {
+    /// The key of a call for item `index` in `epoch`.
+    pub(crate) fn key(&self, epoch: u64, index: u64) -> Key {
+        let nonce = if self.seeded {
+            0
+        } else {
+            // Unseeded: never repeat, even across forked workers sharing the seed.
+            (self.calls.fetch_add(1, Ordering::Relaxed) + 1) ^ ((std::process::id() as u64) << 40)
+        };
+        Key {
+            seed: self.seed,
+            epoch,
+            index,
+            nonce,
+        }
+    }
+}
+
+fn os_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        if f.read_exact(&mut b).is_ok() {
+            return u64::from_le_bytes(b);
+        }
+    }
+    // No /dev/urandom: the clock and the process id.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ ((std::process::id() as u64) << 32)
+}
+
+/// The corrupted images (HWC float32) and the fixed corruptions' strengths.
+type Corrupted<'py> = (Vec<Bound<'py, PyArray3<f32>>>, Vec<f64>);
+
+#[pymethods]
+impl PyCorruptor {
+    #[new]
+    #[pyo3(signature = (fixed, random, num_random, blur_scale, cosine_bias, seed))]
+    fn new(
+        fixed: Vec<String>,
+        random: Vec<String>,
+        num_random: usize,
+        blur_scale: f64,
+        cosine_bias: bool,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        let inner = Corruptor::new(&fixed, &random, num_random, blur_scale, cosine_bias)
+            .map_err(to_pyerr)?;
+        Ok(PyCorruptor {
+            inner,
+            seed: seed.unwrap_or_else(os_seed),
+            seeded: seed.is_some(),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Every corruption name.
+    #[staticmethod]
+    fn names() -> Vec<&'static str> {
+        NAMES.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// The seed in use (drawn from the OS when none was given).
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// True when a call changes nothing and draws nothing.
+    #[getter]
+    fn is_noop(&self) -> bool {
+        self.inner.is_noop()
+    }
+
+    /// True when no configured corruption changes a pixel (only `none`s).
+    #[getter]
+    fn changes_nothing(&self) -> bool {
+        self.inner.changes_nothing()
+    }
+
+    /// Corrupts HWC float32 RGB images; returns new float32 HWC arrays and the fixed
+    /// corruptions' strengths. `index` None keys the call on a per-corruptor call
+    /// counter instead of an item index.
+    #[pyo3(signature = (imgs, epoch, index))]
+    fn corrupt<'py>(
+        &self,
+        py: Python<'py>,
+        imgs: Vec<PyReadonlyArray3<'py, f32>>,
+        epoch: u64,
+        index: Option<u64>,
+    ) -> PyResult<Corrupted<'py>> {
+        let mut planes = Vec::with_capacity(imgs.len());
+        for (i, a) in imgs.iter().enumerate() {
+            let v = a.as_array();
+            let (h, w, c) = v.dim();
+            if c != 3 {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "image {i}: expected an H x W x 3 RGB array, got shape ({h}, {w}, {c})"
+                )));
+            }
+            let mut data = vec![0f32; 3 * h * w];
+            for ((y, x, ch), &val) in v.indexed_iter() {
+                data[ch * h * w + y * w + x] = val;
+            }
+            planes.push(Planes { c: 3, h, w, data });
+        }
+        let key = match index {
+            Some(i) => self.key(epoch, i),
+            None => {
+                let call = self.calls.fetch_add(1, Ordering::Relaxed);
+                let mut k = self.key(epoch, call);
+                k.nonce ^= 1 << 63; // a stream apart from the item-indexed calls
+                k
+            }
+        };
+        let entropy = py
+            .detach(|| {
+                let mut refs: Vec<&mut Planes> = planes.iter_mut().collect();
+                self.inner.corrupt(&mut refs, key)
+            })
+            .map_err(to_pyerr)?;
+        let out = planes
+            .into_iter()
+            .map(|p| {
+                let (h, w) = (p.h, p.w);
+                let n = h * w;
+                let hwc = Array3::from_shape_fn((h, w, 3), |(y, x, c)| p.data[c * n + y * w + x]);
+                hwc.into_pyarray(py)
+            })
+            .collect();
+        Ok((out, entropy))
+    }
+}
