@@ -3,11 +3,17 @@
 The dataset: the real-photo corpus (``../shared/corpus/photos.sh``) extracted with the
 default options (5,507 tiles of 256x256 with refs and centres), made once under --data.
 
-Configuration ``plain`` (issue 3's (b)): ``target_size`` 256, ``scale`` 4, ``need_ref``,
-no corruption. Each pipeline runs in a ``torch.utils.data.DataLoader`` with batch size
-16, 2 worker processes (fork), shuffled with a fixed seed, for --batches batches after a
-warm-up of 10 batches that also starts the workers; samples/s is measured in the main
-process over the counted batches. Runs of the two pipelines are interleaved.
+Two configurations (issue 3's benchmark):
+
+* ``a``: DLAS's own example (its single_image_dataset.py): ``target_size`` 128,
+  ``force_multiple`` 32, ``scale`` 2, fixed ``jpeg-broad`` + ``gaussian_blur``, one of
+  ``noise-5`` / ``none`` drawn per image, ``corrupt_before_downsize``; no ref;
+* ``b`` (plain): ``target_size`` 256, ``scale`` 4, ``need_ref``, no corruption.
+
+Each pipeline runs in a ``torch.utils.data.DataLoader`` with batch size 16, 2 worker
+processes (fork), shuffled with a fixed seed, for --batches batches after a warm-up of
+10 batches that also starts the workers; samples/s is measured in the main process over
+the counted batches. Runs of the pipelines are interleaved.
 
 * ``ours, threaded``: ``dlas_fast.create_dataset(opt)`` in a DataLoader with no worker
   process: each batch is loaded in one native call on 2 threads (the same 2 cores);
@@ -19,21 +25,33 @@ process over the counted batches. Runs of the two pipelines are interleaved.
   doing anything, in the same DataLoader (2 workers, default collate): what moving the
   samples from the workers to the main process costs by itself;
 * ``dlas-style``: DLAS's SingleImageDataset logic with OpenCV and numpy, float32
-  throughout, as DLAS runs it: ``cv2.imread`` of the tile and of ``ref.jpg`` for every
-  item, the mask built per item, ``cv2.resize(..., INTER_AREA)`` on float images, the
-  tensors made with ``torch.from_numpy``. The chunk listing is built once up front.
+  throughout, as DLAS runs it: ``cv2.imdecode`` of the tile (and of ``ref.jpg`` for
+  every item when the configuration has refs), the mask built per item,
+  ``cv2.resize(..., INTER_AREA)`` on float images, DLAS's corruptor (``random`` picks,
+  a PIL JPEG round trip with ``optimize=True`` read back with OpenCV,
+  ``cv2.GaussianBlur``, float64 numpy noise), the tensors made with
+  ``torch.from_numpy``. The chunk listing is built once up front;
+* ``decode floor``: no DataLoader: the same number of tiles (and refs, when the
+  configuration has them), in the same order, read and decoded with ``cv2.imdecode``
+  (libjpeg-turbo) on 2 threads, nothing else. ``ours / decode floor`` is the share of
+  the decoding speed the whole pipeline keeps.
 
 Run:
-    python benches/bench_loader.py [--photos DIR] [--data DIR] [--batches 150] [--runs 3]
+    python benches/bench_loader.py [--config a b] [--photos DIR] [--data DIR]
+                                   [--batches 150] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import random
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from math import cos, pi
 from pathlib import Path
 
 import cv2
@@ -41,45 +59,120 @@ import dlas_fast
 import numpy as np
 import torch
 from dlas_fast.datasets.batch import collate
+from PIL import Image
 
-OPT = {
-    "mode": "single_image_extensible",
-    "target_size": 256,
-    "scale": 4,
-    "need_ref": True,
-    "force_multiple": 1,
+CONFIGS = {
+    "a": {
+        "mode": "single_image_extensible",
+        "target_size": 128,
+        "force_multiple": 32,
+        "scale": 2,
+        "fixed_corruptions": ["jpeg-broad", "gaussian_blur"],
+        "random_corruptions": ["noise-5", "none"],
+        "num_corrupts_per_image": 1,
+        "corrupt_before_downsize": True,
+    },
+    "b": {
+        "mode": "single_image_extensible",
+        "target_size": 256,
+        "scale": 4,
+        "need_ref": True,
+        "force_multiple": 1,
+    },
 }
+
+JPEG_RANGES = {"jpeg": (10, 20), "jpeg-low": (15, 10), "jpeg-medium": (23, 25),
+               "jpeg-broad": (15, 60), "jpeg-normal": (47, 35)}  # fmt: skip
+
+
+def read(path: str) -> np.ndarray:
+    """DLAS's read_img: imdecode, float32 / 255, BGR -> RGB."""
+    with open(path, "rb") as f:
+        data = np.frombuffer(f.read(), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class DlasStyleCorruptor:
+    """DLAS's ImageCorruptor for the names configuration ``a`` uses, as DLAS runs it."""
+
+    def __init__(self, opt: dict) -> None:
+        self.fixed = opt.get("fixed_corruptions", [])
+        self.num = opt.get("num_corrupts_per_image", 0)
+        self.random = opt.get("random_corruptions", [])
+        self.rand = random.Random()
+
+    def strength(self) -> float:
+        return 1 - cos(self.rand.random() * pi / 2)
+
+    def corrupt_images(self, imgs):
+        picks = random.choices(self.random, k=self.num) if self.num else []
+        applied = picks + self.fixed
+        out = []
+        for img in imgs:
+            for name in picks + self.fixed:
+                img = self.apply(img, name, self.strength(), applied)
+            out.append(img)
+        return out
+
+    def apply(self, img, name, r, applied):
+        if name == "gaussian_blur":
+            return cv2.GaussianBlur(img, (0, 0), r * 1.5)
+        if name == "noise-5":
+            img += np.random.rand(*img.shape) * (5 / 255.0)
+            return img
+        if name in JPEG_RANGES:
+            if "noise" in applied or "noise-5" in applied:
+                return img
+            lo, span = JPEG_RANGES[name]
+            buf = io.BytesIO()
+            q = int((1 - r) * span) + lo
+            Image.fromarray((img * 255).astype(np.uint8)).save(buf, "JPEG", quality=q,
+                                                               optimize=True)  # fmt: skip
+            data = np.frombuffer(buf.getvalue(), np.uint8)
+            back = cv2.imdecode(data, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+            return cv2.cvtColor(back, cv2.COLOR_BGR2RGB)
+        if name == "none":
+            return img
+        raise NotImplementedError(name)
+
+
+def list_tiles(root: str) -> list[tuple[str, str]]:
+    """(tile path, chunk dir) of every tile, in DLAS's order."""
+    tiles = []
+    for chunk in sorted(os.scandir(root), key=lambda e: e.name):
+        if chunk.is_dir() and not chunk.name.startswith("."):
+            for dirpath, _, names in sorted(os.walk(chunk.path)):
+                for n in sorted(names):
+                    if n.endswith(".jpg") and "ref.jpg" not in n:
+                        tiles.append((os.path.join(dirpath, n), chunk.path))
+    return tiles
 
 
 class DlasStyle(torch.utils.data.Dataset):
-    """DLAS's SingleImageDataset for the ``plain`` configuration, in OpenCV/numpy."""
+    """DLAS's SingleImageDataset for these configurations, in OpenCV/numpy."""
 
-    def __init__(self, root: str, target: int, scale: int) -> None:
-        self.target, self.scale = target, scale
-        self.tiles = []  # (tile path, chunk dir)
-        for chunk in sorted(os.scandir(root), key=lambda e: e.name):
-            if chunk.is_dir() and not chunk.name.startswith("."):
-                for dirpath, _, names in sorted(os.walk(chunk.path)):
-                    for n in sorted(names):
-                        if n.endswith(".jpg") and "ref.jpg" not in n:
-                            self.tiles.append((os.path.join(dirpath, n), chunk.path))
+    def __init__(self, root: str, opt: dict) -> None:
+        self.target, self.scale = opt["target_size"], opt["scale"]
+        self.need_ref = opt.get("need_ref", False)
+        self.before = opt.get("corrupt_before_downsize", False)
+        self.corruptor = DlasStyleCorruptor(opt)
+        self.tiles = list_tiles(root)
 
     def __len__(self) -> int:
         return len(self.tiles)
 
-    @staticmethod
-    def read(path: str) -> np.ndarray:
-        img = cv2.imread(path, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
-        return img[:, :, [2, 1, 0]]
-
     def __getitem__(self, i: int) -> dict:
         path, chunk = self.tiles[i]
-        tile = self.read(path)
-        ref = self.read(os.path.join(chunk, "ref.jpg"))
-        centre, width = (128, 128), 256
-        mask = np.full(tile.shape[:2] + (1,), 0.1, dtype=tile.dtype)
-        mask[centre[0] - width // 2 : centre[0] + width // 2,
-             centre[1] - width // 2 : centre[1] + width // 2] = 1  # fmt: skip
+        tile = read(path)
+        if self.need_ref:
+            ref = read(os.path.join(chunk, "ref.jpg"))
+            centre, width = (128, 128), 256
+            mask = np.full(tile.shape[:2] + (1,), 0.1, dtype=tile.dtype)
+            mask[centre[0] - width // 2 : centre[0] + width // 2,
+                 centre[1] - width // 2 : centre[1] + width // 2] = 1  # fmt: skip
+        else:
+            ref, mask, centre = np.zeros_like(tile), np.zeros(tile.shape[:2] + (1,)), (0, 0)
         h = tile.shape[0]
         size = (self.target, self.target)
         if h != self.target:
@@ -89,22 +182,27 @@ class DlasStyle(torch.utils.data.Dataset):
         else:
             mask = mask.squeeze(-1)
         small = (h // self.scale, h // self.scale)
+        src = tile
+        if self.before and self.corruptor.fixed:
+            src = self.corruptor.corrupt_images(np.copy([tile]))[0]
         lq, lref, lmask = (cv2.resize(a, small, interpolation=cv2.INTER_AREA)
-                           for a in (tile, ref, mask))  # fmt: skip
+                           for a in (src, ref, mask))  # fmt: skip
+        if not self.before and self.corruptor.fixed:
+            lq = self.corruptor.corrupt_images([lq])[0]
 
         def t(a):
             return torch.from_numpy(np.ascontiguousarray(np.transpose(a, (2, 0, 1)))).float()
 
-        hq_ref = torch.cat([t(ref), torch.from_numpy(mask).unsqueeze(0)], 0)
-        lq_ref = torch.cat([t(lref), torch.from_numpy(lmask).unsqueeze(0)], 0)
+        hq_ref = torch.cat([t(ref), torch.from_numpy(mask).unsqueeze(0)], 0).float()
+        lq_ref = torch.cat([t(lref), torch.from_numpy(lmask).unsqueeze(0)], 0).float()
         return {"lq": t(lq), "hq": t(tile), "gt_fullsize_ref": hq_ref, "lq_fullsize_ref": lq_ref,
-                "lq_center": torch.tensor([32, 32], dtype=torch.long),
+                "lq_center": torch.tensor([c // self.scale for c in centre], dtype=torch.long),
                 "gt_center": torch.tensor(centre, dtype=torch.long),
                 "LQ_path": path, "GT_path": path}  # fmt: skip
 
 
 class NoWork(torch.utils.data.Dataset):
-    """Zero tensors shaped like the ``plain`` configuration's items."""
+    """Zero tensors shaped like a configuration's items."""
 
     def __init__(self, n: int, target: int, scale: int) -> None:
         self.n, self.t, self.s = n, target, scale
@@ -119,6 +217,25 @@ class NoWork(torch.utils.data.Dataset):
                 "lq_center": torch.zeros(2, dtype=torch.long),
                 "gt_center": torch.zeros(2, dtype=torch.long),
                 "LQ_path": "x", "GT_path": "x"}  # fmt: skip
+
+
+def decode_floor(tiles: list[tuple[str, str]], samples: int, with_ref: bool) -> float:
+    """Samples/s of reading and decoding the tiles (and refs) alone, on 2 threads."""
+    g = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(tiles), generator=g).tolist()
+    order = (order * (samples // len(order) + 1))[:samples]
+
+    def one(i: int) -> None:
+        path, chunk = tiles[i]
+        for p in (path, os.path.join(chunk, "ref.jpg")) if with_ref else (path,):
+            with open(p, "rb") as f:
+                cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+
+    cv2.setNumThreads(1)
+    with ThreadPoolExecutor(2) as pool:
+        t = time.perf_counter()
+        list(pool.map(one, order, chunksize=16))
+        return samples / (time.perf_counter() - t)
 
 
 def samples_per_sec(ds, batches: int, workers: int, batch_size: int, collate=None) -> float:
@@ -151,6 +268,7 @@ def ensure_data(photos: Path, data: Path) -> Path:
 def main() -> int:
     cache = Path(os.environ.get("DLAS_FAST_CACHE", Path.home() / ".cache" / "dlas_fast"))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS))
     p.add_argument("--photos", type=Path, default=cache / "photos")
     p.add_argument("--data", type=Path, default=cache / "bench_loader_data")
     p.add_argument("--batches", type=int, default=150)
@@ -160,36 +278,44 @@ def main() -> int:
     args = p.parse_args()
     data = ensure_data(args.photos, args.data)
     print(f"command: {' '.join(sys.argv)}")
-    ours = dlas_fast.create_dataset(dict(OPT, paths=str(data)))
-    dlas = DlasStyle(str(data), OPT["target_size"], OPT["scale"])
+    for name in args.config:
+        bench_config(name, data, args)
+    return 0
+
+
+def bench_config(config: str, data: Path, args) -> None:
+    opt = CONFIGS[config]
+    ours = dlas_fast.create_dataset(dict(opt, paths=str(data)))
+    dlas = DlasStyle(str(data), opt)
     assert len(ours) == len(dlas), (len(ours), len(dlas))
-    figures: dict[str, list[float]] = {
-        "ours, threaded": [],
-        "ours": [],
-        "ours, default collate": [],
-        "ceiling: no work": [],
-        "dlas-style": [],
-    }
+    nowork = NoWork(len(ours), opt["target_size"], opt["scale"])
     pipelines = (
-        ("ours, threaded", ours, collate),
-        ("ours", ours, collate),
-        ("ours, default collate", ours, None),
-        ("ceiling: no work", NoWork(len(ours), OPT["target_size"], OPT["scale"]), None),
-        ("dlas-style", dlas, None),
+        ("ours, threaded", ours, collate, 0),
+        ("ours", ours, collate, args.workers),
+        ("ours, default collate", ours, None, args.workers),
+        ("ceiling: no work", nowork, None, args.workers),
+        ("dlas-style", dlas, None, args.workers),
     )
+    figures: dict[str, list[float]] = {name: [] for name, *_ in pipelines}
+    figures["decode floor"] = []
+    samples = args.batches * args.batch_size
+    print(f"\nconfiguration {config}: {opt}")
     for run in range(args.runs):
-        for name, ds, fn in pipelines:
-            workers = 0 if name == "ours, threaded" else args.workers
+        for name, ds, fn, workers in pipelines:
             sps = samples_per_sec(ds, args.batches, workers, args.batch_size, fn)
             figures[name].append(sps)
             print(f"run {run + 1} {name:<22} {sps:8.1f} samples/s", flush=True)
+        sps = decode_floor(dlas.tiles, samples, opt.get("need_ref", False))
+        figures["decode floor"].append(sps)
+        print(f"run {run + 1} {'decode floor':<22} {sps:8.1f} samples/s", flush=True)
     med = {k: statistics.median(v) for k, v in figures.items()}
-    print("\n| pipeline | samples/s (median) | max |\n|---|---:|---:|")
+    print(f"\n| configuration {config} | samples/s (median) | max |\n|---|---:|---:|")
     for k, v in figures.items():
         print(f"| {k} | {med[k]:.0f} | {max(v):.0f} |")
     for k in ("ours, threaded", "ours", "ours, default collate", "ceiling: no work"):
         print(f"{k} / dlas-style: {med[k] / med['dlas-style']:.2f}x (medians)")
-    return 0
+    for k in ("ours, threaded", "ours"):
+        print(f"{k} / decode floor: {med[k] / med['decode floor']:.0%} (medians)")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,16 @@ class Batch(Sequence):
     :func:`collate` returns ``stacked`` as it is.
     """
 
-    def __init__(self, stacked: dict, n: int) -> None:
+    def __init__(self, stacked: dict, n: int, storage: torch.Tensor | None = None) -> None:
         self.stacked = stacked
         self._n = n
+        # A byte tensor over the one shared-memory storage that every tensor of
+        # `stacked` views (batches made in worker processes), else None.
+        self.storage = storage
 
     @classmethod
-    def of(cls, stacked: dict, n: int) -> Batch:
-        return cls(stacked, n)
+    def of(cls, stacked: dict, n: int, storage: torch.Tensor | None = None) -> Batch:
+        return cls(stacked, n, storage)
 
     def __len__(self) -> int:
         return self._n
@@ -46,8 +49,41 @@ def collate(batch):
     if isinstance(batch, Batch):
         if torch.utils.data.get_worker_info() is None:
             return batch.stacked
+        if batch.storage is not None:
+            return OneStorage(batch.stacked, batch.storage)
         return {
             k: v.share_memory_() if isinstance(v, torch.Tensor) else v
             for k, v in batch.stacked.items()
         }
     return torch.utils.data.default_collate(batch)
+
+
+class OneStorage(dict):
+    """A batch whose tensors all view one shared-memory storage, sent from a worker as
+    that one storage: torch passes each storage through its own file-descriptor
+    handshake, so one instead of six halves the cost of moving a batch. Unpickled in
+    the main process as a plain ``dict`` of the same views."""
+
+    def __init__(self, stacked: dict, storage: torch.Tensor) -> None:
+        super().__init__(stacked)
+        self._storage = storage
+
+    def __reduce__(self):
+        base = self._storage.untyped_storage().data_ptr()
+        layout, plain = [], {}
+        for k, v in self.items():
+            if isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() == base:
+                layout.append((k, v.dtype, v.storage_offset() * v.element_size(), v.shape))
+            else:
+                plain[k] = v
+        return (_views, (self._storage, layout, plain, list(self)))
+
+
+def _views(storage: torch.Tensor, layout: list, plain: dict, order: list) -> dict:
+    out = dict(plain)
+    for key, dtype, offset, shape in layout:
+        n = dtype.itemsize
+        for d in shape:
+            n *= d
+        out[key] = storage[offset : offset + n].view(dtype).view(shape)
+    return {k: out[k] for k in order}

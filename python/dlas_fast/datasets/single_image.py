@@ -52,6 +52,28 @@ DEFAULT_WIDTH = 256
 _BATCH_KEYS = ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref", "gt_center", "lq_center")
 
 
+def _shared_zeros(shapes: list[tuple[tuple[int, ...], torch.dtype]]):
+    """Tensors of these (shape, dtype)s viewing one fresh shared-memory storage (zero
+    pages, as ``default_collate`` allocates its output in workers, but not written),
+    and a byte tensor over the whole storage."""
+    sizes = []
+    for shape, dtype in shapes:
+        n = dtype.itemsize
+        for d in shape:
+            n *= d
+        sizes.append((n + 63) // 64 * 64)  # each view 64-byte aligned
+    storage = torch.UntypedStorage._new_shared(sum(sizes))
+    flat = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (sum(sizes),))
+    views, offset = [], 0
+    for (shape, dtype), size in zip(shapes, sizes):
+        n = dtype.itemsize
+        for d in shape:
+            n *= d
+        views.append(flat[offset : offset + n].view(dtype).view(shape))
+        offset += size
+    return flat, tuple(views)
+
+
 class SingleImageDataset(torch.utils.data.Dataset):
     """DLAS's SingleImageDataset, built from the same option dict.
 
@@ -175,6 +197,11 @@ class SingleImageDataset(torch.utils.data.Dataset):
             paths.append(path)
         in_worker = torch.utils.data.get_worker_info() is not None
         threads = 1 if in_worker else (os.cpu_count() or 1)
+        # In a worker, with sizes known up front, the batch is written straight into
+        # fresh shared memory (already zero): nothing is copied on the way to the main
+        # process and no-ref zeros are not written at all.
+        shared = self._shared_outputs(len(indices)) if in_worker else None
+        out = None if shared is None else (*(t.numpy() for t in shared[1]), True)
         try:
             arrays = load_single_batch(
                 items,
@@ -185,15 +212,34 @@ class SingleImageDataset(torch.utils.data.Dataset):
                 self._refs,
                 threads,
                 self._corruption(list(indices)),
+                out,
             )
         except ValueError as e:
             if "target_size" not in str(e):
                 raise
             return [self[i] for i in indices]  # tiles of different sizes: item by item
-        stacked = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
+        if shared is not None:
+            stacked = dict(zip(_BATCH_KEYS, shared[1]))
+        else:
+            stacked = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
         stacked["LQ_path"] = paths
         stacked["GT_path"] = list(paths)
-        return Batch.of(stacked, len(paths))
+        return Batch.of(stacked, len(paths), None if shared is None else shared[0])
+
+    def _shared_outputs(self, n: int):
+        """Zeroed tensors for a batch of `n` in one shared-memory storage, when
+        `target_size` fixes the sizes: (storage bytes, (hq, hq_ref, lq, lq_ref,
+        hq_centres, lq_centres)); else None."""
+        if self.target_size is None:
+            return None
+        side = self.target_size - self.target_size % (self.multiple * self.scale)
+        lq = side // self.scale
+        if lq == 0:
+            return None
+        f32, i64 = torch.float32, torch.int64
+        return _shared_zeros([((n, 3, side, side), f32), ((n, 4, side, side), f32),
+                              ((n, 3, lq, lq), f32), ((n, 4, lq, lq), f32),
+                              ((n, 2), i64), ((n, 2), i64)])  # fmt: skip
 
     # Native objects are not pickled: a spawned worker reopens the index from its cache
     # and shares the epoch with the main process.

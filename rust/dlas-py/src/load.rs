@@ -10,8 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use dlas_core::corrupt::Key;
 use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
-use dlas_core::load::{stack, Corruption, Geometry, Loaded, PreparedMask, PreparedRef, Shape};
-use numpy::{PyArray1, PyArrayMethods};
+use dlas_core::load::{
+    stack, stack_into, Corruption, Geometry, Loaded, PreparedMask, PreparedRef, Shape,
+};
+use numpy::{
+    PyArray1, PyArrayMethods, PyReadwriteArray2, PyReadwriteArray4, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
 use crate::corrupt::PyCorruptor;
@@ -169,7 +173,21 @@ fn shape_of(
 /// each item's dataset index).
 type CorruptSpec<'py> = (PyRef<'py, PyCorruptor>, bool, u64, Vec<u64>);
 
-/// Loads and stacks; `batched` keeps the leading batch axis.
+/// Caller-made output arrays: hq, hq_ref, lq, lq_ref (float32, N x C x H x W), the two
+/// centre arrays (int64, N x 2), and whether they hold zeros already.
+type OutSpec<'py> = (
+    PyReadwriteArray4<'py, f32>,
+    PyReadwriteArray4<'py, f32>,
+    PyReadwriteArray4<'py, f32>,
+    PyReadwriteArray4<'py, f32>,
+    PyReadwriteArray2<'py, i64>,
+    PyReadwriteArray2<'py, i64>,
+    bool,
+);
+
+/// Loads and stacks; `batched` keeps the leading batch axis. With `out`, fills and
+/// returns those arrays instead of new ones.
+#[allow(clippy::too_many_arguments)]
 fn arrays<'py>(
     py: Python<'py>,
     items: Vec<ItemSpec>,
@@ -178,6 +196,7 @@ fn arrays<'py>(
     threads: usize,
     batched: bool,
     corrupt: Option<CorruptSpec<'py>>,
+    out: Option<OutSpec<'py>>,
 ) -> PyResult<Arrays<'py>> {
     if items.is_empty() {
         return Err(pyo3::exceptions::PyValueError::new_err("no items to load"));
@@ -217,10 +236,60 @@ fn arrays<'py>(
             g.hq
         )));
     }
+    let n = loaded.len();
+    if let Some((mut a, mut b, mut c, mut d, mut e, mut f, zeroed)) = out {
+        let want = [
+            [n, 3, g.hq.0, g.hq.1],
+            [n, 4, g.hq.0, g.hq.1],
+            [n, 3, g.lq.0, g.lq.1],
+            [n, 4, g.lq.0, g.lq.1],
+        ];
+        for (arr, w) in [&a, &b, &c, &d].into_iter().zip(want) {
+            if arr.shape() != w {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "output array of shape {:?} for items of shape {w:?}; set target_size \
+                     to batch tiles of different sizes",
+                    arr.shape()
+                )));
+            }
+        }
+        if e.shape() != [n, 2] || f.shape() != [n, 2] {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "centre output arrays must be N x 2",
+            ));
+        }
+        let bufs = (
+            a.as_slice_mut()?,
+            b.as_slice_mut()?,
+            c.as_slice_mut()?,
+            d.as_slice_mut()?,
+            e.as_slice_mut()?,
+            f.as_slice_mut()?,
+        );
+        let (a1, b1, c1, d1, e1, f1) = bufs;
+        py.detach(|| {
+            stack_into(
+                &loaded,
+                threads,
+                corruption,
+                [a1, b1, c1, d1],
+                [e1, f1],
+                zeroed,
+            )
+        })
+        .map_err(to_pyerr)?;
+        return Ok((
+            a.as_any().clone(),
+            b.as_any().clone(),
+            c.as_any().clone(),
+            d.as_any().clone(),
+            e.as_any().clone(),
+            f.as_any().clone(),
+        ));
+    }
     let s = py
         .detach(|| stack(&loaded, threads, corruption))
         .map_err(to_pyerr)?;
-    let n = loaded.len();
     let arr = |data: Vec<f32>, c: usize, (h, w): (usize, usize)| -> PyResult<Bound<'py, PyAny>> {
         let a = PyArray1::from_vec(py, data);
         Ok(if batched {
@@ -275,7 +344,16 @@ pub fn load_single_item<'py>(
     corrupt: Option<CorruptSpec<'py>>,
 ) -> PyResult<Arrays<'py>> {
     let shape = shape_of(target_size, multiple, scale, eval)?;
-    arrays(py, vec![(tile, reference)], shape, cache, 1, false, corrupt)
+    arrays(
+        py,
+        vec![(tile, reference)],
+        shape,
+        cache,
+        1,
+        false,
+        corrupt,
+        None,
+    )
 }
 
 /// Loads a whole batch in one call, on `threads` threads (1 inside a DataLoader worker,
@@ -286,8 +364,11 @@ pub fn load_single_item<'py>(
 ///     (N, 3, H, W), (N, 4, H, W), (N, 3, h, w), (N, 4, h, w) and int64 arrays (N, 2).
 ///     Every item must come out the same size (set target_size for mixed tiles).
 ///     `corrupt` as for load_single_item, with one index per item.
+///     `out`: None, or (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres, zeroed): C-contiguous
+///     writable arrays of exactly those shapes to fill and return (e.g. in shared
+///     memory); `zeroed` says they hold zeros already.
 #[pyfunction]
-#[pyo3(signature = (items, target_size, multiple, scale, eval, cache, threads = 1, corrupt = None))]
+#[pyo3(signature = (items, target_size, multiple, scale, eval, cache, threads = 1, corrupt = None, out = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn load_single_batch<'py>(
     py: Python<'py>,
@@ -299,7 +380,8 @@ pub fn load_single_batch<'py>(
     cache: &RefCache,
     threads: usize,
     corrupt: Option<CorruptSpec<'py>>,
+    out: Option<OutSpec<'py>>,
 ) -> PyResult<Arrays<'py>> {
     let shape = shape_of(target_size, multiple, scale, eval)?;
-    arrays(py, items, shape, cache, threads, true, corrupt)
+    arrays(py, items, shape, cache, threads, true, corrupt, out)
 }

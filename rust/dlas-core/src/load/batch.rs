@@ -57,11 +57,14 @@ fn copy_into<T: Copy>(out: &mut [MaybeUninit<T>], src: &[T]) {
 /// Writes every value of one item's slots: the tile's HQ planes straight from its
 /// pixels when it needs no resize or crop, the LQ planes shrunk from those (and
 /// corrupted), the ref's prepared planes and mask (or zeros), and the centres.
-fn fill(it: &Loaded, s: Slots<'_>, corruption: Option<Corruption<'_>>) -> Result<()> {
+/// With `zeroed`, the slots already hold zeros and the no-ref zeros are not written.
+fn fill(it: &Loaded, s: Slots<'_>, corruption: Option<Corruption<'_>>, zeroed: bool) -> Result<()> {
     let g = &it.geo;
     let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
     if g.hq_is_tile() {
         Planes::write_rgb8(&it.img, s.hq);
+    } else if let Some(k) = g.integer_shrink() {
+        Planes::write_rgb8_shrunk(&it.img, k, g.hq.0, g.hq.1, s.hq);
     } else {
         copy_into(s.hq, &g.hq_planes(Planes::from_rgb8(&it.img)).data);
     }
@@ -102,6 +105,7 @@ fn fill(it: &Loaded, s: Slots<'_>, corruption: Option<Corruption<'_>>) -> Result
             copy_into(s.hq_centre, &[m.hq_centre.0, m.hq_centre.1]);
             copy_into(s.lq_centre, &[m.lq_centre.0, m.lq_centre.1]);
         }
+        None if zeroed => {}
         None => {
             // No ref: zeros like the tile, a zero mask, centre (0, 0).
             s.hq_ref.fill(MaybeUninit::new(0.0));
@@ -128,6 +132,7 @@ fn fill_all(
     outs: [&mut [MaybeUninit<f32>]; 4],
     centres: [&mut [MaybeUninit<i64>]; 2],
     corruption: Option<Corruption<'_>>,
+    zeroed: bool,
 ) -> Result<()> {
     let n = items.len();
     let sizes = slot_sizes(&items[0].geo);
@@ -168,6 +173,7 @@ fn fill_all(
                                 lq_centre: &mut lc[at(2)],
                             },
                             corruption,
+                            zeroed,
                         )?;
                     }
                     Ok(())
@@ -189,8 +195,34 @@ pub fn stack(
 ) -> Result<Stacked> {
     let n = items.len();
     let sizes = slot_sizes(&items[0].geo);
-    let mut bufs: [Vec<f32>; 4] = sizes.map(|k| Vec::with_capacity(n * k));
-    let mut centres: [Vec<i64>; 2] = [Vec::with_capacity(2 * n), Vec::with_capacity(2 * n)];
+    // Without any ref, the ref planes and centres stay zero: allocated zeroed (fresh
+    // pages that nothing writes) instead of filled.
+    let zeroed = items.iter().all(|it| it.reference.is_none());
+    let alloc = |len: usize, zero: bool| {
+        if zero {
+            vec![0f32; len]
+        } else {
+            Vec::with_capacity(len)
+        }
+    };
+    let mut bufs: [Vec<f32>; 4] = [
+        alloc(n * sizes[0], false),
+        alloc(n * sizes[1], zeroed),
+        alloc(n * sizes[2], false),
+        alloc(n * sizes[3], zeroed),
+    ];
+    let mut centres: [Vec<i64>; 2] = if zeroed {
+        [vec![0; 2 * n], vec![0; 2 * n]]
+    } else {
+        [Vec::with_capacity(2 * n), Vec::with_capacity(2 * n)]
+    };
+    fn slots<T>(v: &mut Vec<T>, len: usize) -> &mut [MaybeUninit<T>] {
+        if v.len() == len {
+            as_slots(v)
+        } else {
+            &mut v.spare_capacity_mut()[..len]
+        }
+    }
     {
         let [hq, hq_ref, lq, lq_ref] = &mut bufs;
         let [hc, lc] = &mut centres;
@@ -198,20 +230,19 @@ pub fn stack(
             items,
             threads,
             [
-                &mut hq.spare_capacity_mut()[..n * sizes[0]],
-                &mut hq_ref.spare_capacity_mut()[..n * sizes[1]],
-                &mut lq.spare_capacity_mut()[..n * sizes[2]],
-                &mut lq_ref.spare_capacity_mut()[..n * sizes[3]],
+                slots(hq, n * sizes[0]),
+                slots(hq_ref, n * sizes[1]),
+                slots(lq, n * sizes[2]),
+                slots(lq_ref, n * sizes[3]),
             ],
-            [
-                &mut hc.spare_capacity_mut()[..2 * n],
-                &mut lc.spare_capacity_mut()[..2 * n],
-            ],
+            [slots(hc, 2 * n), slots(lc, 2 * n)],
             corruption,
+            zeroed,
         )?;
     }
     for (buf, k) in bufs.iter_mut().zip(sizes) {
-        // SAFETY: fill_all wrote every element of the first `n * k` spare slots.
+        // SAFETY: fill_all wrote every element of the first `n * k` slots (the
+        // zero-allocated ones are initialised already).
         unsafe { buf.set_len(n * k) };
     }
     for c in &mut centres {
@@ -228,4 +259,35 @@ pub fn stack(
         hq_centres,
         lq_centres,
     })
+}
+
+/// Views initialised values as writable `MaybeUninit` slots (only values are ever
+/// written through them).
+fn as_slots<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: MaybeUninit<T> has T's layout, and every write through the result
+    // stores an initialised T, so `s` stays initialised.
+    unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
+}
+
+/// Like [`stack`], into the caller's buffers (hq, hq_ref, lq, lq_ref, then the two
+/// centre arrays), each exactly `n` items long. `zeroed` says they hold zeros already
+/// (fresh shared memory), so the zeros of items without a ref are not written again.
+pub fn stack_into(
+    items: &[Loaded],
+    threads: usize,
+    corruption: Option<Corruption<'_>>,
+    outs: [&mut [f32]; 4],
+    centres: [&mut [i64]; 2],
+    zeroed: bool,
+) -> Result<()> {
+    let [a, b, c, d] = outs;
+    let [e, f] = centres;
+    fill_all(
+        items,
+        threads,
+        [as_slots(a), as_slots(b), as_slots(c), as_slots(d)],
+        [as_slots(e), as_slots(f)],
+        corruption,
+        zeroed,
+    )
 }

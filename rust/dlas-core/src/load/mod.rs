@@ -8,7 +8,7 @@
 mod batch;
 mod planes;
 
-pub use batch::{stack, Corruption, Loaded, Stacked};
+pub use batch::{stack, stack_into, Corruption, Loaded, Stacked};
 pub use planes::{resize_plane, Planes};
 
 use crate::error::{CoreError, Result};
@@ -160,6 +160,15 @@ impl Geometry {
             ));
         }
         Ok(())
+    }
+
+    /// `Some(k)` when the HQ planes are the top-left of the tile shrunk by the integer
+    /// factor `k >= 2` in both directions (resize_hq by an integer factor, then the
+    /// crop).
+    pub fn integer_shrink(&self) -> Option<usize> {
+        let (th, tw) = self.resize?;
+        let k = self.tile.0 / th;
+        (k >= 2 && self.tile.0 == th * k && self.tile.1 == tw * k).then_some(k)
     }
 
     /// True when the HQ planes are the tile's own pixels (no resize, no crop).

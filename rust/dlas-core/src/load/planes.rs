@@ -57,6 +57,47 @@ impl Planes {
         }
     }
 
+    /// Writes the top-left `h x w` of `img` shrunk by the integer factor `k` (exact
+    /// `k x k` block means, OpenCV's `INTER_AREA` for integer factors) as RGB planes in
+    /// `[0, 1]` into `out` (`3 * h * w` values, every one written). The block sums are
+    /// exact integers, so the values differ from averaging `v / 255` floats only by
+    /// float rounding.
+    pub fn write_rgb8_shrunk(
+        img: &Rgb8,
+        k: usize,
+        h: usize,
+        w: usize,
+        out: &mut [std::mem::MaybeUninit<f32>],
+    ) {
+        assert!(
+            k >= 1 && h * k <= img.height && w * k <= img.width,
+            "shrink size"
+        );
+        assert_eq!(out.len(), 3 * h * w, "output size");
+        let n = h * w;
+        let scale = 1.0 / (255.0 * (k * k) as f32);
+        let stride = img.width * 3;
+        let mut acc = vec![0u32; w * 3];
+        for y in 0..h {
+            acc.fill(0);
+            for sy in y * k..(y + 1) * k {
+                let row = &img.data[sy * stride..sy * stride + w * k * 3];
+                for (a, block) in acc.chunks_exact_mut(3).zip(row.chunks_exact(3 * k)) {
+                    for px in block.chunks_exact(3) {
+                        a[0] += px[0] as u32;
+                        a[1] += px[1] as u32;
+                        a[2] += px[2] as u32;
+                    }
+                }
+            }
+            for (x, a) in acc.chunks_exact(3).enumerate() {
+                for (c, &v) in a.iter().enumerate() {
+                    out[c * n + y * w + x].write(v as f32 * scale);
+                }
+            }
+        }
+    }
+
     pub fn plane(&self, i: usize) -> &[f32] {
         &self.data[i * self.h * self.w..(i + 1) * self.h * self.w]
     }
@@ -96,6 +137,28 @@ impl Planes {
     }
 }
 
+/// Block means of `k x k` blocks (OpenCV's `INTER_AREA` for an integer factor on a
+/// float image: the block sum times `1 / k^2`).
+fn box_plane(src: &[f32], src_w: usize, k: usize, dst_w: usize, dst_h: usize) -> Vec<f32> {
+    let scale = 1.0 / (k * k) as f32;
+    let mut out = Vec::with_capacity(dst_w * dst_h);
+    let mut acc = vec![0f32; src_w];
+    for dy in 0..dst_h {
+        acc.copy_from_slice(&src[dy * k * src_w..(dy * k + 1) * src_w]);
+        for sy in dy * k + 1..(dy + 1) * k {
+            for (a, &v) in acc.iter_mut().zip(&src[sy * src_w..(sy + 1) * src_w]) {
+                *a += v;
+            }
+        }
+        out.extend(
+            acc.chunks_exact(k)
+                .take(dst_w)
+                .map(|b| b.iter().sum::<f32>() * scale),
+        );
+    }
+    out
+}
+
 /// Area resize of one float plane (`src_w x src_h` -> `dst_w x dst_h`): pixel-area
 /// weights when shrinking (exact box means for integer factors), bilinear with
 /// half-pixel centres when enlarging, as OpenCV's `INTER_AREA`.
@@ -112,6 +175,10 @@ pub fn resize_plane(
     }
     if dst_w > src_w || dst_h > src_h {
         return resample_plane(src, src_w, src_h, dst_w, dst_h, Filter::Linear);
+    }
+    if src_w.is_multiple_of(dst_w) && src_h.is_multiple_of(dst_h) && src_w / dst_w == src_h / dst_h
+    {
+        return box_plane(src, src_w, src_w / dst_w, dst_w, dst_h);
     }
     let xt = Taps::new(src_w, dst_w);
     let yt = Taps::new(src_h, dst_h);
@@ -137,7 +204,6 @@ pub fn resize_plane(
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {
