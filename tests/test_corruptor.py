@@ -282,10 +282,14 @@ def test_eval_mode_does_not_corrupt(golden_extracted):
 
 
 def epoch_batches(loader, epochs):
+    """Every tensor of every batch, flattened per item, for each epoch."""
+    keys = ("lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref", "gt_center", "lq_center")
     out = []
     for e in range(epochs):
         loader.dataset.set_epoch(e)
-        out.append(torch.cat([b["lq"] for b in loader]))
+        out.append(
+            torch.cat([torch.cat([b[k].flatten(1).double() for k in keys], 1) for b in loader])
+        )
     return out
 
 

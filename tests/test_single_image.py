@@ -323,3 +323,25 @@ def test_a_ref_of_another_size_goes_straight_to_the_target(tmp_path):
     )
     np.testing.assert_allclose(last["gt_fullsize_ref"][:3].numpy(), expected.transpose(2, 0, 1),
                                atol=2e-5)  # fmt: skip
+
+
+def test_worker_batches_travel_as_one_shared_storage(golden_extracted):
+    # After a worker's first batch through dlas_fast's collate, its batches are written
+    # into one shared-memory storage and sent as that; the main process gets a plain
+    # dict of views with the items' values.
+    dst, _ = golden_extracted
+    ds = dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": str(dst),
+                                   "need_ref": True, "target_size": 64, "scale": 2})  # fmt: skip
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1,
+                                         collate_fn=dlas_fast.datasets.batch.collate,
+                                         multiprocessing_context="fork")  # fmt: skip
+    batches = list(loader)
+    assert len(batches) >= 3
+    for n, b in enumerate(batches):
+        assert type(b) is dict and list(b)[:2] == ["hq", "gt_fullsize_ref"]
+        one = b["hq"].untyped_storage().data_ptr() == b["lq"].untyped_storage().data_ptr()
+        assert one == (n > 0) and b["hq"].is_shared()
+        for j in range(len(b["GT_path"])):
+            item = ds[4 * n + j]
+            for key in ("lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref", "gt_center"):
+                assert b[key][j].equal(item[key]), key

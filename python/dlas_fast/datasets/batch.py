@@ -15,16 +15,21 @@ class Batch(Sequence):
     :func:`collate` returns ``stacked`` as it is.
     """
 
-    def __init__(self, stacked: dict, n: int, storage: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, stacked: dict, n: int, storage: torch.Tensor | None = None, owner=None
+    ) -> None:
         self.stacked = stacked
         self._n = n
         # A byte tensor over the one shared-memory storage that every tensor of
         # `stacked` views (batches made in worker processes), else None.
         self.storage = storage
+        # The dataset that made the batch: told by `collate` that its batches are
+        # passed on as they are, so it may write them into shared memory directly.
+        self.owner = owner
 
     @classmethod
-    def of(cls, stacked: dict, n: int, storage: torch.Tensor | None = None) -> Batch:
-        return cls(stacked, n, storage)
+    def of(cls, stacked: dict, n: int, storage: torch.Tensor | None = None, owner=None) -> Batch:
+        return cls(stacked, n, storage, owner)
 
     def __len__(self) -> int:
         return self._n
@@ -49,6 +54,11 @@ def collate(batch):
     if isinstance(batch, Batch):
         if torch.utils.data.get_worker_info() is None:
             return batch.stacked
+        if batch.owner is not None:
+            # From now on this worker's batches go to shared memory as they are made
+            # (with torch's default_collate they are copied, so private memory is
+            # cheaper there).
+            batch.owner.collated_as_is = True
         if batch.storage is not None:
             return OneStorage(batch.stacked, batch.storage)
         return {

@@ -114,6 +114,8 @@ class SingleImageDataset(torch.utils.data.Dataset):
             ignore_first=int(self.opt.get("ignore_first", 0)),
         )
         self._refs = RefCache()
+        # Set in a worker by dlas_fast's collate (see __getitems__).
+        self.collated_as_is = False
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -197,10 +199,11 @@ class SingleImageDataset(torch.utils.data.Dataset):
             paths.append(path)
         in_worker = torch.utils.data.get_worker_info() is not None
         threads = 1 if in_worker else (os.cpu_count() or 1)
-        # In a worker, with sizes known up front, the batch is written straight into
-        # fresh shared memory (already zero): nothing is copied on the way to the main
-        # process and no-ref zeros are not written at all.
-        shared = self._shared_outputs(len(indices)) if in_worker else None
+        # In a worker whose batches go through dlas_fast's collate, with sizes known up
+        # front, the batch is written straight into fresh shared memory (already zero):
+        # nothing is copied on the way to the main process and no-ref zeros are not
+        # written at all.
+        shared = self._shared_outputs(len(indices)) if in_worker and self.collated_as_is else None
         out = None if shared is None else (*(t.numpy() for t in shared[1]), True)
         try:
             arrays = load_single_batch(
@@ -224,7 +227,7 @@ class SingleImageDataset(torch.utils.data.Dataset):
             stacked = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
         stacked["LQ_path"] = paths
         stacked["GT_path"] = list(paths)
-        return Batch.of(stacked, len(paths), None if shared is None else shared[0])
+        return Batch.of(stacked, len(paths), None if shared is None else shared[0], self)
 
     def _shared_outputs(self, n: int):
         """Zeroed tensors for a batch of `n` in one shared-memory storage, when
