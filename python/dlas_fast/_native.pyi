@@ -104,4 +104,5 @@ def load_single_batch(
     cache: RefCache,
     threads: int = 1,
     corrupt: CorruptSpec | None = None,
+    out: tuple[Any, Any, Any, Any, Any, Any, bool] | None = None,
 ) -> tuple[Any, Any, Any, Any, Any, Any]: ...

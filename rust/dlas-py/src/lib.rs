@@ -15,6 +15,14 @@ use pyo3::types::{PyDict, PyTuple};
 
 use errors::to_pyerr;
 
+/// mimalloc for the extension's own allocations. The loaders allocate and free
+/// megabytes per batch (decoded tiles, planes, output arrays); glibc returns such
+/// blocks to the kernel (mmap, heap trimming) and the next batch faults every page in
+/// again, which cost more than the resizing itself (README, loading benchmark).
+/// mimalloc keeps them for reuse. Python's and torch's allocations are not affected.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs the extraction job (SPEC §2) and returns its summary as a JSON string.
 ///
 /// Args:

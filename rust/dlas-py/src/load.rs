@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use dlas_core::corrupt::Key;
 use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
 use dlas_core::load::{
-    stack, stack_into, Corruption, Geometry, Loaded, PreparedMask, PreparedRef, Shape,
+    pool, stack, stack_into, Corruption, Geometry, Loaded, PreparedMask, PreparedRef, Shape,
 };
 use numpy::{
     PyArray1, PyArrayMethods, PyReadwriteArray2, PyReadwriteArray4, PyUntypedArrayMethods,
@@ -113,33 +113,22 @@ impl RefCache {
     }
 }
 
-/// Loads `items` on `threads` threads (in order) and stacks them.
+/// Loads `items` (in order) on the loader pool's `threads` threads.
 fn load_all(
     items: &[ItemSpec],
     shape: &Shape,
     cache: &RefCache,
     threads: usize,
 ) -> dlas_core::Result<Vec<Loaded>> {
-    let threads = threads.clamp(1, items.len().max(1));
-    if threads == 1 {
+    if threads <= 1 || items.len() <= 1 {
         return items.iter().map(|it| cache.load(it, shape)).collect();
     }
-    let per = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|group| {
-                s.spawn(move || {
-                    group
-                        .iter()
-                        .map(|it| cache.load(it, shape))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("loader thread panicked"))
+    use rayon::prelude::*;
+    pool::run(threads, || {
+        items
+            .par_iter()
+            .with_min_len(items.len().div_ceil(threads))
+            .map(|it| cache.load(it, shape))
             .collect()
     })
 }

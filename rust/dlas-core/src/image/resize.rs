@@ -116,7 +116,7 @@ impl Divider {
 /// The two whole-row loops of the resizers, compiled twice: for the baseline x86-64
 /// target and for AVX2, picked at run time. Element-wise integer adds and float
 /// multiply-adds (not fused) give the same results either way.
-mod simd {
+pub(crate) mod simd {
     /// `sum[i] = a[i] + b[i]`.
     #[inline(always)]
     fn add_rows_generic(sum: &mut [u16], a: &[u8], b: &[u8]) {
@@ -151,7 +151,7 @@ mod simd {
         std::arch::is_x86_feature_detected!("avx2")
     }
 
-    pub(super) fn add_rows(sum: &mut [u16], a: &[u8], b: &[u8]) {
+    pub(crate) fn add_rows(sum: &mut [u16], a: &[u8], b: &[u8]) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time).

@@ -124,7 +124,8 @@ fn slot_sizes(g: &Geometry) -> [usize; 4] {
 }
 
 /// Fills the slots of `items` (all of one geometry) in `outs` (hq, hq_ref, lq, lq_ref:
-/// each `n * size` long) and `centres` (hq, lq: `2 * n` each) on `threads` threads.
+/// each `n * size` long) and `centres` (hq, lq: `2 * n` each) in `threads` groups, on
+/// the loader pool ([`super::pool::run`]) when there is more than one.
 /// Every element of every output is written unless an error is returned.
 fn fill_all(
     items: &[Loaded],
@@ -156,35 +157,52 @@ fn fill_all(
         .zip(lq_ref.chunks_mut(per * sizes[3]))
         .zip(hc.chunks_mut(per * 2))
         .zip(lc.chunks_mut(per * 2));
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = groups
-            .map(|((((((group, hq), hq_ref), lq), lq_ref), hc), lc)| {
-                scope.spawn(move || -> Result<()> {
-                    for (j, it) in group.iter().enumerate() {
-                        let at = |k: usize| j * k..(j + 1) * k;
-                        fill(
-                            it,
-                            Slots {
-                                hq: &mut hq[at(sizes[0])],
-                                hq_ref: &mut hq_ref[at(sizes[1])],
-                                lq: &mut lq[at(sizes[2])],
-                                lq_ref: &mut lq_ref[at(sizes[3])],
-                                hq_centre: &mut hc[at(2)],
-                                lq_centre: &mut lc[at(2)],
-                            },
-                            corruption,
-                            zeroed,
-                        )?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("loader thread panicked"))
-    })
+    let run = move |((((((group, hq), hq_ref), lq), lq_ref), hc), lc): Group<'_, '_>| {
+        for (j, it) in group.iter().enumerate() {
+            let at = |k: usize| j * k..(j + 1) * k;
+            fill(
+                it,
+                Slots {
+                    hq: &mut hq[at(sizes[0])],
+                    hq_ref: &mut hq_ref[at(sizes[1])],
+                    lq: &mut lq[at(sizes[2])],
+                    lq_ref: &mut lq_ref[at(sizes[3])],
+                    hq_centre: &mut hc[at(2)],
+                    lq_centre: &mut lc[at(2)],
+                },
+                corruption,
+                zeroed,
+            )?;
+        }
+        Ok(())
+    };
+    if per >= n {
+        // One group: on this thread (no thread to start, and the allocator keeps
+        // reusing this thread's memory).
+        return groups.into_iter().try_for_each(run);
+    }
+    use rayon::prelude::*;
+    let groups: Vec<_> = groups.collect();
+    super::pool::run(threads, || groups.into_par_iter().try_for_each(run))
 }
+
+/// One thread's share of [`fill_all`]: its items and their slots in each output.
+type Group<'i, 'o> = (
+    (
+        (
+            (
+                (
+                    (&'i [Loaded], &'o mut [MaybeUninit<f32>]),
+                    &'o mut [MaybeUninit<f32>],
+                ),
+                &'o mut [MaybeUninit<f32>],
+            ),
+            &'o mut [MaybeUninit<f32>],
+        ),
+        &'o mut [MaybeUninit<i64>],
+    ),
+    &'o mut [MaybeUninit<i64>],
+);
 
 /// The stacked arrays of `items` (all of one geometry), filled on `threads` threads
 /// straight into their final buffers, the LQ images corrupted by `corruption`.

@@ -7,6 +7,7 @@
 
 mod batch;
 mod planes;
+pub mod pool;
 
 pub use batch::{stack, stack_into, Corruption, Loaded, Stacked};
 pub use planes::{resize_plane, Planes};

@@ -77,6 +77,29 @@ impl Planes {
         let n = h * w;
         let scale = 1.0 / (255.0 * (k * k) as f32);
         let stride = img.width * 3;
+        if k == 2 {
+            // Two source rows summed as whole byte slices (vectorised), then pixel pairs.
+            let mut sum = vec![0u16; w * 6];
+            for y in 0..h {
+                let r0 = &img.data[2 * y * stride..][..w * 6];
+                let r1 = &img.data[(2 * y + 1) * stride..][..w * 6];
+                crate::image::resize::simd::add_rows(&mut sum, r0, r1);
+                let (pr, rest) = out.split_at_mut(n);
+                let (pg, pb) = rest.split_at_mut(n);
+                let row = y * w..(y + 1) * w;
+                for (((s, r), g), b) in sum
+                    .chunks_exact(6)
+                    .zip(&mut pr[row.clone()])
+                    .zip(&mut pg[row.clone()])
+                    .zip(&mut pb[row])
+                {
+                    r.write((s[0] + s[3]) as f32 * scale);
+                    g.write((s[1] + s[4]) as f32 * scale);
+                    b.write((s[2] + s[5]) as f32 * scale);
+                }
+            }
+            return;
+        }
         let mut acc = vec![0u32; w * 3];
         for y in 0..h {
             acc.fill(0);

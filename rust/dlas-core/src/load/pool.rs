@@ -1,0 +1,45 @@
+//! The loaders' threads: one rayon pool per process, kept between batches so that each
+//! thread's allocator caches stay warm (threads started per batch begin with empty
+//! ones), created on first use and created again in a forked child, whose copy of the
+//! pool has no threads.
+
+use std::sync::{Arc, Mutex};
+
+use rayon::ThreadPool;
+
+/// (owning process, threads, pool).
+static POOL: Mutex<Option<(u32, usize, Arc<ThreadPool>)>> = Mutex::new(None);
+
+fn pool(threads: usize) -> Option<Arc<ThreadPool>> {
+    let pid = std::process::id();
+    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, n, p)) = slot.as_ref() {
+        if *owner == pid && *n == threads {
+            return Some(p.clone());
+        }
+    }
+    if let Some((owner, _, old)) = slot.take() {
+        if owner != pid {
+            // Inherited through fork: its threads do not exist here, so it must not be
+            // joined or dropped; leaking it is the only safe thing to do.
+            std::mem::forget(old);
+        }
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("dlas-load-{i}"))
+        .build()
+        .ok()?;
+    let p = Arc::new(p);
+    *slot = Some((pid, threads, p.clone()));
+    Some(p)
+}
+
+/// Runs `f` on the loader pool of `threads` threads (inline when `threads <= 1`, or
+/// when no thread can be started). Code inside uses rayon's parallel iterators.
+pub fn run<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    match (threads > 1).then(|| pool(threads)).flatten() {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
