@@ -127,9 +127,21 @@ impl PyCorruptor {
                     "image {i}: expected an H x W x 3 RGB array, got shape ({h}, {w}, {c})"
                 )));
             }
-            let mut data = vec![0f32; 3 * h * w];
-            for ((y, x, ch), &val) in v.indexed_iter() {
-                data[ch * h * w + y * w + x] = val;
+            let n = h * w;
+            let mut data = vec![0f32; 3 * n];
+            match a.as_slice() {
+                Ok(hwc) => {
+                    let (r, rest) = data.split_at_mut(n);
+                    let (g, b) = rest.split_at_mut(n);
+                    for (((px, r), g), b) in hwc.chunks_exact(3).zip(r).zip(g).zip(b) {
+                        (*r, *g, *b) = (px[0], px[1], px[2]);
+                    }
+                }
+                Err(_) => {
+                    for ((y, x, ch), &val) in v.indexed_iter() {
+                        data[ch * n + y * w + x] = val;
+                    }
+                }
             }
             planes.push(Planes { c: 3, h, w, data });
         }
@@ -148,15 +160,19 @@ impl PyCorruptor {
                 self.inner.corrupt(&mut refs, key)
             })
             .map_err(to_pyerr)?;
-        let out = planes
-            .into_iter()
-            .map(|p| {
-                let (h, w) = (p.h, p.w);
-                let n = h * w;
-                let hwc = Array3::from_shape_fn((h, w, 3), |(y, x, c)| p.data[c * n + y * w + x]);
-                hwc.into_pyarray(py)
-            })
-            .collect();
+        let mut out = Vec::with_capacity(planes.len());
+        for p in planes {
+            let n = p.h * p.w;
+            let mut hwc = vec![0f32; 3 * n];
+            let (r, rest) = p.data.split_at(n);
+            let (g, b) = rest.split_at(n);
+            for (((px, &r), &g), &b) in hwc.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
+                (px[0], px[1], px[2]) = (r, g, b);
+            }
+            let arr = Array3::from_shape_vec((p.h, p.w, 3), hwc)
+                .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+            out.push(arr.into_pyarray(py));
+        }
         Ok((out, entropy))
     }
 }
