@@ -9,10 +9,11 @@ from collections.abc import Callable, Mapping
 # mode -> "module:Class" (imported on first use, so torch loads only when needed).
 _REGISTRY: dict[str, str | Callable] = {
     "single_image_extensible": "dlas_fast.datasets.single_image:SingleImageDataset",
+    "multi_frame_extensible": "dlas_fast.datasets.multi_frame:MultiFrameDataset",
 }
 
 # DLAS modes this project implements in later releases (SPEC §5).
-_PLANNED = ("multi_frame_extensible", "imagefolder", "multiscale", "stylegan2",
+_PLANNED = ("imagefolder", "multiscale", "stylegan2",
             "torch_dataset", "fullimage")  # fmt: skip
 # DLAS modes outside dlas_fast's scope (SPEC §8).
 _OUT_OF_SCOPE = ("combined", "paired_frame", "zipfile", "random_dataset", "byol_dataset",

@@ -3,6 +3,7 @@
 Importing this package imports torch; ``import dlas_fast`` alone does not.
 """
 
+from dlas_fast.datasets.multi_frame import MultiFrameDataset
 from dlas_fast.datasets.single_image import SingleImageDataset
 
-__all__ = ["SingleImageDataset"]
+__all__ = ["MultiFrameDataset", "SingleImageDataset"]

@@ -82,11 +82,14 @@ class SingleImageDataset(torch.utils.data.Dataset):
     ``GT_path`` and ``LQ_path`` (the tile's path). Float tensors are float32 in [0, 1].
     """
 
+    MODE = "single_image_extensible"
+    OPTIONS = OPTIONS
+
     def __init__(self, opt: Mapping) -> None:
         self.opt = dict(opt)
-        warn_unknown(self.opt, OPTIONS | CORRUPTOR_KEYS, "single_image_extensible")
+        warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS, self.MODE)
         if "paths" not in self.opt:
-            raise ValueError("single_image_extensible: option 'paths' is required")
+            raise ValueError(f"{self.MODE}: option 'paths' is required")
         self.eval = bool(self.opt.get("eval", False))
         self.scale = 1 if self.eval else int(self.opt.get("scale", 1))
         self.target_size = self.opt.get("target_size")
@@ -138,7 +141,7 @@ class SingleImageDataset(torch.utils.data.Dataset):
         native = self.corruptor.native
         if self.eval or native.changes_nothing:
             return None
-        return (native, self.corrupt_before_downsize, self._epoch.value, indices)
+        return (native, self.corrupt_before_downsize, self._epoch.value, indices, 1)
 
     def _reference(self, index, chunk: int, tile: int, path: str):
         if not self.need_ref:

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use dlas_core::index::frames::FrameSet;
 use dlas_core::index::{CacheMode, RootIndex, TileSet, HAS_REF};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
@@ -238,4 +239,68 @@ impl PyTileSet {
         }
         Ok(self.inner.locate(j as usize).expect("in range"))
     }
+}
+
+/// The items of a MultiFrameDataset (SPEC §5-6): windows of `frames` consecutive frames
+/// (chunks) of one source, and each tile offset all of them have.
+#[pyclass(frozen, module = "dlas_fast._native", name = "FrameSet")]
+pub struct PyFrameSet {
+    inner: FrameSet,
+}
+
+#[pymethods]
+impl PyFrameSet {
+    #[new]
+    #[pyo3(signature = (indexes, weights, ignore_first, frames))]
+    fn new(
+        py: Python<'_>,
+        indexes: Vec<PyRef<'_, PyChunkIndex>>,
+        weights: Vec<usize>,
+        ignore_first: usize,
+        frames: usize,
+    ) -> PyResult<Self> {
+        let roots = indexes.iter().map(|i| i.inner.clone()).collect();
+        let inner = py
+            .detach(|| FrameSet::new(roots, &weights, ignore_first, frames))
+            .map_err(to_pyerr)?;
+        Ok(PyFrameSet { inner })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Heap bytes of this view (the indexes not included).
+    #[getter]
+    fn resident_bytes(&self) -> usize {
+        self.inner.resident_bytes()
+    }
+
+    /// `(root, [chunk of each frame], tile)` of item `i`.
+    fn locate(&self, i: isize) -> PyResult<(usize, Vec<usize>, usize)> {
+        let n = self.inner.len() as isize;
+        let j = if i < 0 { i + n } else { i };
+        if j < 0 || j >= n {
+            return Err(PyIndexError::new_err(format!(
+                "item {i} out of range ({n})"
+            )));
+        }
+        let it = self.inner.locate(j as usize).expect("in range");
+        Ok((it.root, it.chunks, it.tile))
+    }
+}
+
+/// Groups names into runs of consecutive frames (SPEC §6): the counter is each name's
+/// last `width` characters. Returns the runs as lists of indices into `names`.
+#[pyfunction]
+#[pyo3(signature = (names, width = 12))]
+pub fn frame_runs(py: Python<'_>, names: Vec<String>, width: usize) -> Vec<Vec<u32>> {
+    py.detach(|| {
+        let bytes: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+        let r = dlas_core::index::frames::frame_runs(&bytes, width);
+        r.runs
+            .iter()
+            .map(|run| r.order[run.start as usize..run.end as usize].to_vec())
+            .collect()
+    })
 }

@@ -110,6 +110,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
     m.add_class::<index::PyChunkIndex>()?;
     m.add_class::<index::PyTileSet>()?;
+    m.add_class::<index::PyFrameSet>()?;
+    m.add_function(wrap_pyfunction!(index::frame_runs, m)?)?;
     m.add_class::<load::RefCache>()?;
     m.add_class::<corrupt::PyCorruptor>()?;
     m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;

@@ -159,8 +159,8 @@ fn shape_of(
 }
 
 /// How a call corrupts its LQ images: (corruptor, corrupt_before_downsize, epoch,
-/// each item's dataset index).
-type CorruptSpec<'py> = (PyRef<'py, PyCorruptor>, bool, u64, Vec<u64>);
+/// each item's dataset index, how many consecutive items are corrupted together).
+type CorruptSpec<'py> = (PyRef<'py, PyCorruptor>, bool, u64, Vec<u64>, usize);
 
 /// Caller-made output arrays: hq, hq_ref, lq, lq_ref (float32, N x C x H x W), the two
 /// centre arrays (int64, N x 2), and whether they hold zeros already.
@@ -195,7 +195,13 @@ fn arrays<'py>(
         .map_err(to_pyerr)?;
     let corruption = match &corrupt {
         None => None,
-        Some((c, before, epoch, indices)) => {
+        Some((c, before, epoch, indices, group)) => {
+            if *group == 0 || !items.len().is_multiple_of(*group) {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "{} items do not make whole corruption groups of {group}",
+                    items.len()
+                )));
+            }
             if indices.len() != items.len() {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "{} indices for {} items",
@@ -209,6 +215,7 @@ fn arrays<'py>(
             Some(Corruption {
                 corruptor: &c.inner,
                 before_downsize: *before,
+                group: *group,
             })
         }
     };
@@ -313,7 +320,7 @@ fn arrays<'py>(
 ///     reference: None, or (ref path, (row, col), width).
 ///     target_size, multiple, scale, eval: the dataset's shape options.
 ///     cache: the dataset's RefCache.
-///     corrupt: None, or (Corruptor, corrupt_before_downsize, epoch, [item index]).
+///     corrupt: None, or (Corruptor, corrupt_before_downsize, epoch, [item index], 1).
 ///
 /// Returns:
 ///     (hq, hq_ref, lq, lq_ref, hq_centre, lq_centre): float32 arrays of shape
@@ -352,7 +359,8 @@ pub fn load_single_item<'py>(
 ///     (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres): float32 arrays of shape
 ///     (N, 3, H, W), (N, 4, H, W), (N, 3, h, w), (N, 4, h, w) and int64 arrays (N, 2).
 ///     Every item must come out the same size (set target_size for mixed tiles).
-///     `corrupt` as for load_single_item, with one index per item.
+///     `corrupt` as for load_single_item, with one index per item; its last value says
+///     how many consecutive items are corrupted together (keyed by the first).
 ///     `out`: None, or (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres, zeroed): C-contiguous
 ///     writable arrays of exactly those shapes to fill and return (e.g. in shared
 ///     memory); `zeroed` says they hold zeros already.

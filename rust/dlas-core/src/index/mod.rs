@@ -10,6 +10,7 @@
 mod build;
 pub mod cache;
 mod fingerprint;
+pub mod frames;
 pub mod tileset;
 
 use std::path::{Path, PathBuf};

@@ -25,6 +25,10 @@ pub struct Corruption<'a> {
     /// `corrupt_before_downsize`: corrupt a copy of the HQ image and shrink that;
     /// otherwise shrink, then corrupt the LQ image.
     pub before_downsize: bool,
+    /// Items corrupted together, with one call and the key of the first: 1, or the
+    /// frames of a MultiFrameDataset item (one draw of the random corruptions for all
+    /// of them, as DLAS corrupts a list of frames). The batch is whole groups.
+    pub group: usize,
 }
 
 /// `n` items' tensors, stacked: hq, hq_ref (ref RGB + mask), lq, lq_ref, centres.
@@ -117,6 +121,65 @@ fn fill(it: &Loaded, s: Slots<'_>, corruption: Option<Corruption<'_>>, zeroed: b
     Ok(())
 }
 
+/// Views fully written slots as values.
+///
+/// # Safety
+/// Every element of `s` must have been written.
+unsafe fn init<T>(s: &[MaybeUninit<T>]) -> &[T] {
+    // SAFETY: the caller guarantees every element is initialised; the layouts match.
+    unsafe { &*(s as *const [MaybeUninit<T>] as *const [T]) }
+}
+
+/// Mutable [`init`].
+///
+/// # Safety
+/// Every element of `s` must have been written.
+unsafe fn init_mut<T>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: as for `init`.
+    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// Corrupts the LQ images of one group of items (filled uncorrupted) together, keyed
+/// by the first item: from copies of the HQ images (then shrunk) when corrupting
+/// before the downsize, else the LQ images themselves.
+fn corrupt_group(items: &[Loaded], hq: &[f32], lq: &mut [f32], c: Corruption<'_>) -> Result<()> {
+    let g = &items[0].geo;
+    if g.eval || c.corruptor.changes_nothing() {
+        return Ok(());
+    }
+    let (hn, ln) = (3 * g.hq.0 * g.hq.1, 3 * g.lq.0 * g.lq.1);
+    let mut imgs: Vec<Planes> = if c.before_downsize {
+        hq.chunks(hn)
+            .map(|d| Planes {
+                c: 3,
+                h: g.hq.0,
+                w: g.hq.1,
+                data: d.to_vec(),
+            })
+            .collect()
+    } else {
+        lq.chunks(ln)
+            .map(|d| Planes {
+                c: 3,
+                h: g.lq.0,
+                w: g.lq.1,
+                data: d.to_vec(),
+            })
+            .collect()
+    };
+    let mut refs: Vec<&mut Planes> = imgs.iter_mut().collect();
+    c.corruptor.corrupt(&mut refs, items[0].key)?;
+    for (img, out) in imgs.into_iter().zip(lq.chunks_mut(ln)) {
+        let img = if c.before_downsize {
+            img.resized(g.lq.0, g.lq.1)
+        } else {
+            img
+        };
+        out.copy_from_slice(&img.data);
+    }
+    Ok(())
+}
+
 /// Per-item slot sizes of (hq, hq_ref, lq, lq_ref) for a geometry.
 fn slot_sizes(g: &Geometry) -> [usize; 4] {
     let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
@@ -137,7 +200,13 @@ fn fill_all(
 ) -> Result<()> {
     let n = items.len();
     let sizes = slot_sizes(&items[0].geo);
-    let per = n.div_ceil(threads.clamp(1, n));
+    let group = corruption.map_or(1, |c| c.group.max(1));
+    assert!(
+        n.is_multiple_of(group),
+        "a batch of whole corruption groups"
+    );
+    // Threads take whole groups.
+    let per = (n / group).div_ceil(threads.clamp(1, n / group)) * group;
     let [hq, hq_ref, lq, lq_ref] = outs;
     let [hc, lc] = centres;
     for (out, k) in [
@@ -157,8 +226,9 @@ fn fill_all(
         .zip(lq_ref.chunks_mut(per * sizes[3]))
         .zip(hc.chunks_mut(per * 2))
         .zip(lc.chunks_mut(per * 2));
-    let run = move |((((((group, hq), hq_ref), lq), lq_ref), hc), lc): Group<'_, '_>| {
-        for (j, it) in group.iter().enumerate() {
+    let run = move |((((((items, hq), hq_ref), lq), lq_ref), hc), lc): Group<'_, '_>| {
+        let alone = corruption.filter(|_| group == 1);
+        for (j, it) in items.iter().enumerate() {
             let at = |k: usize| j * k..(j + 1) * k;
             fill(
                 it,
@@ -170,9 +240,20 @@ fn fill_all(
                     hq_centre: &mut hc[at(2)],
                     lq_centre: &mut lc[at(2)],
                 },
-                corruption,
+                alone,
                 zeroed,
             )?;
+        }
+        if let Some(c) = corruption.filter(|_| group > 1) {
+            // SAFETY: fill wrote every value of these slots just above.
+            let (hq, lq) = unsafe { (init(hq), init_mut(lq)) };
+            for ((items, hq), lq) in items
+                .chunks(group)
+                .zip(hq.chunks(group * sizes[0]))
+                .zip(lq.chunks_mut(group * sizes[2]))
+            {
+                corrupt_group(items, hq, lq, c)?;
+            }
         }
         Ok(())
     };
