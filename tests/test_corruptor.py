@@ -321,3 +321,17 @@ def test_create_dataloader_advances_the_epoch(golden_extracted):
     assert ds.epoch == 1 and not first.equal(second)
     loader.set_epoch(0)
     assert next(iter(loader))["lq"].equal(first)
+
+
+def test_layouts_sizes_and_bounds():
+    img = photo(20, 24)
+    c = ImageCorruptor({"fixed_corruptions": ["color_shift", "jpeg"], "random_seed": 2})
+    native = c.native
+    a, _ = native.corrupt([img], 0, 0)
+    b, _ = native.corrupt([np.asfortranarray(img)], 0, 0)  # column-major input
+    assert np.array_equal(a[0], b[0])
+    empty = np.zeros((0, 5, 3), np.float32)
+    for name in dlas_fast.CORRUPTION_NAMES:
+        assert corrupt([name], empty)[0].shape == (0, 5, 3), name
+    with pytest.raises(ValueError, match="corruption_blur_scale"):
+        ImageCorruptor({"fixed_corruptions": ["gaussian_blur"], "corruption_blur_scale": 1e9})

@@ -345,3 +345,28 @@ def test_worker_batches_travel_as_one_shared_storage(golden_extracted):
             item = ds[4 * n + j]
             for key in ("lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref", "gt_center"):
                 assert b[key][j].equal(item[key]), key
+
+
+def test_native_output_arrays_are_checked(golden_extracted):
+    from dlas_fast._native import RefCache, load_single_batch
+
+    dst, _ = golden_extracted
+    ds = dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": str(dst),
+                                   "target_size": 32, "scale": 1})  # fmt: skip
+    items = [(ds.tiles.tile_path(i), None) for i in range(2)]
+
+    def arrays(order="C"):
+        return [np.zeros((2, c, 32, 32), np.float32, order=order) for c in (3, 4, 3, 4)] + [
+            np.zeros((2, 2), np.int64) for _ in range(2)
+        ]
+
+    good = arrays()
+    load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*good, True))
+    assert np.array_equal(good[0][1], ds[1]["hq"].numpy())
+    fortran = arrays("F")
+    with pytest.raises(ValueError, match="C-contiguous"):
+        load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*fortran, True))
+    same = arrays()
+    same[2] = same[0]  # hq and lq have the same shape here
+    with pytest.raises(ValueError, match="distinct"):
+        load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*same, True))

@@ -243,9 +243,15 @@ class SingleImageDataset(torch.utils.data.Dataset):
         if lq == 0:
             return None
         f32, i64 = torch.float32, torch.int64
-        return _shared_zeros([((n, 3, side, side), f32), ((n, 4, side, side), f32),
-                              ((n, 3, lq, lq), f32), ((n, 4, lq, lq), f32),
-                              ((n, 2), i64), ((n, 2), i64)])  # fmt: skip
+        try:
+            return _shared_zeros([((n, 3, side, side), f32), ((n, 4, side, side), f32),
+                                  ((n, 3, lq, lq), f32), ((n, 4, lq, lq), f32),
+                                  ((n, 2), i64), ((n, 2), i64)])  # fmt: skip
+        except (AttributeError, RuntimeError):
+            # A torch without this (private) allocator, or no shared memory: batches
+            # go the way torch's own collate sends them.
+            self.collated_as_is = False
+            return None
 
     # Native objects are not pickled: a spawned worker reopens the index from its cache
     # and shares the epoch with the main process.

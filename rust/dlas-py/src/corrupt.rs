@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dlas_core::corrupt::{Corruptor, Key, NAMES};
 use dlas_core::load::Planes;
 use numpy::ndarray::Array3;
-use numpy::{IntoPyArray, PyArray3, PyReadonlyArray3};
+use numpy::{IntoPyArray, PyArray3, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors::to_pyerr;
@@ -129,15 +129,15 @@ impl PyCorruptor {
             }
             let n = h * w;
             let mut data = vec![0f32; 3 * n];
-            match a.as_slice() {
-                Ok(hwc) => {
+            match a.as_slice().ok().filter(|_| a.is_c_contiguous()) {
+                Some(hwc) => {
                     let (r, rest) = data.split_at_mut(n);
                     let (g, b) = rest.split_at_mut(n);
                     for (((px, r), g), b) in hwc.chunks_exact(3).zip(r).zip(g).zip(b) {
                         (*r, *g, *b) = (px[0], px[1], px[2]);
                     }
                 }
-                Err(_) => {
+                None => {
                     for ((y, x, ch), &val) in v.indexed_iter() {
                         data[ch * n + y * w + x] = val;
                     }

@@ -13,9 +13,7 @@ use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
 use dlas_core::load::{
     pool, stack, stack_into, Corruption, Geometry, Loaded, PreparedMask, PreparedRef, Shape,
 };
-use numpy::{
-    PyArray1, PyArrayMethods, PyReadwriteArray2, PyReadwriteArray4, PyUntypedArrayMethods,
-};
+use numpy::{PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::corrupt::PyCorruptor;
@@ -165,14 +163,31 @@ type CorruptSpec<'py> = (PyRef<'py, PyCorruptor>, bool, u64, Vec<u64>, usize);
 /// Caller-made output arrays: hq, hq_ref, lq, lq_ref (float32, N x C x H x W), the two
 /// centre arrays (int64, N x 2), and whether they hold zeros already.
 type OutSpec<'py> = (
-    PyReadwriteArray4<'py, f32>,
-    PyReadwriteArray4<'py, f32>,
-    PyReadwriteArray4<'py, f32>,
-    PyReadwriteArray4<'py, f32>,
-    PyReadwriteArray2<'py, i64>,
-    PyReadwriteArray2<'py, i64>,
+    Bound<'py, PyArray4<f32>>,
+    Bound<'py, PyArray4<f32>>,
+    Bound<'py, PyArray4<f32>>,
+    Bound<'py, PyArray4<f32>>,
+    Bound<'py, PyArray2<i64>>,
+    Bound<'py, PyArray2<i64>>,
     bool,
 );
+
+/// A writable borrow of an output array: C-contiguous (rows written in C order) and
+/// not borrowed elsewhere (e.g. the same array passed twice).
+fn writable<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    a: &Bound<'py, numpy::PyArray<T, D>>,
+) -> PyResult<numpy::PyReadwriteArray<'py, T, D>> {
+    if !a.is_c_contiguous() {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "output arrays must be C-contiguous",
+        ));
+    }
+    a.try_readwrite().map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "output arrays must be distinct and writable: {e}"
+        ))
+    })
+}
 
 /// Loads and stacks; `batched` keeps the leading batch axis. With `out`, fills and
 /// returns those arrays instead of new ones.
@@ -233,14 +248,14 @@ fn arrays<'py>(
         )));
     }
     let n = loaded.len();
-    if let Some((mut a, mut b, mut c, mut d, mut e, mut f, zeroed)) = out {
+    if let Some((ra, rb, rc, rd, re, rf, zeroed)) = out {
         let want = [
             [n, 3, g.hq.0, g.hq.1],
             [n, 4, g.hq.0, g.hq.1],
             [n, 3, g.lq.0, g.lq.1],
             [n, 4, g.lq.0, g.lq.1],
         ];
-        for (arr, w) in [&a, &b, &c, &d].into_iter().zip(want) {
+        for (arr, w) in [&ra, &rb, &rc, &rd].into_iter().zip(want) {
             if arr.shape() != w {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "output array of shape {:?} for items of shape {w:?}; set target_size \
@@ -249,11 +264,18 @@ fn arrays<'py>(
                 )));
             }
         }
-        if e.shape() != [n, 2] || f.shape() != [n, 2] {
+        if re.shape() != [n, 2] || rf.shape() != [n, 2] {
             return Err(pyo3::exceptions::PyValueError::new_err(
                 "centre output arrays must be N x 2",
             ));
         }
+        let (mut a, mut b, mut c, mut d) = (
+            writable(&ra)?,
+            writable(&rb)?,
+            writable(&rc)?,
+            writable(&rd)?,
+        );
+        let (mut e, mut f) = (writable(&re)?, writable(&rf)?);
         let bufs = (
             a.as_slice_mut()?,
             b.as_slice_mut()?,
@@ -274,13 +296,14 @@ fn arrays<'py>(
             )
         })
         .map_err(to_pyerr)?;
+        drop((a, b, c, d, e, f));
         return Ok((
-            a.as_any().clone(),
-            b.as_any().clone(),
-            c.as_any().clone(),
-            d.as_any().clone(),
-            e.as_any().clone(),
-            f.as_any().clone(),
+            ra.into_any(),
+            rb.into_any(),
+            rc.into_any(),
+            rd.into_any(),
+            re.into_any(),
+            rf.into_any(),
         ));
     }
     let s = py

@@ -159,6 +159,9 @@ impl Bulk {
     }
 }
 
+/// The largest `corruption_blur_scale` accepted (DLAS's default is 1).
+pub const MAX_BLUR_SCALE: f64 = 100.0;
+
 /// A configured corruptor (SPEC §7 options).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Corruptor {
@@ -202,10 +205,12 @@ impl Corruptor {
                 format!("is {num_random} but random_corruptions is empty"),
             ));
         }
-        if !blur_scale.is_finite() || blur_scale < 0.0 {
+        // The blur kernels grow with it (a Gaussian of 12 * scale + 1 taps, a motion
+        // kernel of (3 * scale + 1)^2): bounded so that no value can exhaust memory.
+        if !(0.0..=MAX_BLUR_SCALE).contains(&blur_scale) {
             return Err(CoreError::option(
                 "corruption_blur_scale",
-                format!("must be a finite number >= 0, got {blur_scale}"),
+                format!("must be a number in [0, {MAX_BLUR_SCALE}], got {blur_scale}"),
             ));
         }
         Ok(Corruptor {

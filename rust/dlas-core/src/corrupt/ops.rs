@@ -220,6 +220,9 @@ pub(super) fn add_noise(img: &mut Planes, amp: f32, rng: &mut Rng) {
 /// A JPEG round trip at `quality`.
 pub(super) fn jpeg_round_trip(img: &mut Planes, quality: u8) -> Result<()> {
     let n = img.h * img.w;
+    if n == 0 {
+        return Ok(());
+    }
     let mut rgb = vec![0u8; 3 * n];
     let (r, rest) = img.data.split_at(n);
     let (g, b) = rest.split_at(n);

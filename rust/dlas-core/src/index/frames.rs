@@ -15,8 +15,18 @@ pub struct FrameRuns {
     pub runs: Vec<Range<u32>>,
 }
 
+/// `(name[:-width], name[-width:])` in characters (as Python slices a `str`), or in
+/// bytes for a name that is not UTF-8.
 fn split(name: &[u8], width: usize) -> (&[u8], &[u8]) {
-    name.split_at(name.len().saturating_sub(width))
+    let at = match std::str::from_utf8(name) {
+        Ok(s) if !s.is_ascii() => s
+            .char_indices()
+            .rev()
+            .nth(width.saturating_sub(1))
+            .map_or(0, |(i, _)| i),
+        _ => name.len().saturating_sub(width),
+    };
+    name.split_at(if width == 0 { name.len() } else { at })
 }
 
 /// A counter made of ASCII digits only (what Python's `int()` reads for a frame
@@ -138,6 +148,12 @@ mod tests {
         );
         // Names shorter than the counter: the whole name is the counter.
         assert_eq!(runs_of(&["7", "8", "10"]), vec![vec!["7", "8"], vec!["10"]]);
+        // Counted in characters, as Python slices names.
+        assert_eq!(
+            split("é000000000001".as_bytes(), 12),
+            ("é".as_bytes(), &b"000000000001"[..])
+        );
+        assert_eq!(split("aé".as_bytes(), 12), (&b""[..], "aé".as_bytes()));
     }
 
     #[test]

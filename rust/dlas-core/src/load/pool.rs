@@ -12,26 +12,28 @@ static POOL: Mutex<Option<(u32, usize, Arc<ThreadPool>)>> = Mutex::new(None);
 
 fn pool(threads: usize) -> Option<Arc<ThreadPool>> {
     let pid = std::process::id();
-    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((owner, n, p)) = slot.as_ref() {
-        if *owner == pid && *n == threads {
-            return Some(p.clone());
+    {
+        let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some((owner, n, p)) if owner == pid && n == threads => {
+                *slot = Some((owner, n, p.clone()));
+                return Some(p);
+            }
+            // Inherited through fork: its threads do not exist here, so it must not
+            // be joined or dropped; leaking it is the only safe thing to do.
+            Some((owner, _, old)) if owner != pid => std::mem::forget(old),
+            _ => {}
         }
     }
-    if let Some((owner, _, old)) = slot.take() {
-        if owner != pid {
-            // Inherited through fork: its threads do not exist here, so it must not be
-            // joined or dropped; leaking it is the only safe thing to do.
-            std::mem::forget(old);
-        }
-    }
+    // Built outside the lock, which is then held only for moments (a fork while
+    // another thread holds it would leave the child's copy locked).
     let p = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("dlas-load-{i}"))
         .build()
         .ok()?;
     let p = Arc::new(p);
-    *slot = Some((pid, threads, p.clone()));
+    *POOL.lock().unwrap_or_else(|e| e.into_inner()) = Some((pid, threads, p.clone()));
     Some(p)
 }
 
