@@ -367,9 +367,10 @@ mod turbo_jpeg {
         if unsafe { raw::tj3SetCroppingRegion(h.ptr(), region) } != 0 {
             return Err(fail("cropping: "));
         }
-        let mut pixels = vec![0u8; cw * ch * 3];
-        // SAFETY: `pixels` holds the `cw x ch` RGB destination (pitch 0 = packed);
-        // the source buffer is `bytes.len()` bytes.
+        // Not zeroed first: a successful decode writes every byte.
+        let mut pixels: Vec<u8> = Vec::with_capacity(cw * ch * 3);
+        // SAFETY: `pixels` has room for the `cw x ch` RGB destination (pitch 0 =
+        // packed); the source buffer is `bytes.len()` bytes.
         let rc = unsafe {
             raw::tj3Decompress8(
                 h.ptr(),
@@ -384,6 +385,9 @@ mod turbo_jpeg {
         if rc != 0 {
             return Err(fail(""));
         }
+        // SAFETY: tj3Decompress8 returned success, having written all `cw * ch * 3`
+        // bytes of the region (libjpeg-turbo fills every output row).
+        unsafe { pixels.set_len(cw * ch * 3) };
         Ok(pixels)
     }
 }
