@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import FrameSet, load_single_batch
+from dlas_fast._native import FrameSet, MixedSizesError, load_single_batch
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset
 
@@ -103,9 +103,7 @@ class MultiFrameDataset(SingleImageDataset):
         out = None if shared is None else (*(t.numpy() for t in shared[1]), True)
         try:
             specs, arrays = self._load(list(indices), threads, out)
-        except ValueError as e:
-            if "target_size" not in str(e):
-                raise
+        except MixedSizesError:
             return [self[i] for i in indices]  # tiles of different sizes: item by item
         tensors = shared[1] if shared is not None else [torch.from_numpy(a) for a in arrays]
         stacked = {k: t.view(n, f, *t.shape[1:]) for k, t in zip(_BATCH_KEYS, tensors)}

@@ -19,6 +19,7 @@ import torch
 
 from dlas_fast._native import (
     DlasError,
+    MixedSizesError,
     RefCache,
     load_single_batch,
     load_single_item,
@@ -220,9 +221,7 @@ class SingleImageDataset(torch.utils.data.Dataset):
                 self._corruption(list(indices)),
                 out,
             )
-        except ValueError as e:
-            if "target_size" not in str(e):
-                raise
+        except MixedSizesError:
             return [self[i] for i in indices]  # tiles of different sizes: item by item
         if shared is not None:
             stacked = dict(zip(_BATCH_KEYS, shared[1]))

@@ -34,6 +34,13 @@ pyo3::create_exception!(
     "A centers.pt file is damaged or carries code."
 );
 
+pyo3::create_exception!(
+    _native,
+    MixedSizesError,
+    PyValueError,
+    "The items of one batch come out in different sizes (no target_size to unify them)."
+);
+
 pub fn to_pyerr(err: CoreError) -> PyErr {
     let msg = err.to_string();
     match err {
@@ -63,5 +70,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DecodeError", py.get_type::<DecodeError>())?;
     m.add("DestinationError", py.get_type::<DestinationError>())?;
     m.add("CentersFileError", py.get_type::<CentersFileError>())?;
+    m.add("MixedSizesError", py.get_type::<MixedSizesError>())?;
     Ok(())
 }

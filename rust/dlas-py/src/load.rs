@@ -17,7 +17,7 @@ use numpy::{PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods}
 use pyo3::prelude::*;
 
 use crate::corrupt::PyCorruptor;
-use crate::errors::to_pyerr;
+use crate::errors::{to_pyerr, MixedSizesError};
 
 /// A small most-recently-used map.
 struct Lru<K, V> {
@@ -239,7 +239,7 @@ fn arrays<'py>(
         .iter()
         .position(|l| (l.geo.hq, l.geo.lq) != (g.hq, g.lq))
     {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+        return Err(MixedSizesError::new_err(format!(
             "{}: comes out {:?}, the batch's first item {:?}; set target_size to batch \
              tiles of different sizes",
             items[i].0.display(),
@@ -257,7 +257,7 @@ fn arrays<'py>(
         ];
         for (arr, w) in [&ra, &rb, &rc, &rd].into_iter().zip(want) {
             if arr.shape() != w {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                return Err(MixedSizesError::new_err(format!(
                     "output array of shape {:?} for items of shape {w:?}; set target_size \
                      to batch tiles of different sizes",
                     arr.shape()
