@@ -13,7 +13,7 @@ use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
 use dlas_core::load::{
     pool, stack, stack_into, Corruption, Geometry, Loaded, PreparedMask, PreparedRef, Shape,
 };
-use numpy::{PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArray, PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::corrupt::PyCorruptor;
@@ -310,6 +310,16 @@ fn arrays<'py>(
         .detach(|| stack(&loaded, threads, corruption))
         .map_err(to_pyerr)?;
     let arr = |data: Vec<f32>, c: usize, (h, w): (usize, usize)| -> PyResult<Bound<'py, PyAny>> {
+        if data.is_empty() {
+            // Ref arrays of ref-less items (see `Stacked::hq_ref`): numpy's zeros, from
+            // calloc, are zero pages until something writes them.
+            let z = if batched {
+                PyArray::<f32, _>::zeros(py, [n, c, h, w], false).into_any()
+            } else {
+                PyArray::<f32, _>::zeros(py, [c, h, w], false).into_any()
+            };
+            return Ok(z);
+        }
         let a = PyArray1::from_vec(py, data);
         Ok(if batched {
             a.reshape([n, c, h, w])?.into_any()

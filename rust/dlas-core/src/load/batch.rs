@@ -34,6 +34,8 @@ pub struct Corruption<'a> {
 /// `n` items' tensors, stacked: hq, hq_ref (ref RGB + mask), lq, lq_ref, centres.
 pub struct Stacked {
     pub hq: Vec<f32>,
+    /// Empty when no item has a ref: then both ref arrays are all zeros, for the caller
+    /// to allocate as zero pages (nothing here writes or even allocates them).
     pub hq_ref: Vec<f32>,
     pub lq: Vec<f32>,
     pub lq_ref: Vec<f32>,
@@ -180,6 +182,19 @@ fn corrupt_group(items: &[Loaded], hq: &[f32], lq: &mut [f32], c: Corruption<'_>
     Ok(())
 }
 
+/// `s` cut into `count` consecutive parts of `len` (the last one shorter), empty parts
+/// when `len` is 0.
+fn parts<T>(mut s: &mut [T], len: usize, count: usize) -> Vec<&mut [T]> {
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let take = len.min(s.len());
+        let (part, rest) = std::mem::take(&mut s).split_at_mut(take);
+        out.push(part);
+        s = rest;
+    }
+    out
+}
+
 /// Per-item slot sizes of (hq, hq_ref, lq, lq_ref) for a geometry.
 fn slot_sizes(g: &Geometry) -> [usize; 4] {
     let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
@@ -199,7 +214,17 @@ fn fill_all(
     zeroed: bool,
 ) -> Result<()> {
     let n = items.len();
-    let sizes = slot_sizes(&items[0].geo);
+    let mut sizes = slot_sizes(&items[0].geo);
+    if outs[1].is_empty() && outs[3].is_empty() {
+        // No ref arrays at all (see `Stacked::hq_ref`): only for ref-less items in
+        // zeroed mode, where nothing would be written to them.
+        assert!(
+            zeroed && items.iter().all(|it| it.reference.is_none()),
+            "ref arrays left out while items have refs"
+        );
+        sizes[1] = 0;
+        sizes[3] = 0;
+    }
     let group = corruption.map_or(1, |c| c.group.max(1));
     assert!(
         n.is_multiple_of(group),
@@ -218,14 +243,15 @@ fn fill_all(
         assert_eq!(out.len(), n * k, "output size");
     }
     assert_eq!((hc.len(), lc.len()), (2 * n, 2 * n), "centre output size");
+    let count = n.div_ceil(per);
     let groups = items
         .chunks(per)
-        .zip(hq.chunks_mut(per * sizes[0]))
-        .zip(hq_ref.chunks_mut(per * sizes[1]))
-        .zip(lq.chunks_mut(per * sizes[2]))
-        .zip(lq_ref.chunks_mut(per * sizes[3]))
-        .zip(hc.chunks_mut(per * 2))
-        .zip(lc.chunks_mut(per * 2));
+        .zip(parts(hq, per * sizes[0], count))
+        .zip(parts(hq_ref, per * sizes[1], count))
+        .zip(parts(lq, per * sizes[2], count))
+        .zip(parts(lq_ref, per * sizes[3], count))
+        .zip(parts(hc, per * 2, count))
+        .zip(parts(lc, per * 2, count));
     let run = move |((((((items, hq), hq_ref), lq), lq_ref), hc), lc): Group<'_, '_>| {
         let alone = corruption.filter(|_| group == 1);
         for (j, it) in items.iter().enumerate() {
@@ -293,10 +319,14 @@ pub fn stack(
     corruption: Option<Corruption<'_>>,
 ) -> Result<Stacked> {
     let n = items.len();
-    let sizes = slot_sizes(&items[0].geo);
-    // Without any ref, the ref planes and centres stay zero: allocated zeroed (fresh
-    // pages that nothing writes) instead of filled.
+    let mut sizes = slot_sizes(&items[0].geo);
+    // Without any ref, the ref planes and centres are zeros: the ref arrays are left to
+    // the caller (see `Stacked::hq_ref`), the centres allocated zeroed.
     let zeroed = items.iter().all(|it| it.reference.is_none());
+    if zeroed {
+        sizes[1] = 0;
+        sizes[3] = 0;
+    }
     let alloc = |len: usize, zero: bool| {
         if zero {
             vec![0f32; len]

@@ -294,11 +294,18 @@ pub fn build_item(
     };
     let s = stack(std::slice::from_ref(&item), 1, corruption.map(|c| c.0))?;
     let planes = |c: usize, (h, w): (usize, usize), data: Vec<f32>| Planes { c, h, w, data };
+    let zeros_if_empty = |v: Vec<f32>, (h, w): (usize, usize)| {
+        if v.is_empty() {
+            vec![0.0; 4 * h * w]
+        } else {
+            v
+        }
+    };
     Ok(Item {
         hq: planes(3, geo.hq, s.hq),
-        hq_ref: planes(4, geo.hq, s.hq_ref),
+        hq_ref: planes(4, geo.hq, zeros_if_empty(s.hq_ref, geo.hq)),
         lq: planes(3, geo.lq, s.lq),
-        lq_ref: planes(4, geo.lq, s.lq_ref),
+        lq_ref: planes(4, geo.lq, zeros_if_empty(s.lq_ref, geo.lq)),
         hq_centre: (s.hq_centres[0], s.hq_centres[1]),
         lq_centre: (s.lq_centres[0], s.lq_centres[1]),
     })
