@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import FrameSet, MixedSizesError, load_single_batch
+from dlas_fast._native import FrameSet, MixedSizesError
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset
 
@@ -74,18 +74,7 @@ class MultiFrameDataset(SingleImageDataset):
         corrupt = self._corruption([i for i in indices for _ in range(self.num_frames)])
         if corrupt is not None:
             corrupt = (*corrupt[:4], self.num_frames)
-        arrays = load_single_batch(
-            specs,
-            self.target_size,
-            self.multiple,
-            self.scale,
-            self.eval,
-            self._refs,
-            threads,
-            corrupt,
-            out,
-        )
-        return specs, arrays
+        return specs, self._load_batch(specs, threads, corrupt, out)
 
     def __getitem__(self, item: int) -> dict:
         specs, arrays = self._load([item], 1)

@@ -210,17 +210,7 @@ class SingleImageDataset(torch.utils.data.Dataset):
         shared = self._shared_outputs(len(indices)) if in_worker and self.collated_as_is else None
         out = None if shared is None else (*(t.numpy() for t in shared[1]), True)
         try:
-            arrays = load_single_batch(
-                items,
-                self.target_size,
-                self.multiple,
-                self.scale,
-                self.eval,
-                self._refs,
-                threads,
-                self._corruption(list(indices)),
-                out,
-            )
+            arrays = self._load_batch(items, threads, self._corruption(list(indices)), out)
         except MixedSizesError:
             return [self[i] for i in indices]  # tiles of different sizes: item by item
         if shared is not None:
@@ -230,6 +220,20 @@ class SingleImageDataset(torch.utils.data.Dataset):
         stacked["LQ_path"] = paths
         stacked["GT_path"] = list(paths)
         return Batch.of(stacked, len(paths), None if shared is None else shared[0], self)
+
+    def _load_batch(self, specs: list, threads: int, corrupt, out=None):
+        """``load_single_batch`` of (tile, reference) specs with this dataset's shape."""
+        return load_single_batch(
+            specs,
+            self.target_size,
+            self.multiple,
+            self.scale,
+            self.eval,
+            self._refs,
+            threads,
+            corrupt,
+            out,
+        )
 
     def _shared_outputs(self, n: int):
         """Zeroed tensors for a batch of `n` in one shared-memory storage, when

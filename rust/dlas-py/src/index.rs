@@ -230,14 +230,8 @@ impl PyTileSet {
 
 impl PyTileSet {
     fn item(&self, i: isize) -> PyResult<dlas_core::index::tileset::Item> {
-        let n = self.inner.len() as isize;
-        let j = if i < 0 { i + n } else { i };
-        if j < 0 || j >= n {
-            return Err(PyIndexError::new_err(format!(
-                "item {i} out of range ({n})"
-            )));
-        }
-        Ok(self.inner.locate(j as usize).expect("in range"))
+        let j = item_index(i, self.inner.len())?;
+        Ok(self.inner.locate(j).expect("in range"))
     }
 }
 
@@ -278,14 +272,10 @@ impl PyFrameSet {
 
     /// `(root, [chunk of each frame], tile)` of item `i`.
     fn locate(&self, i: isize) -> PyResult<(usize, Vec<usize>, usize)> {
-        let n = self.inner.len() as isize;
-        let j = if i < 0 { i + n } else { i };
-        if j < 0 || j >= n {
-            return Err(PyIndexError::new_err(format!(
-                "item {i} out of range ({n})"
-            )));
-        }
-        let it = self.inner.locate(j as usize).expect("in range");
+        let it = self
+            .inner
+            .locate(item_index(i, self.inner.len())?)
+            .expect("in range");
         Ok((it.root, it.chunks, it.tile))
     }
 }
@@ -303,4 +293,15 @@ pub fn frame_runs(py: Python<'_>, names: Vec<String>, width: usize) -> Vec<Vec<u
             .map(|run| r.order[run.start as usize..run.end as usize].to_vec())
             .collect()
     })
+}
+
+/// Item `i` of `n` with Python's negative indices, or an IndexError.
+fn item_index(i: isize, n: usize) -> PyResult<usize> {
+    let j = if i < 0 { i + n as isize } else { i };
+    if j < 0 || j >= n as isize {
+        return Err(PyIndexError::new_err(format!(
+            "item {i} out of range ({n})"
+        )));
+    }
+    Ok(j as usize)
 }

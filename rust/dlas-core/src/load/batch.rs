@@ -61,10 +61,11 @@ fn copy_into<T: Copy>(out: &mut [MaybeUninit<T>], src: &[T]) {
 }
 
 /// Writes every value of one item's slots: the tile's HQ planes straight from its
-/// pixels when it needs no resize or crop, the LQ planes shrunk from those (and
-/// corrupted), the ref's prepared planes and mask (or zeros), and the centres.
-/// With `zeroed`, the slots already hold zeros and the no-ref zeros are not written.
-fn fill(it: &Loaded, s: Slots<'_>, corruption: Option<Corruption<'_>>, zeroed: bool) -> Result<()> {
+/// pixels when it needs no resize or crop, the LQ planes shrunk from those (unless
+/// `lq_later`: a corruption before the downsize writes them), the ref's prepared planes
+/// and mask (or zeros), and the centres. With `zeroed`, the slots already hold zeros
+/// and the no-ref zeros are not written.
+fn fill(it: &Loaded, s: Slots<'_>, lq_later: bool, zeroed: bool) {
     let g = &it.geo;
     let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
     if g.hq_is_tile() {
@@ -75,28 +76,11 @@ fn fill(it: &Loaded, s: Slots<'_>, corruption: Option<Corruption<'_>>, zeroed: b
         copy_into(s.hq, &g.hq_planes(Planes::from_rgb8(&it.img)).data);
     }
     // SAFETY: every element of `s.hq` was written just above (write_rgb8 writes all
-    // 3 * H * W values; copy_into asserts equal lengths and writes each one), and
-    // MaybeUninit<f32> has the layout of f32.
-    let hq: &[f32] = unsafe { &*(s.hq as *const [MaybeUninit<f32>] as *const [f32]) };
-    let corruption = corruption.filter(|c| !g.eval && !c.corruptor.changes_nothing());
+    // 3 * H * W values; copy_into asserts equal lengths and writes each one).
+    let hq = unsafe { init(s.hq) };
     if g.eval {
         copy_into(s.lq, hq);
-    } else if let Some(c) = corruption {
-        let mut img = Planes {
-            c: 3,
-            h: g.hq.0,
-            w: g.hq.1,
-            data: hq.to_vec(),
-        };
-        if c.before_downsize {
-            c.corruptor.corrupt(&mut [&mut img], it.key)?;
-            img = img.resized(g.lq.0, g.lq.1);
-        } else {
-            img = img.resized(g.lq.0, g.lq.1);
-            c.corruptor.corrupt(&mut [&mut img], it.key)?;
-        }
-        copy_into(s.lq, &img.data);
-    } else {
+    } else if !lq_later {
         for c in 0..3 {
             let small = resize_plane(&hq[c * hn..(c + 1) * hn], g.hq.1, g.hq.0, g.lq.1, g.lq.0);
             copy_into(&mut s.lq[c * ln..(c + 1) * ln], &small);
@@ -120,7 +104,6 @@ fn fill(it: &Loaded, s: Slots<'_>, corruption: Option<Corruption<'_>>, zeroed: b
             s.lq_centre.fill(MaybeUninit::new(0));
         }
     }
-    Ok(())
 }
 
 /// Views fully written slots as values.
@@ -132,52 +115,48 @@ unsafe fn init<T>(s: &[MaybeUninit<T>]) -> &[T] {
     unsafe { &*(s as *const [MaybeUninit<T>] as *const [T]) }
 }
 
-/// Mutable [`init`].
-///
-/// # Safety
-/// Every element of `s` must have been written.
-unsafe fn init_mut<T>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
-    // SAFETY: as for `init`.
-    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
+impl Corruption<'_> {
+    /// True when this corruption changes the LQ images of items of geometry `g`.
+    fn applies(&self, g: &Geometry) -> bool {
+        !g.eval && !self.corruptor.changes_nothing()
+    }
 }
 
-/// Corrupts the LQ images of one group of items (filled uncorrupted) together, keyed
-/// by the first item: from copies of the HQ images (then shrunk) when corrupting
-/// before the downsize, else the LQ images themselves.
-fn corrupt_group(items: &[Loaded], hq: &[f32], lq: &mut [f32], c: Corruption<'_>) -> Result<()> {
+/// Writes the corrupted LQ images of one group of items (one item, or the frames of
+/// one MultiFrame item) with one call keyed by the first item: corrupting copies of the
+/// HQ images and shrinking them when corrupting before the downsize (the LQ slots are
+/// then still unwritten), else corrupting the uncorrupted LQ images `fill` wrote.
+fn corrupt_group(
+    items: &[Loaded],
+    hq: &[f32],
+    lq: &mut [MaybeUninit<f32>],
+    c: Corruption<'_>,
+) -> Result<()> {
     let g = &items[0].geo;
-    if g.eval || c.corruptor.changes_nothing() {
-        return Ok(());
-    }
-    let (hn, ln) = (3 * g.hq.0 * g.hq.1, 3 * g.lq.0 * g.lq.1);
-    let mut imgs: Vec<Planes> = if c.before_downsize {
-        hq.chunks(hn)
-            .map(|d| Planes {
-                c: 3,
-                h: g.hq.0,
-                w: g.hq.1,
-                data: d.to_vec(),
-            })
-            .collect()
+    let (size, src) = if c.before_downsize {
+        (g.hq, hq)
     } else {
-        lq.chunks(ln)
-            .map(|d| Planes {
-                c: 3,
-                h: g.lq.0,
-                w: g.lq.1,
-                data: d.to_vec(),
-            })
-            .collect()
+        // SAFETY: without a corruption before the downsize, fill wrote the LQ slots.
+        (g.lq, unsafe { init(lq) })
     };
+    let mut imgs: Vec<Planes> = src
+        .chunks(3 * size.0 * size.1)
+        .map(|d| Planes {
+            c: 3,
+            h: size.0,
+            w: size.1,
+            data: d.to_vec(),
+        })
+        .collect();
     let mut refs: Vec<&mut Planes> = imgs.iter_mut().collect();
     c.corruptor.corrupt(&mut refs, items[0].key)?;
-    for (img, out) in imgs.into_iter().zip(lq.chunks_mut(ln)) {
+    for (img, out) in imgs.into_iter().zip(lq.chunks_mut(3 * g.lq.0 * g.lq.1)) {
         let img = if c.before_downsize {
             img.resized(g.lq.0, g.lq.1)
         } else {
             img
         };
-        out.copy_from_slice(&img.data);
+        copy_into(out, &img.data);
     }
     Ok(())
 }
@@ -252,27 +231,24 @@ fn fill_all(
         .zip(parts(lq_ref, per * sizes[3], count))
         .zip(parts(hc, per * 2, count))
         .zip(parts(lc, per * 2, count));
+    let corruption = corruption.filter(|c| c.applies(&items[0].geo));
+    let lq_later = corruption.is_some_and(|c| c.before_downsize);
     let run = move |((((((items, hq), hq_ref), lq), lq_ref), hc), lc): Group<'_, '_>| {
-        let alone = corruption.filter(|_| group == 1);
         for (j, it) in items.iter().enumerate() {
             let at = |k: usize| j * k..(j + 1) * k;
-            fill(
-                it,
-                Slots {
-                    hq: &mut hq[at(sizes[0])],
-                    hq_ref: &mut hq_ref[at(sizes[1])],
-                    lq: &mut lq[at(sizes[2])],
-                    lq_ref: &mut lq_ref[at(sizes[3])],
-                    hq_centre: &mut hc[at(2)],
-                    lq_centre: &mut lc[at(2)],
-                },
-                alone,
-                zeroed,
-            )?;
+            let slots = Slots {
+                hq: &mut hq[at(sizes[0])],
+                hq_ref: &mut hq_ref[at(sizes[1])],
+                lq: &mut lq[at(sizes[2])],
+                lq_ref: &mut lq_ref[at(sizes[3])],
+                hq_centre: &mut hc[at(2)],
+                lq_centre: &mut lc[at(2)],
+            };
+            fill(it, slots, lq_later, zeroed);
         }
-        if let Some(c) = corruption.filter(|_| group > 1) {
-            // SAFETY: fill wrote every value of these slots just above.
-            let (hq, lq) = unsafe { (init(hq), init_mut(lq)) };
+        if let Some(c) = corruption {
+            // SAFETY: fill wrote every HQ value just above.
+            let hq = unsafe { init(hq) };
             for ((items, hq), lq) in items
                 .chunks(group)
                 .zip(hq.chunks(group * sizes[0]))
