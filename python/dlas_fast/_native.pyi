@@ -89,6 +89,8 @@ class Corruptor:
     @property
     def is_noop(self) -> bool: ...
     @property
+    def fixed_len(self) -> int: ...
+    @property
     def changes_nothing(self) -> bool: ...
     def corrupt(
         self, imgs: list[Any], epoch: int, index: int | None
@@ -118,3 +120,39 @@ def load_single_batch(
     corrupt: CorruptSpec | None = None,
     out: tuple[Any, Any, Any, Any, Any, Any, bool] | None = None,
 ) -> tuple[Any, Any, Any, Any, Any, Any]: ...
+
+class ImageFolderList:
+    def __init__(self, roots: list[str], weights: list[int], cache: str = "use") -> None: ...
+    def __len__(self) -> int: ...
+    def root_lens(self) -> list[int]: ...
+    def caches(self) -> list[tuple[str | None, bool]]: ...
+    @property
+    def resident_bytes(self) -> int: ...
+    def locate(self, i: int) -> tuple[int, int]: ...
+    def path(self, i: int) -> str: ...
+    def paths(self) -> list[str]: ...
+
+class ImageFolderLoader:
+    def __init__(
+        self,
+        files: ImageFolderList,
+        target_size: int | None,
+        multiple: int,
+        scale: int,
+        center_crop: int | None,
+        flip: bool,
+        force_square: bool,
+        color_jitter: float,
+        alt: str,
+        skip_lq: bool,
+        before_downsize: bool,
+        before_factor: int,
+    ) -> None: ...
+    def load(
+        self,
+        indices: list[int],
+        corruptor: Corruptor,
+        epoch: int,
+        threads: int = 1,
+        out: tuple[Any, Any, Any, Any, Any, bool] | None = None,
+    ) -> tuple[Any, Any | None, Any | None, Any | None, Any, Any | None, list[str]]: ...

@@ -21,6 +21,9 @@ TRAINER_KEYS = frozenset(
     }
 )
 
+# The shape options every dataset over `paths` reads (SPEC §4-5).
+SHAPE_KEYS = frozenset({"paths", "weights", "target_size", "force_multiple", "scale"})
+
 # The corruptor's options (SPEC §7).
 CORRUPTOR_KEYS = frozenset(
     {

@@ -24,18 +24,14 @@ from dlas_fast._native import (
     load_single_batch,
     load_single_item,
 )
-from dlas_fast.corruptor import ImageCorruptor, SharedEpoch
+from dlas_fast.corruptor import ImageCorruptor
+from dlas_fast.datasets.base import EpochDataset
 from dlas_fast.datasets.batch import Batch
-from dlas_fast.datasets.options import CORRUPTOR_KEYS, warn_unknown
+from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
 from dlas_fast.index import ChunkedTiles
 
-OPTIONS = frozenset(
+OPTIONS = SHAPE_KEYS | frozenset(
     {
-        "paths",
-        "weights",
-        "target_size",
-        "force_multiple",
-        "scale",
         "eval",
         "corrupt_before_downsize",
         "strict",
@@ -75,7 +71,7 @@ def _shared_zeros(shapes: list[tuple[tuple[int, ...], torch.dtype]]):
     return flat, tuple(views)
 
 
-class SingleImageDataset(torch.utils.data.Dataset):
+class SingleImageDataset(EpochDataset):
     """DLAS's SingleImageDataset, built from the same option dict.
 
     Items are dicts: ``lq (3,h,w)``, ``hq (3,H,W)``, ``gt_fullsize_ref (4,H,W)`` (ref RGB +
@@ -111,15 +107,13 @@ class SingleImageDataset(torch.utils.data.Dataset):
         )
         self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
-        self._epoch = SharedEpoch()
+        self._init_epoch()
         self.tiles = ChunkedTiles(
             self.opt["paths"],
             weights=self.opt.get("weights"),
             ignore_first=int(self.opt.get("ignore_first", 0)),
         )
         self._refs = RefCache()
-        # Set in a worker by dlas_fast's collate (see __getitems__).
-        self.collated_as_is = False
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -127,16 +121,6 @@ class SingleImageDataset(torch.utils.data.Dataset):
     def get_paths(self) -> list[str]:
         """Every item's tile path, in item order."""
         return self.tiles.get_paths()
-
-    @property
-    def epoch(self) -> int:
-        return self._epoch.value
-
-    def set_epoch(self, epoch: int) -> None:
-        """Sets the epoch that keys the corruptions, in this process and in the
-        DataLoader workers (forked, spawned or persistent), like a DistributedSampler's
-        ``set_epoch``. ``dlas_fast.create_dataloader``'s loader calls it each epoch."""
-        self._epoch.value = epoch
 
     def _corruption(self, indices: list[int]):
         native = self.corruptor.native
@@ -255,12 +239,3 @@ class SingleImageDataset(torch.utils.data.Dataset):
             # go the way torch's own collate sends them.
             self.collated_as_is = False
             return None
-
-    # Native objects are not pickled: a spawned worker reopens the index from its cache
-    # and shares the epoch with the main process.
-    def __getstate__(self) -> dict:
-        return {"opt": self.opt, "epoch": self._epoch}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["opt"])
-        self._epoch = state["epoch"]

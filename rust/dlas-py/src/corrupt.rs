@@ -95,6 +95,12 @@ impl PyCorruptor {
         self.seed
     }
 
+    /// How many fixed corruptions (each call reports one strength per image for each).
+    #[getter]
+    fn fixed_len(&self) -> usize {
+        self.inner.fixed_len()
+    }
+
     /// True when a call changes nothing and draws nothing.
     #[getter]
     fn is_noop(&self) -> bool {

@@ -24,6 +24,18 @@ pub struct PyChunkIndex {
     pub inner: Arc<RootIndex>,
 }
 
+/// A `cache` argument: "use", "rebuild" or "off".
+pub(crate) fn cache_mode(cache: &str) -> PyResult<CacheMode> {
+    match cache {
+        "use" => Ok(CacheMode::Use),
+        "rebuild" => Ok(CacheMode::Rebuild),
+        "off" => Ok(CacheMode::Off),
+        other => Err(PyValueError::new_err(format!(
+            "cache must be 'use', 'rebuild' or 'off', not {other:?}"
+        ))),
+    }
+}
+
 fn check(i: usize, n: usize, what: &str) -> PyResult<()> {
     if i < n {
         Ok(())
@@ -39,16 +51,7 @@ impl PyChunkIndex {
     #[new]
     #[pyo3(signature = (root, cache = "use"))]
     fn new(py: Python<'_>, root: PathBuf, cache: &str) -> PyResult<Self> {
-        let mode = match cache {
-            "use" => CacheMode::Use,
-            "rebuild" => CacheMode::Rebuild,
-            "off" => CacheMode::Off,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "cache must be 'use', 'rebuild' or 'off', not {other:?}"
-                )))
-            }
-        };
+        let mode = cache_mode(cache)?;
         let inner = py
             .detach(|| RootIndex::open(&root, mode))
             .map_err(to_pyerr)?;
@@ -296,7 +299,7 @@ pub fn frame_runs(py: Python<'_>, names: Vec<String>, width: usize) -> Vec<Vec<u
 }
 
 /// Item `i` of `n` with Python's negative indices, or an IndexError.
-fn item_index(i: isize, n: usize) -> PyResult<usize> {
+pub(crate) fn item_index(i: isize, n: usize) -> PyResult<usize> {
     let j = if i < 0 { i + n as isize } else { i };
     if j < 0 || j >= n as isize {
         return Err(PyIndexError::new_err(format!(

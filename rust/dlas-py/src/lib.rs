@@ -3,6 +3,7 @@
 
 mod corrupt;
 mod errors;
+mod folder;
 mod index;
 mod load;
 
@@ -113,6 +114,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyFrameSet>()?;
     m.add_function(wrap_pyfunction!(index::frame_runs, m)?)?;
     m.add_class::<load::RefCache>()?;
+    m.add_class::<folder::PyImageFolderList>()?;
+    m.add_class::<folder::PyImageFolderLoader>()?;
     m.add_class::<corrupt::PyCorruptor>()?;
     m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
     m.add_function(wrap_pyfunction!(load::load_single_batch, m)?)?;

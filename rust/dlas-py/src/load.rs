@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use dlas_core::corrupt::Key;
 use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
 use dlas_core::load::{
-    pool, stack, stack_into, Corruption, Geometry, Loaded, PreparedMask, PreparedRef, Shape,
+    pool, stack, stack_into, Corruption, Geometry, Loaded, Outs, PreparedMask, PreparedRef, Shape,
+    Wanted,
 };
 use numpy::{PyArray, PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -103,10 +103,8 @@ impl RefCache {
             }
         };
         Ok(Loaded {
-            geo,
-            img,
             reference,
-            key: Key::default(),
+            ..Loaded::new(geo, img)
         })
     }
 }
@@ -174,7 +172,7 @@ type OutSpec<'py> = (
 
 /// A writable borrow of an output array: C-contiguous (rows written in C order) and
 /// not borrowed elsewhere (e.g. the same array passed twice).
-fn writable<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
+pub(crate) fn writable<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
     a: &Bound<'py, numpy::PyArray<T, D>>,
 ) -> PyResult<numpy::PyReadwriteArray<'py, T, D>> {
     if !a.is_c_contiguous() {
@@ -228,9 +226,8 @@ fn arrays<'py>(
                 l.key = c.key(*epoch, i);
             }
             Some(Corruption {
-                corruptor: &c.inner,
-                before_downsize: *before,
                 group: *group,
+                ..Corruption::single(&c.inner, *before)
             })
         }
     };
@@ -290,8 +287,8 @@ fn arrays<'py>(
                 &loaded,
                 threads,
                 corruption,
-                [a1, b1, c1, d1],
-                [e1, f1],
+                Wanted::default(),
+                Outs::of_init([a1, b1, c1, d1, &mut [], &mut []], [e1, f1], &mut []),
                 zeroed,
             )
         })
@@ -307,7 +304,7 @@ fn arrays<'py>(
         ));
     }
     let s = py
-        .detach(|| stack(&loaded, threads, corruption))
+        .detach(|| stack(&loaded, threads, corruption, Wanted::default()))
         .map_err(to_pyerr)?;
     let arr = |data: Vec<f32>, c: usize, (h, w): (usize, usize)| -> PyResult<Bound<'py, PyAny>> {
         if data.is_empty() {

@@ -104,6 +104,38 @@ impl Key {
     }
 }
 
+/// The random draws of a dataset's own augmentations (ImageFolderDataset's flip, colour
+/// jitter and alt tile), from a key of their own.
+pub struct Augment(Rng);
+
+impl Augment {
+    pub fn new(key: Key) -> Augment {
+        Augment(key.rng())
+    }
+
+    /// True with probability 1/2.
+    pub fn coin(&mut self) -> bool {
+        self.0.unit() < 0.5
+    }
+
+    /// Uniform integer in `[0, n)` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0.below(n)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        self.0.unit()
+    }
+
+    /// DLAS's `kornia_color_jitter_numpy(img, s)` (brightness, contrast, saturation and
+    /// hue all `s`, in a random order; nothing when `s * 255 <= 1`), with draws keyed by
+    /// `key`: the same key jitters two images alike.
+    pub fn color_jitter(img: &mut Planes, s: f64, key: Key) {
+        ops::color_jitter(img, s, &mut key.rng());
+    }
+}
+
 /// The random stream of one call.
 pub(crate) struct Rng(ChaCha8Rng);
 
@@ -220,6 +252,11 @@ impl Corruptor {
             blur_scale,
             cosine_bias,
         })
+    }
+
+    /// How many fixed corruptions (strengths reported per image).
+    pub fn fixed_len(&self) -> usize {
+        self.fixed.len()
     }
 
     /// True when a call changes nothing and draws nothing (no fixed corruption and no

@@ -39,11 +39,17 @@ const VERSION: u32 = 2;
 
 /// Where the cache of `root` may live: in the root, then in the user cache.
 pub fn locations(root: &Path) -> Vec<PathBuf> {
-    let mut out = vec![root.join(FILE_NAME)];
+    locations_of(root, FILE_NAME, "index")
+}
+
+/// Where a cache file named `file_name` of `root` may live: in the root, then in the
+/// user cache's `kind` folder, named by a hash of the absolute root.
+pub(crate) fn locations_of(root: &Path, file_name: &str, kind: &str) -> Vec<PathBuf> {
+    let mut out = vec![root.join(file_name)];
     if let Some(dir) = user_cache_dir() {
         let abs = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let key = crate::fnv1a64(abs.as_os_str().as_encoded_bytes());
-        out.push(dir.join("index").join(format!("{key:016x}.bin")));
+        out.push(dir.join(kind).join(format!("{key:016x}.bin")));
     }
     out
 }
@@ -87,7 +93,7 @@ pub fn save(index: &RootIndex) -> Option<PathBuf> {
         .find(|path| write_atomic(path, &bytes).is_ok())
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache paths have a parent");
     std::fs::create_dir_all(dir)?;
     let nanos = super::fingerprint::now_ns();
@@ -164,27 +170,46 @@ fn put_u32(out: &mut Vec<u8>, v: u32) {
 }
 
 /// A cursor over the cache bytes; every read is bounds-checked.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    /// A reader past the header of a cache file whose trailing CRC32 matches and whose
+    /// magic and version are these; `None` otherwise.
+    pub(crate) fn checked(bytes: &'a [u8], magic: &[u8; 8], version: u32) -> Option<Reader<'a>> {
+        let (body, crc) = bytes.split_at(bytes.len().checked_sub(4)?);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let mut r = Reader {
+            bytes: body,
+            pos: 0,
+        };
+        (r.take(8)? == magic && r.u32()? == version).then_some(r)
+    }
+
+    /// True when every byte was read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let s = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
         self.pos += n;
         Some(s)
     }
-    fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(crate) fn i32(&mut self) -> Option<i32> {
         Some(i32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(crate) fn i64(&mut self) -> Option<i64> {
         Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
-    fn count(&mut self, item_bytes: usize) -> Option<usize> {
+    pub(crate) fn count(&mut self, item_bytes: usize) -> Option<usize> {
         let n = self.u32()? as usize;
         // A count the remaining bytes cannot hold is damage, not a huge allocation.
         (n.checked_mul(item_bytes)? <= self.bytes.len() - self.pos).then_some(n)
@@ -193,17 +218,8 @@ impl<'a> Reader<'a> {
 
 /// Parses a cache file; `None` when it is damaged, truncated or of another version.
 pub fn decode(bytes: &[u8]) -> Option<RootIndex> {
-    let (body, crc) = bytes.split_at(bytes.len().checked_sub(4)?);
-    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
-        return None;
-    }
-    let mut r = Reader {
-        bytes: body,
-        pos: 0,
-    };
-    if r.take(8)? != MAGIC || r.u32()? != VERSION {
-        return None;
-    }
+    let mut r = Reader::checked(bytes, MAGIC, VERSION)?;
+    let body = r.bytes;
     let built_ns = r.i64()?;
     let n_chunks = r.count(44)?;
     let n_tiles = r.count(12)?;

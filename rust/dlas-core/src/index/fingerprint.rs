@@ -40,7 +40,7 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+pub(crate) fn mtime_ns(m: &std::fs::Metadata) -> i64 {
     m.mtime() * 1_000_000_000 + m.mtime_nsec()
 }
 

@@ -10,6 +10,7 @@
 mod build;
 pub mod cache;
 mod fingerprint;
+pub mod folder;
 pub mod frames;
 pub mod tileset;
 
@@ -190,7 +191,7 @@ impl RootIndex {
 /// nothing of rayon is left behind in a process that a DataLoader later forks (a
 /// forked child that used a pool whose threads stayed in the parent would hang), and
 /// no pool thread is still winding down when a worker process exits.
-fn with_own_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn with_own_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     let mut f = Some(f);
     let mut out = None;
     let built = rayon::ThreadPoolBuilder::new()
@@ -209,7 +210,7 @@ fn with_own_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 /// Hands the scan's freed scratch memory (about 80 bytes per tile, in the pool
 /// threads' malloc arenas) back to the OS, so that a process that built an index, and
 /// the DataLoader workers it forks, do not carry it in their resident set.
-fn release_freed_memory() {
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the OS; it has no preconditions.
     unsafe {

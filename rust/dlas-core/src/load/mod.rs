@@ -6,10 +6,11 @@
 //! `C x H x W` layout so that the planes become torch tensors without a transpose.
 
 mod batch;
+pub mod folder;
 mod planes;
 pub mod pool;
 
-pub use batch::{stack, stack_into, Corruption, Loaded, Stacked};
+pub use batch::{stack, stack_into, Corruption, Layout, Loaded, Outs, Pixels, Stacked, Wanted};
 pub use planes::{resize_plane, Planes};
 
 use crate::error::{CoreError, Result};
@@ -287,12 +288,16 @@ pub fn build_item(
         )
     });
     let item = Loaded {
-        geo,
-        img: tile.clone(),
         reference,
         key: corruption.map(|c| c.1).unwrap_or_default(),
+        ..Loaded::new(geo, tile.clone())
     };
-    let s = stack(std::slice::from_ref(&item), 1, corruption.map(|c| c.0))?;
+    let s = stack(
+        std::slice::from_ref(&item),
+        1,
+        corruption.map(|c| c.0),
+        Wanted::default(),
+    )?;
     let planes = |c: usize, (h, w): (usize, usize), data: Vec<f32>| Planes { c, h, w, data };
     let zeros_if_empty = |v: Vec<f32>, (h, w): (usize, usize)| {
         if v.is_empty() {

@@ -1,0 +1,274 @@
+"""``imagefolder``: ImageFolderDataset over folders of raw images (SPEC §5).
+
+Each item is one image file. The listing is native and cached like the chunk index
+(``<root>/.dlas_fast-folder.bin``, fingerprinted by every folder's mtime, relocatable,
+not a pickle; DLAS's ``cache.pth`` is neither read nor written). Reading, the centre
+crop, flip, square crop, colour jitter, ``resize_hq``, the alt image and the LQ
+synthesis with its corruptions run in one native call per batch with the GIL released;
+only the normalisation (a vectorised pass over the batch) runs in torch.
+
+Random draws (flip, colour jitter, alt tile, corruptions) are keyed on
+``(random_seed, epoch, item index)``, so a seeded dataset gives the same items whatever
+the number of workers (see :mod:`dlas_fast.corruptor`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+
+from dlas_fast._native import ImageFolderList, ImageFolderLoader, MixedSizesError
+from dlas_fast.corruptor import ImageCorruptor
+from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
+from dlas_fast.datasets.single_image import _shared_zeros
+
+OPTIONS = SHAPE_KEYS | frozenset(
+    {
+        "center_crop_hq_sz",
+        "disable_flip",
+        "force_square",
+        "all_image_color_jitter",
+        "corrupt_before_downsize",
+        "corrupt_before_downsize_factor",
+        "skip_lq",
+        "fetch_alt_image",
+        "fetch_alt_tiled_image",
+        "normalize",
+        "rgb_n1_to_1",
+        "fixed_parameters",
+    }
+)
+
+#: ``normalize`` values: per-channel (mean, std).
+NORMALIZE = {
+    "stylegan2_norm": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+#: The image extensions listed (DLAS's, these exact spellings).
+EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".ppm", ".PPM", ".bmp",
+              ".BMP", ".webp", ".WEBP")  # fmt: skip
+
+
+def _int(opt: Mapping, key: str, default, minimum: int):
+    value = opt.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"option {key!r}: must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class ImageFolderDataset(EpochDataset):
+    """DLAS's ImageFolderDataset, built from the same option dict.
+
+    Items are dicts: ``hq (3,H,W)``, ``lq (3,h,w)`` (not with ``skip_lq``), ``LQ_path``
+    and ``HQ_path`` (the image's path), ``has_alt`` (bool), ``alt_hq`` (with
+    ``fetch_alt_image`` or ``fetch_alt_tiled_image``), ``alt_lq`` (with
+    ``fetch_alt_image``), ``corruption_entropy`` (float32: the fixed corruptions'
+    strengths, image after image; not with ``skip_lq``), and every ``fixed_parameters``
+    entry as a tensor. Images are float32, in [0, 1] unless ``normalize`` or
+    ``rgb_n1_to_1`` say otherwise.
+    """
+
+    MODE = "imagefolder"
+    OPTIONS = OPTIONS
+
+    def __init__(self, opt: Mapping) -> None:
+        self.opt = dict(opt)
+        if "labeler" in self.opt:
+            raise NotImplementedError(
+                f"{self.MODE}: option 'labeler' (DLAS's VsNet patch labels) is not supported"
+            )
+        warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS, self.MODE)
+        if "paths" not in self.opt:
+            raise ValueError(f"{self.MODE}: option 'paths' is required")
+        paths = self.opt["paths"]
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self.paths = [os.fspath(p) for p in paths]
+        if not self.paths:
+            raise ValueError(f"{self.MODE}: option 'paths' names no folder")
+        weights = self.opt.get("weights") or [1] * len(self.paths)
+        if any(isinstance(w, bool) or int(w) != w or w < 0 for w in weights):
+            raise ValueError(f"option 'weights': must be integers >= 0, got {list(weights)}")
+        self.scale = _int(self.opt, "scale", 1, 1)
+        self.multiple = _int(self.opt, "force_multiple", 1, 1)
+        self.target_size = _int(self.opt, "target_size", None, 1)
+        if self.target_size is not None and (self.target_size // self.scale) % self.multiple:
+            raise ValueError(
+                f"(target_size // scale) % force_multiple must be 0, got "
+                f"({self.target_size} // {self.scale}) % {self.multiple} = "
+                f"{(self.target_size // self.scale) % self.multiple}"
+            )
+        self.skip_lq = bool(self.opt.get("skip_lq", False))
+        self.fetch_alt_image = bool(self.opt.get("fetch_alt_image", False))
+        self.fetch_alt_tiled_image = bool(self.opt.get("fetch_alt_tiled_image", False))
+        if self.fetch_alt_image and self.fetch_alt_tiled_image:
+            raise ValueError(
+                "options 'fetch_alt_image' and 'fetch_alt_tiled_image' are mutually exclusive"
+            )
+        self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
+        factor = _int(self.opt, "corrupt_before_downsize_factor", 1, 1)
+        if factor != 1 and not self.corrupt_before_downsize:
+            factor = 1  # DLAS reads it only with corrupt_before_downsize
+        if self.scale % factor:
+            raise ValueError(
+                f"option 'corrupt_before_downsize_factor': must divide scale ({self.scale}), "
+                f"got {factor}"
+            )
+        normalize = self.opt.get("normalize")
+        if normalize is not None and normalize not in NORMALIZE:
+            raise ValueError(
+                f"option 'normalize': {normalize!r} is not one of {', '.join(NORMALIZE)}"
+            )
+        self._norm = None
+        if normalize is not None:
+            mean, std = NORMALIZE[normalize]
+            self._norm = (torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1))
+        self.rgb_n1_to_1 = bool(self.opt.get("rgb_n1_to_1", False))
+        jitter = self.opt.get("all_image_color_jitter", 0)
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or jitter < 0:
+            raise ValueError(
+                f"option 'all_image_color_jitter': must be a number >= 0, got {jitter!r}"
+            )
+        fixed = self.opt.get("fixed_parameters") or {}
+        if not isinstance(fixed, Mapping):
+            raise ValueError(f"option 'fixed_parameters': must be a dict, got {fixed!r}")
+        self.fixed_parameters = {k: torch.tensor(v) for k, v in fixed.items()}
+        self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
+        self._init_epoch()
+        self.files = ImageFolderList(self.paths, [int(w) for w in weights])
+        if len(self.files) == 0:
+            raise ValueError(
+                f"{self.MODE}: no images in {', '.join(self.paths)} (looked for files "
+                f"ending in {' '.join(EXTENSIONS)}, in every sub-folder)"
+            )
+        alt = "none"
+        if self.fetch_alt_image:
+            alt = "next_frame"
+        elif self.fetch_alt_tiled_image:
+            alt = "tile"
+        crop = _int(self.opt, "center_crop_hq_sz", None, 1)
+        self._loader = ImageFolderLoader(
+            self.files,
+            self.target_size,
+            self.multiple,
+            self.scale,
+            crop,
+            not bool(self.opt.get("disable_flip", False)),
+            bool(self.opt.get("force_square", True)),
+            float(jitter),
+            alt,
+            self.skip_lq,
+            self.corrupt_before_downsize,
+            factor,
+        )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def get_paths(self) -> list[str]:
+        """Every item's image path, in item order."""
+        return self.files.paths()
+
+    def _finish(self, arrays, n: int, shared=None) -> dict:
+        """The batch dict of the loader's arrays (or of `shared` tensors that hold
+        them), normalised in place."""
+        hq, lq, alt_hq, alt_lq, has_alt, entropy, paths = arrays
+        if shared is not None:
+            out = dict(shared)
+            out["has_alt"].copy_(torch.from_numpy(has_alt))
+        else:
+            out = {"hq": torch.from_numpy(hq)}
+            if lq is not None:
+                out["lq"] = torch.from_numpy(lq)
+            if alt_hq is not None:
+                out["alt_hq"] = torch.from_numpy(alt_hq)
+            if alt_lq is not None:
+                out["alt_lq"] = torch.from_numpy(alt_lq)
+            if entropy is not None:
+                out["corruption_entropy"] = torch.from_numpy(entropy)
+            out["has_alt"] = torch.from_numpy(has_alt)
+            for k, v in self.fixed_parameters.items():
+                out[k] = v.unsqueeze(0).expand(n, *v.shape).clone()
+        for k in ("hq", "lq", "alt_hq", "alt_lq"):
+            if k in out:
+                if self._norm is not None:
+                    out[k].sub_(self._norm[0]).div_(self._norm[1])
+                if self.rgb_n1_to_1:
+                    out[k].mul_(2).sub_(1)
+        out["LQ_path"] = paths
+        out["HQ_path"] = list(paths)
+        return out
+
+    def __getitem__(self, item: int) -> dict:
+        arrays = self._loader.load([item], self.corruptor.native, self._epoch.value, 1)
+        out = {k: v[0] for k, v in self._finish(arrays, 1).items()}
+        out["has_alt"] = bool(out["has_alt"])
+        return out
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A whole batch in one native call; see :meth:`SingleImageDataset.__getitems__`."""
+        n = len(indices)
+        in_worker = torch.utils.data.get_worker_info() is not None
+        threads = 1 if in_worker else (os.cpu_count() or 1)
+        shared = self._shared_outputs(n) if in_worker and self.collated_as_is else None
+        out = None
+        if shared is not None:
+            t = shared[1]
+            out = tuple(
+                t[k].numpy() if k in t else None
+                for k in ("hq", "lq", "alt_hq", "alt_lq", "corruption_entropy")
+            ) + (True,)
+        try:
+            arrays = self._loader.load(
+                list(indices), self.corruptor.native, self._epoch.value, threads, out
+            )
+        except MixedSizesError:
+            return [self[i] for i in indices]  # images of different sizes: item by item
+        stacked = self._finish(arrays, n, None if shared is None else shared[1])
+        return Batch.of(stacked, n, None if shared is None else shared[0], self)
+
+    def _entropy_len(self) -> int:
+        native = self.corruptor.native
+        if native.is_noop:
+            return 0
+        return native.fixed_len * (2 if self.fetch_alt_image else 1)
+
+    def _shared_outputs(self, n: int):
+        """Zeroed tensors of a batch of `n` in one shared-memory storage when
+        `target_size` fixes the sizes (see SingleImageDataset._shared_outputs):
+        (storage bytes, {key: tensor}); else None."""
+        if self.target_size is None:
+            return None
+        side = self.target_size - self.target_size % (self.multiple * self.scale)
+        small = side // self.scale
+        if small == 0:
+            return None
+        f32 = torch.float32
+        layout = [("hq", (n, 3, side, side), f32)]
+        if not self.skip_lq:
+            layout.append(("lq", (n, 3, small, small), f32))
+        if self.fetch_alt_image or self.fetch_alt_tiled_image:
+            layout.append(("alt_hq", (n, 3, side, side), f32))
+        if self.fetch_alt_image and not self.skip_lq:
+            layout.append(("alt_lq", (n, 3, small, small), f32))
+        if not self.skip_lq:
+            layout.append(("corruption_entropy", (n, self._entropy_len()), f32))
+        layout.append(("has_alt", (n,), torch.bool))
+        for k, v in self.fixed_parameters.items():
+            layout.append((k, (n, *v.shape), v.dtype))
+        try:
+            flat, views = _shared_zeros([(shape, dtype) for _, shape, dtype in layout])
+        except (AttributeError, RuntimeError):
+            self.collated_as_is = False
+            return None
+        tensors = {k: v for (k, _, _), v in zip(layout, views)}
+        for k, v in self.fixed_parameters.items():
+            tensors[k].copy_(v.expand(n, *v.shape))
+        return flat, tensors

@@ -1,0 +1,300 @@
+//! ImageFolderDataset items (SPEC §5): read, centre crop, random flip, square crop and
+//! colour jitter, before the shared `resize_hq` and LQ synthesis of [`super::batch`].
+//!
+//! The crops and the flip only pick pixels, so they are done on the decoded bytes in
+//! one copy (none when they keep the whole image). The random draws (flip, jitter, alt
+//! tile) come from the item's augmentation key, so a seeded dataset repeats them.
+//!
+//! The alt image (`fetch_alt_image`: the next frame; `fetch_alt_tiled_image`: another
+//! tile of the same chunk folder) goes through the same crop, flip, square crop and
+//! jitter as the item, and is fitted to the item's size when it comes out another size,
+//! so the pair stays aligned and batches. (DLAS only resizes it: a flipped item is
+//! paired with an unflipped alt, and a non-square alt with a square-cropped item.)
+
+use std::path::{Path, PathBuf};
+
+use super::batch::{Loaded, Pixels};
+use super::{Geometry, Planes, Shape};
+use crate::corrupt::{Augment, Key};
+use crate::error::{CoreError, Result};
+use crate::image::{decode_file, DecodeOptions, Rgb8};
+
+/// The options that shape an ImageFolderDataset item before `resize_hq`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FolderOptions {
+    /// `center_crop_hq_sz`: a centred square of this side first (a side shorter than it
+    /// is kept whole).
+    pub center_crop: Option<usize>,
+    /// A random horizontal flip with probability 1/2 (not `disable_flip`).
+    pub flip: bool,
+    /// `force_square`: the centred square of the shorter side.
+    pub force_square: bool,
+    /// `all_image_color_jitter`.
+    pub color_jitter: f64,
+    pub shape: Shape,
+}
+
+/// Where an item's alt image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AltSource {
+    /// No alt option.
+    None,
+    /// `fetch_alt_image`: this file if it exists (else the item's own image, and
+    /// `has_alt` false); `None` when the name has no frame number.
+    NextFrame(Option<PathBuf>),
+    /// `fetch_alt_tiled_image`: this other tile of the folder (`None`: the folder has no
+    /// other tile, the item's own image is used); `has_alt` is always true.
+    Tile(Option<PathBuf>),
+}
+
+/// One item to load.
+#[derive(Clone, Debug)]
+pub struct FolderItem {
+    pub path: PathBuf,
+    pub alt: AltSource,
+    /// Keys the flip and the colour jitter.
+    pub augment: Key,
+}
+
+/// The key of the colour jitter, apart from the flip's draws.
+fn jitter_key(k: Key) -> Key {
+    Key {
+        nonce: k.nonce ^ (1 << 61),
+        ..k
+    }
+}
+
+/// The next frame's path of DLAS's `fetch_alt_image`: the file name's stem (before its
+/// last `.`) must be longer than 8 characters and end in 8 digits; the next frame has
+/// the number plus one, zero-padded to the same width, in the same folder with the same
+/// extension. (DLAS replaces every occurrence of the unpadded number in the whole
+/// path, which breaks at ...999 and wherever the number appears elsewhere.)
+pub fn next_frame(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let name = path.file_name()?.as_bytes();
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    let (stem, ext) = name.split_at(dot);
+    if stem.len() <= 8 {
+        return None;
+    }
+    let digits = &stem[stem.len() - 8..];
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let mut next = stem[..stem.len() - 8].to_vec();
+    next.extend_from_slice(format!("{:08}", n + 1).as_bytes());
+    next.extend_from_slice(ext);
+    Some(path.with_file_name(std::ffi::OsString::from_vec(next)))
+}
+
+/// The window an item keeps of an `h x w` image: `(top, left, height, width)` in the
+/// image's own pixels, and whether it is mirrored.
+pub fn window(
+    h: usize,
+    w: usize,
+    opts: &FolderOptions,
+    flip: bool,
+) -> (usize, usize, usize, usize, bool) {
+    let (mut top, mut left, mut hh, mut ww) = (0, 0, h, w);
+    if let Some(c) = opts.center_crop {
+        // DLAS: img[h//2 - c//2 : ... + c, w//2 - c//2 : ... + c].
+        if c < hh {
+            top = hh / 2 - c / 2;
+            hh = c;
+        }
+        if c < ww {
+            left = ww / 2 - c / 2;
+            ww = c;
+        }
+    }
+    if opts.force_square {
+        let dim = hh.min(ww);
+        top += (hh - dim) / 2;
+        // The square is centred in the flipped image: mirrored, its left edge is
+        // `ww - (ww - dim) / 2 - dim` from the unflipped left.
+        let off = (ww - dim) / 2;
+        left += if flip { ww - off - dim } else { off };
+        hh = dim;
+        ww = dim;
+    }
+    (top, left, hh, ww, flip)
+}
+
+/// The `(top, left, h, w)` window of `img`, mirrored when `flip`.
+fn extract(img: Rgb8, top: usize, left: usize, h: usize, w: usize, flip: bool) -> Rgb8 {
+    if !flip && (top, left, h, w) == (0, 0, img.height, img.width) {
+        return img;
+    }
+    let mut data = Vec::with_capacity(h * w * 3);
+    let stride = img.width * 3;
+    for y in top..top + h {
+        let row = &img.data[y * stride + left * 3..y * stride + (left + w) * 3];
+        if flip {
+            for px in row.chunks_exact(3).rev() {
+                data.extend_from_slice(px);
+            }
+        } else {
+            data.extend_from_slice(row);
+        }
+    }
+    Rgb8::new(w, h, data)
+}
+
+/// Crops, flips, squares and jitters one decoded image.
+fn prepare(img: Rgb8, opts: &FolderOptions, flip: bool, key: Key) -> Pixels {
+    let (top, left, h, w, flip) = window(img.height, img.width, opts, flip);
+    let img = extract(img, top, left, h, w, flip);
+    if opts.color_jitter * 255.0 > 1.0 {
+        let mut p = Planes::from_rgb8(&img);
+        Augment::color_jitter(&mut p, opts.color_jitter, jitter_key(key));
+        Pixels::Float(p)
+    } else {
+        Pixels::Bytes(img)
+    }
+}
+
+/// Decodes `path`; `Ok(None)` when it does not exist.
+fn decode_if_exists(path: &Path, decode: &DecodeOptions) -> Result<Option<Rgb8>> {
+    match decode_file(path, decode) {
+        Ok(img) => Ok(Some(img)),
+        Err(CoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Loads one item: the image and its alt (when asked for), prepared, with the geometry
+/// of the rest of the pipeline. Returns the item and its `has_alt`.
+pub fn load_item(
+    item: &FolderItem,
+    opts: &FolderOptions,
+    decode: &DecodeOptions,
+) -> Result<(Loaded, bool)> {
+    let img = decode_file(&item.path, decode)?;
+    let flip = opts.flip && Augment::new(item.augment).coin();
+    let main = prepare(img, opts, flip, item.augment);
+    let size = main.size();
+    let geo = Geometry::new(size, &opts.shape);
+    geo.check(&item.path)?;
+    let (alt_path, has_alt_if_found, has_alt_if_not) = match &item.alt {
+        AltSource::None => (None, false, false),
+        AltSource::NextFrame(p) => (p.as_deref(), true, false),
+        AltSource::Tile(p) => (p.as_deref(), true, true),
+    };
+    let (alt, has_alt) = match alt_path {
+        _ if item.alt == AltSource::None => (None, false),
+        None => (Some(copy_of(&main)), has_alt_if_not),
+        Some(p) => match decode_if_exists(p, decode)? {
+            None => (Some(copy_of(&main)), has_alt_if_not),
+            Some(img) => {
+                let alt = prepare(img, opts, flip, item.augment);
+                let alt = if alt.size() == size {
+                    alt
+                } else {
+                    Pixels::Float(alt.into_planes().resized(size.0, size.1))
+                };
+                (Some(alt), has_alt_if_found)
+            }
+        },
+    };
+    let mut loaded = match main {
+        Pixels::Bytes(img) => Loaded::new(geo, img),
+        Pixels::Float(p) => Loaded {
+            img: Pixels::Float(p),
+            ..Loaded::new(geo, Rgb8::new(0, 0, Vec::new()))
+        },
+    };
+    loaded.alt = alt;
+    Ok((loaded, has_alt))
+}
+
+fn copy_of(p: &Pixels) -> Pixels {
+    match p {
+        Pixels::Bytes(img) => Pixels::Bytes(img.clone()),
+        Pixels::Float(p) => Pixels::Float(p.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(center_crop: Option<usize>, force_square: bool) -> FolderOptions {
+        FolderOptions {
+            center_crop,
+            flip: true,
+            force_square,
+            color_jitter: 0.0,
+            shape: Shape {
+                target_size: None,
+                multiple: 1,
+                scale: 1,
+                eval: false,
+            },
+        }
+    }
+
+    /// The window, checked against DLAS's numpy steps on a labelled image.
+    #[test]
+    fn window_matches_crop_flip_square_in_order() {
+        for (h, w) in [(5, 9), (9, 5), (6, 6), (7, 10), (10, 7)] {
+            for crop in [None, Some(4), Some(20)] {
+                for square in [false, true] {
+                    for flip in [false, true] {
+                        // Reference: label pixels by column, apply the steps one by one.
+                        let mut cols: Vec<usize> = (0..w).collect();
+                        let mut rows: Vec<usize> = (0..h).collect();
+                        if let Some(c) = crop {
+                            if c < rows.len() {
+                                let s = rows.len() / 2 - c / 2;
+                                rows = rows[s..s + c].to_vec();
+                            }
+                            if c < cols.len() {
+                                let s = cols.len() / 2 - c / 2;
+                                cols = cols[s..s + c].to_vec();
+                            }
+                        }
+                        if flip {
+                            cols.reverse();
+                        }
+                        if square {
+                            let dim = rows.len().min(cols.len());
+                            let (t, l) = ((rows.len() - dim) / 2, (cols.len() - dim) / 2);
+                            rows = rows[t..t + dim].to_vec();
+                            cols = cols[l..l + dim].to_vec();
+                        }
+                        let (top, left, hh, ww, f) = window(h, w, &opts(crop, square), flip);
+                        let got_rows: Vec<usize> = (top..top + hh).collect();
+                        let mut got_cols: Vec<usize> = (left..left + ww).collect();
+                        if f {
+                            got_cols.reverse();
+                        }
+                        assert_eq!(
+                            (got_rows, got_cols),
+                            (rows, cols),
+                            "{h}x{w} {crop:?} {square} {flip}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn next_frame_keeps_the_padding() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(
+            next_frame(Path::new("v/a.webm_00000478.jpg")),
+            p("v/a.webm_00000478.jpg").map(|_| PathBuf::from("v/a.webm_00000479.jpg"))
+        );
+        assert_eq!(
+            next_frame(Path::new("x478/clip_00000999.png")),
+            p("x478/clip_00001000.png")
+        );
+        assert_eq!(next_frame(Path::new("00000001.jpg")), None); // stem of 8: DLAS needs > 8
+        assert_eq!(next_frame(Path::new("clip_0000a001.jpg")), None);
+        assert_eq!(next_frame(Path::new("noext")), None);
+    }
+}
