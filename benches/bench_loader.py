@@ -132,9 +132,48 @@ class DlasStyleCorruptor:
             data = np.frombuffer(buf.getvalue(), np.uint8)
             back = cv2.imdecode(data, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
             return cv2.cvtColor(back, cv2.COLOR_BGR2RGB)
+        if name == "noise":
+            img += np.random.rand(*img.shape) * (r * 6 / 255.0)
+            return img
+        if name == "lq_resampling":
+            scale = 1 if r < 0.3 else 2 if r < 0.7 else 4
+            if scale == 1:
+                return img
+            mode = [cv2.INTER_NEAREST, cv2.INTER_CUBIC, cv2.INTER_LINEAR,
+                    cv2.INTER_LANCZOS4][random.randint(0, 4) % 4]  # fmt: skip
+            h, w = img.shape[:2]
+            small = cv2.resize(img, (w // scale, h // scale), interpolation=mode)
+            return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if name == "color_jitter":
+            return color_jitter(img, r * 0.2, self.rand)
         if name == "none":
             return img
         raise NotImplementedError(name)
+
+
+def color_jitter(img: np.ndarray, s: float, rand: random.Random) -> np.ndarray:
+    """kornia's ColorJitter(s, s, s, s) as DLAS calls it, in OpenCV/numpy: brightness,
+    contrast, saturation and hue factors in a random order."""
+    if s * 255 <= 1:
+        return img
+    fb, fc, fs = (rand.uniform(max(0.0, 1 - s), 1 + s) for _ in range(3))
+    fh = rand.uniform(-s, s)
+    order = [0, 1, 2, 3]
+    rand.shuffle(order)
+    for step in order:
+        if step == 0:
+            img = np.clip(img * fb, 0, 1)
+        elif step == 1:
+            m = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).mean()
+            img = np.clip(img * fc + m * (1 - fc), 0, 1)
+        elif step == 2:
+            grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None]
+            img = np.clip(img * fs + grey * (1 - fs), 0, 1)
+        else:
+            hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+            hsv[..., 0] = (hsv[..., 0] + fh * 360) % 360
+            img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return img.astype(np.float32)
 
 
 def list_tiles(root: str) -> list[tuple[str, str]]:
@@ -251,7 +290,7 @@ def samples_per_sec(ds, batches: int, workers: int, batch_size: int, collate=Non
     n = 0
     t = time.perf_counter()
     for _ in range(batches):
-        n += len(next(it)["GT_path"])
+        n += len(next(it)["hq"])
     secs = time.perf_counter() - t
     del it
     return n / secs

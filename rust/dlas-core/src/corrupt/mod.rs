@@ -134,6 +134,11 @@ impl Augment {
     pub fn color_jitter(img: &mut Planes, s: f64, key: Key) {
         ops::color_jitter(img, s, &mut key.rng());
     }
+
+    /// [`Augment::color_jitter`] on three `h x w` planes stored one after the other.
+    pub fn color_jitter_planes(data: &mut [f32], s: f64, key: Key) {
+        ops::color_jitter_planes(data, s, &mut key.rng());
+    }
 }
 
 /// The random stream of one call.

@@ -11,25 +11,35 @@ use crate::image::Rgb8;
 
 /// An item's pixels before `resize_hq`: decoded bytes, or float planes when something
 /// (a colour jitter, a fit to another image's size) already worked on them.
+#[derive(Clone)]
 pub enum Pixels {
     Bytes(Rgb8),
     Float(Planes),
+    /// Bytes to be colour-jittered (ImageFolderDataset's `all_image_color_jitter`, of
+    /// this strength and key) once they are float: in the output slot itself when
+    /// nothing resizes them.
+    Jittered(Rgb8, f64, Key),
 }
 
 impl Pixels {
     /// `(height, width)`.
     pub fn size(&self) -> (usize, usize) {
         match self {
-            Pixels::Bytes(img) => (img.height, img.width),
+            Pixels::Bytes(img) | Pixels::Jittered(img, ..) => (img.height, img.width),
             Pixels::Float(p) => (p.h, p.w),
         }
     }
 
-    /// As float planes in `[0, 1]`.
+    /// As float planes in `[0, 1]` (jittered, if they are to be).
     pub fn into_planes(self) -> Planes {
         match self {
             Pixels::Bytes(img) => Planes::from_rgb8(&img),
             Pixels::Float(p) => p,
+            Pixels::Jittered(img, s, key) => {
+                let mut p = Planes::from_rgb8(&img);
+                crate::corrupt::Augment::color_jitter(&mut p, s, key);
+                p
+            }
         }
     }
 }
@@ -273,6 +283,13 @@ fn write_hq(img: &Pixels, g: &Geometry, out: &mut [MaybeUninit<f32>]) {
             Some(k) => Planes::write_rgb8_shrunk(img, k, g.hq.0, g.hq.1, out),
             None => copy_into(out, &g.hq_planes(Planes::from_rgb8(img)).data),
         },
+        Pixels::Jittered(img, s, key) if g.hq_is_tile() => {
+            Planes::write_rgb8(img, out);
+            // SAFETY: write_rgb8 wrote every value.
+            let data = unsafe { init_mut(out) };
+            crate::corrupt::Augment::color_jitter_planes(data, *s, *key);
+        }
+        Pixels::Jittered(..) => write_hq(&Pixels::Float(img_planes(img)), g, out),
         Pixels::Float(p) if g.hq_is_tile() => copy_into(out, &p.data),
         Pixels::Float(p) => {
             let resized;
@@ -290,6 +307,10 @@ fn write_hq(img: &Pixels, g: &Geometry, out: &mut [MaybeUninit<f32>]) {
             }
         }
     }
+}
+
+fn img_planes(p: &Pixels) -> Planes {
+    p.clone().into_planes()
 }
 
 /// Writes the LQ planes shrunk from the HQ planes `hq` (a copy in eval mode).
@@ -356,6 +377,15 @@ fn fill(it: &Loaded, s: Slots<'_>, lq_later: bool, zeroed: bool) {
     }
 }
 
+/// Views fully written slots as mutable values.
+///
+/// # Safety
+/// Every element of `s` must have been written.
+unsafe fn init_mut<T>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: the caller guarantees every element is initialised; the layouts match.
+    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
 /// Views fully written slots as values.
 ///
 /// # Safety
@@ -406,12 +436,11 @@ fn corrupt_group(
     let mut refs: Vec<&mut Planes> = imgs.iter_mut().collect();
     let entropy = c.corruptor.corrupt(&mut refs, key)?;
     for (img, out) in imgs.into_iter().zip(outs) {
-        let img = if c.before_downsize {
-            img.resized(g.lq.0, g.lq.1)
+        if (img.h, img.w) == g.lq {
+            copy_into(out, &img.data);
         } else {
-            img
-        };
-        copy_into(out, &img.data);
+            copy_into(out, &img.resized(g.lq.0, g.lq.1).data);
+        }
     }
     Ok(entropy)
 }

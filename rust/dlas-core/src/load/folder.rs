@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use super::batch::{Loaded, Pixels};
-use super::{Geometry, Planes, Shape};
+use super::{Geometry, Shape};
 use crate::corrupt::{Augment, Key};
 use crate::error::{CoreError, Result};
 use crate::image::{decode_file, DecodeOptions, Rgb8};
@@ -146,9 +146,7 @@ fn prepare(img: Rgb8, opts: &FolderOptions, flip: bool, key: Key) -> Pixels {
     let (top, left, h, w, flip) = window(img.height, img.width, opts, flip);
     let img = extract(img, top, left, h, w, flip);
     if opts.color_jitter * 255.0 > 1.0 {
-        let mut p = Planes::from_rgb8(&img);
-        Augment::color_jitter(&mut p, opts.color_jitter, jitter_key(key));
-        Pixels::Float(p)
+        Pixels::Jittered(img, opts.color_jitter, jitter_key(key))
     } else {
         Pixels::Bytes(img)
     }
@@ -185,9 +183,9 @@ pub fn load_item(
     };
     let (alt, has_alt) = match alt_path {
         _ if item.alt == AltSource::None => (None, false),
-        None => (Some(copy_of(&main)), has_alt_if_not),
+        None => (Some(main.clone()), has_alt_if_not),
         Some(p) => match decode_if_exists(p, decode)? {
-            None => (Some(copy_of(&main)), has_alt_if_not),
+            None => (Some(main.clone()), has_alt_if_not),
             Some(img) => {
                 let alt = prepare(img, opts, flip, item.augment);
                 let alt = if alt.size() == size {
@@ -199,22 +197,12 @@ pub fn load_item(
             }
         },
     };
-    let mut loaded = match main {
-        Pixels::Bytes(img) => Loaded::new(geo, img),
-        Pixels::Float(p) => Loaded {
-            img: Pixels::Float(p),
-            ..Loaded::new(geo, Rgb8::new(0, 0, Vec::new()))
-        },
+    let loaded = Loaded {
+        img: main,
+        alt,
+        ..Loaded::new(geo, Rgb8::new(0, 0, Vec::new()))
     };
-    loaded.alt = alt;
     Ok((loaded, has_alt))
-}
-
-fn copy_of(p: &Pixels) -> Pixels {
-    match p {
-        Pixels::Bytes(img) => Pixels::Bytes(img.clone()),
-        Pixels::Float(p) => Pixels::Float(p.clone()),
-    }
 }
 
 #[cfg(test)]

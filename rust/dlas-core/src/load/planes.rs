@@ -2,6 +2,8 @@
 
 use crate::corrupt::{resample_plane, Filter};
 use crate::image::resize::Taps;
+use std::mem::MaybeUninit;
+
 use crate::image::Rgb8;
 
 /// `c` planes of `h x w` float32 values, plane after plane.
@@ -26,14 +28,10 @@ impl Planes {
     /// RGB planes in `[0, 1]` (`value / 255`, as DLAS's `read_img`).
     pub fn from_rgb8(img: &Rgb8) -> Planes {
         let n = img.width * img.height;
-        let mut data = vec![0f32; 3 * n];
-        let (r, rest) = data.split_at_mut(n);
-        let (g, b) = rest.split_at_mut(n);
-        for (i, px) in img.data.chunks_exact(3).enumerate() {
-            r[i] = px[0] as f32 / 255.0;
-            g[i] = px[1] as f32 / 255.0;
-            b[i] = px[2] as f32 / 255.0;
-        }
+        let mut data = Vec::with_capacity(3 * n);
+        Planes::write_rgb8(img, &mut data.spare_capacity_mut()[..3 * n]);
+        // SAFETY: write_rgb8 wrote all 3 * n values.
+        unsafe { data.set_len(3 * n) };
         Planes {
             c: 3,
             h: img.height,
@@ -50,11 +48,21 @@ impl Planes {
         assert_eq!(out.len(), 3 * n, "output size");
         let (r, rest) = out.split_at_mut(n);
         let (g, b) = rest.split_at_mut(n);
-        for (i, px) in img.data.chunks_exact(3).enumerate() {
-            r[i].write(px[0] as f32 / 255.0);
-            g[i].write(px[1] as f32 / 255.0);
-            b[i].write(px[2] as f32 / 255.0);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[target_feature(enable = "avx2")]
+            fn avx2(
+                src: &[u8],
+                r: &mut [MaybeUninit<f32>],
+                g: &mut [MaybeUninit<f32>],
+                b: &mut [MaybeUninit<f32>],
+            ) {
+                deinterleave(src, r, g, b)
+            }
+            // SAFETY: the CPU supports AVX2 (checked at run time).
+            return unsafe { avx2(&img.data, r, g, b) };
         }
+        deinterleave(&img.data, r, g, b)
     }
 
     /// Writes the top-left `h x w` of `img` shrunk by the integer factor `k` (exact
@@ -157,6 +165,27 @@ impl Planes {
             w,
             data,
         }
+    }
+}
+
+/// RGB bytes to three planes of `value / 255`: a plain loop over pixels (the
+/// vectoriser turns the stride-3 reads into shuffles).
+#[inline(always)]
+fn deinterleave(
+    src: &[u8],
+    r: &mut [MaybeUninit<f32>],
+    g: &mut [MaybeUninit<f32>],
+    b: &mut [MaybeUninit<f32>],
+) {
+    for (((px, r), g), b) in src
+        .chunks_exact(3)
+        .zip(r.iter_mut())
+        .zip(g.iter_mut())
+        .zip(b.iter_mut())
+    {
+        r.write(px[0] as f32 / 255.0);
+        g.write(px[1] as f32 / 255.0);
+        b.write(px[2] as f32 / 255.0);
     }
 }
 
