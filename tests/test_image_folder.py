@@ -123,6 +123,7 @@ def test_listing_cache_is_reused_refreshed_and_relocatable(folder, tmp_path):
         {"target_size": 40, "scale": 4, "force_multiple": 2, "center_crop_hq_sz": 48},
         {"scale": 2, "force_square": False},
         {"scale": 3, "force_multiple": 2, "center_crop_hq_sz": 100},
+        {"target_size": 96, "scale": 2},  # enlarged: OpenCV's area coefficients
     ],
 )
 def test_hq_and_lq_match_dlas_pipeline(folder, opt):

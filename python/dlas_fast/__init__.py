@@ -9,6 +9,7 @@ Public API:
   chunked datasets, cached and held in native memory.
 * :func:`create_dataset` / :func:`create_dataloader` / :func:`register_dataset` - DLAS's
   dataset registry (the Dataset classes import torch when first used).
+* :func:`build_multiscale_patch_index_map` - MultiScaleDataset's patch tree.
 * :class:`ImageCorruptor` - DLAS's image corruptor, seeded and reproducible (imports
   numpy when first used).
 * The exceptions :class:`DlasError` (base), :class:`DecodeError`,
@@ -44,6 +45,10 @@ def __getattr__(name: str):
         from dlas_fast import corruptor
 
         return getattr(corruptor, name)
+    if name in ("build_multiscale_patch_index_map", "MultiscaleTreeNode"):
+        from dlas_fast import patch_tree
+
+        return getattr(patch_tree, name)
     raise AttributeError(f"module 'dlas_fast' has no attribute {name!r}")
 
 
@@ -70,6 +75,7 @@ __all__ = [
     "get_dataset_debugger",
     "extract",
     "jpeg_encoder",
+    "build_multiscale_patch_index_map",
     "read_centers",
     "register_dataset",
     "write_centers",

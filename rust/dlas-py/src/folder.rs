@@ -10,7 +10,8 @@ use dlas_core::corrupt::{Augment, Key};
 use dlas_core::image::DecodeOptions;
 use dlas_core::index::folder::FolderIndex;
 use dlas_core::load::folder::{load_item, next_frame, AltSource, FolderItem, FolderOptions};
-use dlas_core::load::{pool, stack, stack_into, Corruption, Loaded, Outs, Shape, Wanted};
+use dlas_core::load::multiscale::{self, MultiScale};
+use dlas_core::load::{pool, stack, stack_into, Corruption, Loaded, Outs, Wanted};
 use numpy::{PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -33,17 +34,20 @@ pub struct PyImageFolderList {
     /// (first item, root) of each root with items, in item order.
     starts: Vec<(usize, usize)>,
     len: usize,
+    /// With `sort`: item i is `(root, file)` = `order[i]`.
+    order: Option<Vec<(u32, u32)>>,
 }
 
 #[pymethods]
 impl PyImageFolderList {
     #[new]
-    #[pyo3(signature = (roots, weights, cache = "use"))]
+    #[pyo3(signature = (roots, weights, cache = "use", sort = false))]
     fn new(
         py: Python<'_>,
         roots: Vec<PathBuf>,
         weights: Vec<usize>,
         cache: &str,
+        sort: bool,
     ) -> PyResult<Self> {
         let mode = cache_mode(cache)?;
         if weights.len() != roots.len() {
@@ -68,11 +72,28 @@ impl PyImageFolderList {
                 len += index.len() * w;
             }
         }
-        Ok(PyImageFolderList {
+        let mut list = PyImageFolderList {
             roots: indexes,
             starts,
             len,
-        })
+            order: None,
+        };
+        if sort {
+            // DLAS's find_files_of_type over a list of roots: every path, sorted.
+            let order = py.detach(|| {
+                let mut keyed: Vec<(Vec<u8>, (u32, u32))> = (0..list.len)
+                    .map(|i| {
+                        let (root, file) = list.at(i).expect("in range");
+                        let path = list.roots[root].path(file).into_os_string();
+                        (path.into_encoded_bytes(), (root as u32, file as u32))
+                    })
+                    .collect();
+                keyed.sort();
+                keyed.into_iter().map(|(_, at)| at).collect()
+            });
+            list.order = Some(order);
+        }
+        Ok(list)
     }
 
     fn __len__(&self) -> usize {
@@ -101,7 +122,8 @@ impl PyImageFolderList {
     /// Heap bytes of the listings.
     #[getter]
     fn resident_bytes(&self) -> usize {
-        self.roots.iter().map(|r| r.resident_bytes()).sum()
+        self.roots.iter().map(|r| r.resident_bytes()).sum::<usize>()
+            + self.order.as_ref().map_or(0, |o| o.capacity() * 8)
     }
 
     /// `(root, file)` of item `i`.
@@ -130,6 +152,10 @@ impl PyImageFolderList {
 
 impl PyImageFolderList {
     fn at(&self, i: usize) -> PyResult<(usize, usize)> {
+        if let Some(order) = &self.order {
+            let (root, file) = order[i];
+            return Ok((root as usize, file as usize));
+        }
         let s = self.starts.partition_point(|&(first, _)| first <= i);
         let (first, root) = self.starts[s - 1];
         Ok((root, (i - first) % self.roots[root].len()))
@@ -225,13 +251,7 @@ impl PyImageFolderLoader {
         before_downsize: bool,
         before_factor: usize,
     ) -> PyResult<Self> {
-        let shape = Shape {
-            target_size,
-            multiple,
-            scale,
-            eval: false,
-        };
-        shape.validate().map_err(to_pyerr)?;
+        let shape = crate::load::shape_of(target_size, multiple, scale, false)?;
         let alt = match alt {
             "none" => AltMode::None,
             "next_frame" => AltMode::NextFrame,
@@ -497,6 +517,113 @@ impl PyImageFolderLoader {
             arr(s.alt_lq, g.lq)?,
             has_alt,
             entropy,
+            paths,
+        ))
+    }
+}
+
+/// A MultiScaleDataset's loading options (SPEC §5 `multiscale`), bound to its file list.
+///
+/// Args:
+///     files: the dataset's ImageFolderList (sorted, as DLAS lists it).
+///     tile, scales, scale: `hq_tile_size`, `num_scales`, `scale`.
+#[pyclass(frozen, module = "dlas_fast._native", name = "MultiScaleLoader")]
+pub struct PyMultiScaleLoader {
+    files: Py<PyImageFolderList>,
+    ms: MultiScale,
+}
+
+/// One MultiScale item to load: path, augmentation key, corruption key.
+type MultiScaleJob = (PathBuf, Key, Key);
+
+#[pymethods]
+impl PyMultiScaleLoader {
+    #[new]
+    fn new(
+        files: Py<PyImageFolderList>,
+        tile: usize,
+        scales: usize,
+        scale: usize,
+    ) -> PyResult<Self> {
+        let ms = MultiScale {
+            tile,
+            scales,
+            scale,
+        };
+        ms.validate().map_err(to_pyerr)?;
+        Ok(PyMultiScaleLoader { files, ms })
+    }
+
+    /// Patches per item: `(4^num_scales - 1) / 3`.
+    #[getter]
+    fn count(&self) -> usize {
+        self.ms.count()
+    }
+
+    /// Loads items `indices` on `threads` threads, draws and corruptions keyed by
+    /// `corruptor` (`(seed, epoch, index)`).
+    ///
+    /// Returns:
+    ///     (hq, lq, paths): float32 arrays (N, P, 3, t, t) and (N, P, 3, t/s, t/s), and
+    ///     each item's path.
+    #[pyo3(signature = (indices, corruptor, epoch, threads = 1))]
+    fn load<'py>(
+        &self,
+        py: Python<'py>,
+        indices: Vec<isize>,
+        corruptor: PyRef<'py, PyCorruptor>,
+        epoch: u64,
+        threads: usize,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Vec<OsString>)> {
+        let files = self.files.get();
+        let mut jobs: Vec<MultiScaleJob> = Vec::with_capacity(indices.len());
+        for &i in &indices {
+            let index = item_index(i, files.len)?;
+            let (root, file) = files.at(index)?;
+            let mut augment = corruptor.key(epoch, index as u64);
+            augment.nonce ^= 1 << 62;
+            let key = corruptor.key(epoch, index as u64);
+            jobs.push((files.roots[root].path(file), augment, key));
+        }
+        if jobs.is_empty() {
+            return Err(PyValueError::new_err("no items to load"));
+        }
+        let ms = self.ms;
+        let (t, s, p) = (ms.tile, ms.tile / ms.scale, ms.count());
+        let n = jobs.len();
+        let (hn, ln) = (p * 3 * t * t, p * 3 * s * s);
+        let mut hq = vec![0f32; n * hn];
+        let mut lq = vec![0f32; n * ln];
+        let inner = &corruptor.inner;
+        py.detach(|| -> dlas_core::Result<()> {
+            let decode = DecodeOptions::default();
+            let work: Vec<_> = jobs
+                .iter()
+                .zip(hq.chunks_mut(hn))
+                .zip(lq.chunks_mut(ln))
+                .collect();
+            let one = |((job, hq), lq): ((&MultiScaleJob, &mut [f32]), &mut [f32])| {
+                multiscale::load_item(&job.0, &ms, job.1, Some((inner, job.2)), &decode, hq, lq)
+            };
+            if threads <= 1 || n <= 1 {
+                return work.into_iter().try_for_each(one);
+            }
+            use rayon::prelude::*;
+            pool::run(threads, || {
+                work.into_par_iter()
+                    .with_min_len(n.div_ceil(threads))
+                    .try_for_each(one)
+            })
+        })
+        .map_err(to_pyerr)?;
+        let paths = jobs.into_iter().map(|j| j.0.into_os_string()).collect();
+        Ok((
+            PyArray1::from_vec(py, hq)
+                .reshape([n, p, 3, t, t])?
+                .into_any(),
+            PyArray1::from_vec(py, lq)
+                .reshape([n, p, 3, s, s])?
+                .into_any(),
             paths,
         ))
     }

@@ -138,7 +138,7 @@ type Arrays<'py> = (
     Bound<'py, PyAny>,
 );
 
-fn shape_of(
+pub(crate) fn shape_of(
     target_size: Option<usize>,
     multiple: usize,
     scale: usize,

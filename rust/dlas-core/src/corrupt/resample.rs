@@ -11,6 +11,10 @@ pub enum Filter {
     Linear,
     Cubic,
     Lanczos4,
+    /// `INTER_AREA` when the image grows on some axis: OpenCV then interpolates
+    /// linearly with "area" coefficients (a pixel's weight is the part of its
+    /// neighbour's span it covers), on both axes.
+    AreaUp,
 }
 
 /// For each destination index: the first source index and the weights of the taps
@@ -54,7 +58,7 @@ impl Axis {
         let scale = src as f64 / dst as f64;
         let taps = match filter {
             Filter::Nearest => 1,
-            Filter::Linear => 2,
+            Filter::Linear | Filter::AreaUp => 2,
             Filter::Cubic => 4,
             Filter::Lanczos4 => 8,
         };
@@ -67,12 +71,21 @@ impl Axis {
                 weight.push(1.0);
                 continue;
             }
-            let f = (d as f64 + 0.5) * scale - 0.5;
-            let s = f.floor();
-            let x = f - s;
+            let (s, x) = if filter == Filter::AreaUp {
+                // OpenCV: sx = floor(dx * scale), fx = (dx + 1) - (sx + 1) / scale,
+                // then its fractional part (0 when not positive), as a float.
+                let inv = dst as f64 / src as f64;
+                let s = (d as f64 * scale).floor();
+                let fx = ((d + 1) as f64 - (s + 1.0) * inv) as f32;
+                let fx = if fx <= 0.0 { 0.0 } else { fx - fx.floor() };
+                (s, fx as f64)
+            } else {
+                let f = (d as f64 + 0.5) * scale - 0.5;
+                (f.floor(), f - f.floor())
+            };
             let s = s as i64;
             let (first, w): (i64, Vec<f64>) = match filter {
-                Filter::Linear => {
+                Filter::Linear | Filter::AreaUp => {
                     // OpenCV pins the sample to the edge pixel outside the source.
                     if s < 0 {
                         (0, vec![1.0, 0.0])
@@ -153,6 +166,7 @@ mod tests {
             Filter::Linear,
             Filter::Cubic,
             Filter::Lanczos4,
+            Filter::AreaUp,
         ] {
             for (s, d) in [(64, 16), (16, 64), (10, 7), (7, 10)] {
                 let a = Axis::new(s, d, f);

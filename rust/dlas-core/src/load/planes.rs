@@ -212,8 +212,8 @@ fn box_plane(src: &[f32], src_w: usize, k: usize, dst_w: usize, dst_h: usize) ->
 }
 
 /// Area resize of one float plane (`src_w x src_h` -> `dst_w x dst_h`): pixel-area
-/// weights when shrinking (exact box means for integer factors), bilinear with
-/// half-pixel centres when enlarging, as OpenCV's `INTER_AREA`.
+/// weights when shrinking (exact box means for integer factors), and OpenCV's linear
+/// interpolation with area coefficients when enlarging on any axis, as `INTER_AREA`.
 pub fn resize_plane(
     src: &[f32],
     src_w: usize,
@@ -226,7 +226,7 @@ pub fn resize_plane(
         return src.to_vec();
     }
     if dst_w > src_w || dst_h > src_h {
-        return resample_plane(src, src_w, src_h, dst_w, dst_h, Filter::Linear);
+        return resample_plane(src, src_w, src_h, dst_w, dst_h, Filter::AreaUp);
     }
     if src_w.is_multiple_of(dst_w) && src_h.is_multiple_of(dst_h) && src_w / dst_w == src_h / dst_h
     {

@@ -1,0 +1,89 @@
+"""``multiscale``: MultiScaleDataset (SPEC §5).
+
+Per image: a random horizontal flip, vertical flip and transpose (each with probability
+1/2), a square crop of the longer side at an offset drawn from N(0, 0.3), an area
+resize to ``hq_tile_size * 2^num_scales``, and the quadtree of patches of
+:mod:`dlas_fast.patch_tree`, each shrunk to ``hq_tile_size``. The corruptor runs once
+on the full resized image and the same tree is cut from the corrupted copy; the LQ
+patches are those shrunk by ``scale``. All of it is one native call per batch.
+
+Unlike DLAS, the corruptor sees the image in RGB (DLAS hands it BGR, which changes the
+colour corruptions and the JPEG round trip), and a crop offset never runs past the
+image (DLAS's can when the sides differ by less than 4 pixels).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+
+from dlas_fast._native import ImageFolderList, MultiScaleLoader
+from dlas_fast.corruptor import ImageCorruptor
+from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.options import CORRUPTOR_KEYS, warn_unknown
+from dlas_fast.patch_tree import MultiscaleTreeNode, build_multiscale_patch_index_map
+
+__all__ = ["MultiScaleDataset", "MultiscaleTreeNode", "build_multiscale_patch_index_map"]
+
+OPTIONS = frozenset({"paths", "hq_tile_size", "num_scales", "scale"})
+
+
+class MultiScaleDataset(EpochDataset):
+    """DLAS's MultiScaleDataset, built from the same option dict.
+
+    Items are dicts: ``hq (P,3,t,t)``, ``lq (P,3,t/s,t/s)`` (float32, [0, 1]) with
+    ``P = (4^num_scales - 1) / 3`` patches in DLAS's order, and ``GT_path``.
+    """
+
+    MODE = "multiscale"
+    OPTIONS = OPTIONS
+
+    def __init__(self, opt: Mapping) -> None:
+        self.opt = dict(opt)
+        warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS, self.MODE)
+        for key in ("paths", "hq_tile_size", "num_scales", "scale"):
+            if key not in self.opt:
+                raise ValueError(f"{self.MODE}: option {key!r} is required")
+        paths = self.opt["paths"]
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self.paths = [os.fspath(p) for p in paths]
+        for key in ("hq_tile_size", "num_scales", "scale"):
+            v = self.opt[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"option {key!r}: must be an integer >= 1, got {v!r}")
+        self.tile_size = self.opt["hq_tile_size"]
+        self.num_scales = self.opt["num_scales"]
+        self.scale = self.opt["scale"]
+        self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
+        self._init_epoch()
+        # DLAS lists every root and sorts all the paths together.
+        self.files = ImageFolderList(self.paths, [1] * len(self.paths), sort=True)
+        if len(self.files) == 0:
+            raise ValueError(f"{self.MODE}: no images in {', '.join(self.paths)}")
+        self._loader = MultiScaleLoader(self.files, self.tile_size, self.num_scales, self.scale)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def get_paths(self) -> list[str]:
+        """Every item's image path, in item order."""
+        return self.files.paths()
+
+    def _load(self, indices: list[int], threads: int):
+        return self._loader.load(indices, self.corruptor.native, self._epoch.value, threads)
+
+    def __getitem__(self, item: int) -> dict:
+        hq, lq, paths = self._load([item], 1)
+        return {"lq": torch.from_numpy(lq[0]), "hq": torch.from_numpy(hq[0]), "GT_path": paths[0]}
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        """A whole batch in one native call (see SingleImageDataset.__getitems__)."""
+        in_worker = torch.utils.data.get_worker_info() is not None
+        threads = 1 if in_worker else (os.cpu_count() or 1)
+        hq, lq, paths = self._load(list(indices), threads)
+        stacked = {"lq": torch.from_numpy(lq), "hq": torch.from_numpy(hq), "GT_path": paths}
+        return Batch.of(stacked, len(paths))
