@@ -12,10 +12,12 @@ _REGISTRY: dict[str, str | Callable] = {
     "multi_frame_extensible": "dlas_fast.datasets.multi_frame:MultiFrameDataset",
     "imagefolder": "dlas_fast.datasets.image_folder:ImageFolderDataset",
     "multiscale": "dlas_fast.datasets.multiscale:MultiScaleDataset",
+    "stylegan2": "dlas_fast.datasets.stylegan2:Stylegan2Dataset",
+    "torch_dataset": "dlas_fast.datasets.torch_dataset:TorchDataset",
 }
 
 # DLAS modes this project implements in later releases (SPEC §5).
-_PLANNED = ("stylegan2", "torch_dataset", "fullimage")
+_PLANNED = ("fullimage",)
 # DLAS modes outside dlas_fast's scope (SPEC §8).
 _OUT_OF_SCOPE = ("combined", "paired_frame", "zipfile", "random_dataset", "byol_dataset",
                  "byol_structured_dataset", "random_aug_wrapper", "nv_tacotron",

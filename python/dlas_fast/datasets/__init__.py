@@ -7,11 +7,15 @@ from dlas_fast.datasets.image_folder import ImageFolderDataset
 from dlas_fast.datasets.multi_frame import MultiFrameDataset
 from dlas_fast.datasets.multiscale import MultiScaleDataset, build_multiscale_patch_index_map
 from dlas_fast.datasets.single_image import SingleImageDataset
+from dlas_fast.datasets.stylegan2 import Stylegan2Dataset
+from dlas_fast.datasets.torch_dataset import TorchDataset
 
 __all__ = [
     "ImageFolderDataset",
     "MultiFrameDataset",
     "MultiScaleDataset",
     "SingleImageDataset",
+    "Stylegan2Dataset",
+    "TorchDataset",
     "build_multiscale_patch_index_map",
 ]

@@ -96,6 +96,23 @@ fn write_centers(
         .map_err(|e| to_pyerr(e.into()))
 }
 
+/// Decodes an image file (JPEG, PNG, WebP, BMP, PPM; grey expanded, alpha dropped)
+/// with the GIL released.
+///
+/// Returns:
+///     uint8 array of shape (H, W, 3), RGB.
+#[pyfunction]
+fn decode_image<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, numpy::PyArray3<u8>>> {
+    use numpy::{PyArray1, PyArrayMethods};
+    let img = py
+        .detach(|| {
+            dlas_core::image::decode_file(&path, &dlas_core::image::DecodeOptions::default())
+        })
+        .map_err(to_pyerr)?;
+    let (h, w) = (img.height, img.width);
+    PyArray1::from_vec(py, img.data).reshape([h, w, 3])
+}
+
 /// The JPEG encoder this build uses.
 #[pyfunction]
 fn jpeg_encoder() -> &'static str {
@@ -109,6 +126,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_centers, m)?)?;
     m.add_function(wrap_pyfunction!(write_centers, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_image, m)?)?;
     m.add_class::<index::PyChunkIndex>()?;
     m.add_class::<index::PyTileSet>()?;
     m.add_class::<index::PyFrameSet>()?;

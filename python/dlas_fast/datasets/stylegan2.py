@@ -1,0 +1,144 @@
+"""``stylegan2``: Stylegan2Dataset (SPEC §5).
+
+Per image: RGB (RGBA with ``transparent``), the shorter side resized to
+``target_size`` (bilinear, antialiased, as torchvision's ``Resize`` on a PIL image),
+then with probability ``aug_prob`` a random-resized crop (area 0.5-1.0, aspect
+0.98-1.02) and otherwise a centre crop, to ``target_size`` squared. ``lq`` and ``hq``
+are the same tensor.
+
+The image is decoded natively and resized with torch's antialiased bilinear kernel,
+both with the GIL released, rounding to 8-bit steps after each resize as PIL does.
+torchvision is not needed. DLAS lists the files in glob order, which depends on the
+file system; here the files of each extension come sorted.
+With ``transparent``, images are read with Pillow, since the native decoder keeps
+only RGB.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dlas_fast._native import decode_image
+from dlas_fast.corruptor import seed_of
+from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.options import warn_unknown
+
+OPTIONS = frozenset({"path", "target_size", "aug_prob", "transparent", "random_seed"})
+
+#: The extensions listed, in DLAS's order.
+EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+def _resize(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Antialiased bilinear resize of a 1xCxHxW tensor of 0-255 values, rounded to
+    8-bit steps as PIL's resize of an 8-bit image."""
+    if t.shape[-2:] == (h, w):
+        return t
+    out = F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255)
+
+
+def resized_crop_params(height: int, width: int, rng: random.Random):
+    """torchvision's ``RandomResizedCrop.get_params`` with scale (0.5, 1) and ratio
+    (0.98, 1.02): (top, left, h, w)."""
+    area = height * width
+    lo, hi = math.log(0.98), math.log(1.02)
+    for _ in range(10):
+        target = area * rng.uniform(0.5, 1.0)
+        aspect = math.exp(rng.uniform(lo, hi))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
+    ratio = width / height
+    if ratio < 0.98:
+        w, h = width, int(round(width / 0.98))
+    elif ratio > 1.02:
+        h, w = height, int(round(height * 1.02))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+class Stylegan2Dataset(EpochDataset):
+    """DLAS's Stylegan2Dataset, built from the same option dict.
+
+    Items are dicts: ``lq`` = ``hq`` (float32, ``(3, S, S)``, or 4 channels with
+    ``transparent``, in [0, 1]) and ``GT_path``. With ``random_seed`` the crops repeat
+    for the same (epoch, index).
+    """
+
+    MODE = "stylegan2"
+    OPTIONS = OPTIONS
+
+    def __init__(self, opt: Mapping) -> None:
+        self.opt = dict(opt)
+        warn_unknown(self.opt, self.OPTIONS, self.MODE)
+        for key in ("path", "target_size"):
+            if key not in self.opt:
+                raise ValueError(f"{self.MODE}: option {key!r} is required")
+        self.folder = os.fspath(self.opt["path"])
+        size = self.opt["target_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"option 'target_size': must be an integer >= 1, got {size!r}")
+        self.image_size = size
+        self.aug_prob = float(self.opt.get("aug_prob", 0.0))
+        if not 0.0 <= self.aug_prob <= 1.0:
+            raise ValueError(f"option 'aug_prob': must be in [0, 1], got {self.aug_prob}")
+        self.transparent = bool(self.opt.get("transparent", False))
+        self.seed = seed_of(self.opt.get("random_seed"))
+        self._init_epoch()
+        if not os.path.isdir(self.folder):
+            raise ValueError(f"{self.MODE}: option 'path': {self.folder} is not a folder")
+        root = Path(self.folder)
+        self.paths = [str(p) for ext in EXTENSIONS for p in sorted(root.glob(f"**/*.{ext}"))]
+        if not self.paths:
+            raise ValueError(
+                f"{self.MODE}: no images in {self.folder} (looked for "
+                f"{', '.join('*.' + e for e in EXTENSIONS)} in every sub-folder)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def get_paths(self) -> list[str]:
+        return list(self.paths)
+
+    def _rng(self, index: int) -> random.Random:
+        if self.seed is None:
+            return random.Random()
+        return random.Random(f"{self.seed}:{self._epoch.value}:{index}")
+
+    def _read(self, path: str) -> np.ndarray:
+        if not self.transparent:
+            return decode_image(path)
+        from PIL import Image
+
+        with Image.open(path) as img:
+            return np.array(img.convert("RGBA"))
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.paths[index]
+        t = torch.from_numpy(self._read(path)).permute(2, 0, 1).unsqueeze(0).float()
+        h, w = t.shape[-2:]
+        s = self.image_size
+        # torchvision's Resize(s): the shorter side to s, the other scaled (truncated).
+        nh, nw = (int(s * h / w), s) if w <= h else (s, int(s * w / h))
+        t = _resize(t, nh, nw)
+        rng = self._rng(index)
+        if rng.random() < self.aug_prob:
+            top, left, ch, cw = resized_crop_params(nh, nw, rng)
+            t = _resize(t[..., top : top + ch, left : left + cw], s, s)
+        else:
+            top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
+            t = t[..., top : top + s, left : left + s]
+        img = (t[0] / 255.0).contiguous()
+        return {"lq": img, "hq": img, "GT_path": path}
