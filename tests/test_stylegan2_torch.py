@@ -134,8 +134,9 @@ def test_torch_dataset_imagefolder_paths(tmp_path):
     for cls in ("cat", "dog"):
         for i in range(2):
             save(gradient(40, 30, seed=i), tmp_path / "imgs" / cls / f"{i}.png")
-    ds = dlas_fast.create_dataset({"mode": "torch_dataset", "dataset": "imagefolder",
-                                   "image_size": 24, "kwargs": {"root": str(tmp_path / "imgs")}})  # fmt: skip
+    opt = {"mode": "torch_dataset", "dataset": "imagefolder", "image_size": 24,
+           "kwargs": {"root": str(tmp_path / "imgs")}}  # fmt: skip
+    ds = dlas_fast.create_dataset(opt)
     out = ds[2]
     assert out["labels"] == 1 and out["GT_path"].endswith("dog/0.png")
     assert out["hq"].shape == (3, 24, 24)
