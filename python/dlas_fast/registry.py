@@ -14,10 +14,9 @@ _REGISTRY: dict[str, str | Callable] = {
     "multiscale": "dlas_fast.datasets.multiscale:MultiScaleDataset",
     "stylegan2": "dlas_fast.datasets.stylegan2:Stylegan2Dataset",
     "torch_dataset": "dlas_fast.datasets.torch_dataset:TorchDataset",
+    "fullimage": "dlas_fast.datasets.full_image:FullImageDataset",
 }
 
-# DLAS modes this project implements in later releases (SPEC §5).
-_PLANNED = ("fullimage",)
 # DLAS modes outside dlas_fast's scope (SPEC §8).
 _OUT_OF_SCOPE = ("combined", "paired_frame", "zipfile", "random_dataset", "byol_dataset",
                  "byol_structured_dataset", "random_aug_wrapper", "nv_tacotron",
@@ -36,11 +35,6 @@ def known_modes() -> list[str]:
 def _resolve(mode: str) -> Callable:
     entry = _REGISTRY.get(mode)
     if entry is None:
-        if mode in _PLANNED:
-            raise NotImplementedError(
-                f"dataset mode {mode!r} is not implemented in this release of dlas_fast yet; "
-                f"known modes: {', '.join(known_modes())}"
-            )
         if mode in _OUT_OF_SCOPE:
             raise ValueError(
                 f"dataset mode {mode!r} is a DLAS mode outside dlas_fast's scope; "

@@ -135,6 +135,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<folder::PyImageFolderList>()?;
     m.add_class::<folder::PyImageFolderLoader>()?;
     m.add_class::<folder::PyMultiScaleLoader>()?;
+    m.add_function(wrap_pyfunction!(folder::load_full_image, m)?)?;
     m.add_class::<corrupt::PyCorruptor>()?;
     m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
     m.add_function(wrap_pyfunction!(load::load_single_batch, m)?)?;

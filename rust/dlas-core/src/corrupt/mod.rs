@@ -9,7 +9,7 @@
 //!
 //! Images are planar float32 RGB ([`Planes`], `3 x H x W`), nominally in `[0, 1]`.
 
-mod ops;
+pub(crate) mod ops;
 mod resample;
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -126,6 +126,12 @@ impl Augment {
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         self.0.unit()
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let (u1, u2) = (1.0 - self.0.unit(), self.0.unit());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 
     /// DLAS's `kornia_color_jitter_numpy(img, s)` (brightness, contrast, saturation and

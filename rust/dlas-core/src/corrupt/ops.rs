@@ -128,6 +128,37 @@ pub(super) fn gaussian_blur(img: &mut Planes, sigma: f64) {
     }
 }
 
+/// `cv2.GaussianBlur(img, (ksize, ksize), sigma)` with an odd `ksize`: a non-positive
+/// sigma is OpenCV's default for the size (its fixed small kernels for sizes up to 7).
+pub(crate) fn gaussian_blur_sized(img: &mut Planes, ksize: usize, sigma: f64) {
+    if ksize <= 1 {
+        return;
+    }
+    let k: Vec<f64> = if sigma <= 0.0 && ksize <= 7 {
+        match ksize {
+            3 => vec![0.25, 0.5, 0.25],
+            5 => vec![0.0625, 0.25, 0.375, 0.25, 0.0625],
+            _ => vec![
+                0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125,
+            ],
+        }
+    } else {
+        let sigma = if sigma > 0.0 {
+            sigma
+        } else {
+            0.3 * ((ksize as f64 - 1.0) * 0.5 - 1.0) + 0.8
+        };
+        let half = (ksize - 1) as f64 / 2.0;
+        let k: Vec<f64> = (0..ksize)
+            .map(|i| (-(i as f64 - half).powi(2) / (2.0 * sigma * sigma)).exp())
+            .collect();
+        let sum: f64 = k.iter().sum();
+        k.iter().map(|v| v / sum).collect()
+    };
+    let k: Vec<f32> = k.iter().map(|&v| v as f32).collect();
+    separable(img, &k, &k);
+}
+
 /// DLAS's motion kernel: a `len x len` kernel with its middle row set, rotated by
 /// `angle` degrees about its centre (`cv2.warpAffine`, bilinear, zero outside), then
 /// normalised.
@@ -168,7 +199,7 @@ pub(super) fn motion_kernel(len: usize, angle: f64) -> Vec<f32> {
 }
 
 /// `cv2.filter2D(img, -1, motion_kernel(len, angle))` (anchor at `len / 2`).
-pub(super) fn motion_blur(img: &mut Planes, len: usize, angle: f64) {
+pub(crate) fn motion_blur(img: &mut Planes, len: usize, angle: f64) {
     if len <= 1 {
         return;
     }

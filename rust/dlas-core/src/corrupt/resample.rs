@@ -11,6 +11,9 @@ pub enum Filter {
     Linear,
     Cubic,
     Lanczos4,
+    /// MATLAB's `imresize` bicubic (a = -0.5), antialiased when shrinking (the kernel
+    /// widened by the factor), with symmetric borders: DLAS's `imresize_np`.
+    MatlabCubic,
     /// `INTER_AREA` when the image grows on some axis: OpenCV then interpolates
     /// linearly with "area" coefficients (a pixel's weight is the part of its
     /// neighbour's span it covers), on both axes.
@@ -53,14 +56,80 @@ fn lanczos4(x: f64) -> [f64; 8] {
     w
 }
 
+/// MATLAB's cubic kernel.
+fn matlab_cubic(x: f64) -> f64 {
+    let a = x.abs();
+    if a <= 1.0 {
+        1.5 * a * a * a - 2.5 * a * a + 1.0
+    } else if a <= 2.0 {
+        -0.5 * a * a * a + 2.5 * a * a - 4.0 * a + 2.0
+    } else {
+        0.0
+    }
+}
+
 impl Axis {
+    /// MATLAB's `imresize` weights (BasicSR's `calculate_weights_indices`): source
+    /// positions `u = x / s + (1 - 1 / s) / 2` (1-based), a kernel of width `4 / s`
+    /// when shrinking, indices mirrored at the borders.
+    fn matlab(src: usize, dst: usize) -> Axis {
+        let s = dst as f64 / src as f64;
+        let width = if s < 1.0 { 4.0 / s } else { 4.0 };
+        let taps = width.ceil() as usize + 2;
+        let mirror = |i: i64| -> usize {
+            let n = src as i64;
+            let mut i = i;
+            loop {
+                if i < 0 {
+                    i = -i - 1;
+                } else if i >= n {
+                    i = 2 * n - 1 - i;
+                } else {
+                    return i as usize;
+                }
+            }
+        };
+        let mut index = Vec::with_capacity(dst * taps);
+        let mut weight = Vec::with_capacity(dst * taps);
+        for x in 1..=dst {
+            let u = x as f64 / s + 0.5 * (1.0 - 1.0 / s);
+            let left = (u - width / 2.0).floor() as i64;
+            let mut w: Vec<f64> = (0..taps)
+                .map(|k| {
+                    let d = u - (left + k as i64) as f64;
+                    if s < 1.0 {
+                        s * matlab_cubic(d * s)
+                    } else {
+                        matlab_cubic(d)
+                    }
+                })
+                .collect();
+            let sum: f64 = w.iter().sum();
+            w.iter_mut().for_each(|v| *v /= sum);
+            for (k, wk) in w.into_iter().enumerate() {
+                // 1-based position left + k is 0-based index left + k - 1.
+                index.push(mirror(left + k as i64 - 1));
+                weight.push(wk as f32);
+            }
+        }
+        Axis {
+            taps,
+            index,
+            weight,
+        }
+    }
+
     fn new(src: usize, dst: usize, filter: Filter) -> Axis {
+        if filter == Filter::MatlabCubic {
+            return Axis::matlab(src, dst);
+        }
         let scale = src as f64 / dst as f64;
         let taps = match filter {
             Filter::Nearest => 1,
             Filter::Linear | Filter::AreaUp => 2,
             Filter::Cubic => 4,
             Filter::Lanczos4 => 8,
+            Filter::MatlabCubic => unreachable!("built by Axis::matlab"),
         };
         let mut index = Vec::with_capacity(dst * taps);
         let mut weight = Vec::with_capacity(dst * taps);
@@ -97,7 +166,7 @@ impl Axis {
                 }
                 Filter::Cubic => (s - 1, cubic(x).to_vec()),
                 Filter::Lanczos4 => (s - 3, lanczos4(x).to_vec()),
-                Filter::Nearest => unreachable!(),
+                Filter::Nearest | Filter::MatlabCubic => unreachable!(),
             };
             for (k, wk) in w.into_iter().enumerate() {
                 index.push(clamp(first + k as i64));
@@ -167,6 +236,7 @@ mod tests {
             Filter::Cubic,
             Filter::Lanczos4,
             Filter::AreaUp,
+            Filter::MatlabCubic,
         ] {
             for (s, d) in [(64, 16), (16, 64), (10, 7), (7, 10)] {
                 let a = Axis::new(s, d, f);

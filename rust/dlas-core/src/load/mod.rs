@@ -7,6 +7,7 @@
 
 mod batch;
 pub mod folder;
+pub mod full_image;
 pub mod multiscale;
 mod planes;
 pub mod pool;

@@ -129,19 +129,24 @@ pub struct Orientation {
 }
 
 impl Orientation {
-    /// DLAS's draws (`util.augment(..., True, True)` and `get_square_image`).
-    pub fn draw(key: Key) -> Orientation {
-        let mut a = Augment::new(key);
-        let (hflip, vflip, transpose) = (a.coin(), a.coin(), a.coin());
-        // Box-Muller.
-        let (u1, u2) = (1.0 - a.unit(), a.unit());
-        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    /// The draws from `a`: a horizontal flip only if `flip`, the vertical flip and
+    /// transpose only if `rot` (DLAS's `use_flip` / `use_rot`), then the offset.
+    pub fn draw_from(a: &mut Augment, flip: bool, rot: bool) -> Orientation {
+        let hflip = a.coin() && flip;
+        let vflip = a.coin() && rot;
+        let transpose = a.coin() && rot;
         Orientation {
             hflip,
             vflip,
             transpose,
-            offset: (z * 0.3).clamp(-1.0, 1.0),
+            offset: (a.normal() * 0.3).clamp(-1.0, 1.0),
         }
+    }
+
+    /// DLAS's draws (`util.augment(..., True, True)` and `get_square_image`).
+    pub fn draw(key: Key) -> Orientation {
+        let mut a = Augment::new(key);
+        Orientation::draw_from(&mut a, true, true)
     }
 }
 

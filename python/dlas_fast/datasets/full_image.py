@@ -1,0 +1,136 @@
+"""``fullimage``: FullImageDataset (SPEC §5; deprecated upstream, kept for old configs).
+
+Pulls a random tile from each full image on the fly, natively (see
+``rust/dlas-core/src/load/full_image.rs`` for the steps). The train phase returns tiles
+of ``target_size`` (LQ ``target_size // scale``); other phases return whole images.
+
+Differences from DLAS, on purpose: images come out RGB from the start (DLAS blurs and
+resizes BGR, the same thing for these operations); with ``dataroot_LQ`` the LQ image
+gets the same flips, crop and tile as the HQ image (DLAS draws them separately, so the
+pair does not line up); an even ``blur_magnitude`` is made odd (OpenCV refuses it); an
+image smaller than ``min_tile_size`` is an error naming it. ``use_compression_artifacts``
+and ``grayscale`` are accepted and ignored, as in DLAS (whose code for them is
+commented out).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+
+import torch
+
+from dlas_fast._native import ImageFolderList, load_full_image
+from dlas_fast.corruptor import native_corruptor
+from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.options import warn_unknown
+
+OPTIONS = frozenset(
+    {
+        "dataroot_GT",
+        "dataroot_GT_weights",
+        "dataroot_LQ",
+        "min_tile_size",
+        "target_size",
+        "scale",
+        "fixed_size",
+        "tile_scale_normal_stddev",
+        "use_flip",
+        "use_rot",
+        "use_blurring",
+        "blur_magnitude",
+        "force_multiple",
+        "lq_noise",
+        "use_compression_artifacts",
+        "grayscale",
+        "random_seed",
+    }
+)
+
+
+def _roots(value) -> list[str]:
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(v) for v in value]
+
+
+class FullImageDataset(EpochDataset):
+    """DLAS's FullImageDataset, built from the same option dict.
+
+    Items are dicts with SingleImageDataset's keys (``lq``, ``hq``, ``gt_fullsize_ref``,
+    ``lq_fullsize_ref`` with the tile mask as a 4th channel, ``lq_center``,
+    ``gt_center``, ``LQ_path``) plus ``HQ_path``.
+    """
+
+    MODE = "fullimage"
+    OPTIONS = OPTIONS
+
+    def __init__(self, opt: Mapping) -> None:
+        self.opt = dict(opt)
+        warn_unknown(self.opt, self.OPTIONS, self.MODE)
+        if "dataroot_GT" not in self.opt:
+            raise ValueError(f"{self.MODE}: option 'dataroot_GT' is required")
+        self.train = self.opt.get("phase", "train") == "train"
+        for key in ("scale",) + (("min_tile_size", "target_size") if self.train else ()):
+            v = self.opt.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"option {key!r}: must be an integer >= 1, got {v!r}")
+        roots = _roots(self.opt["dataroot_GT"])
+        weights = self.opt.get("dataroot_GT_weights") or [1] * len(roots)
+        self.files = ImageFolderList(roots, [int(w) for w in weights], sort=True)
+        if len(self.files) == 0:
+            raise ValueError(f"{self.MODE}: no images in {', '.join(roots)}")
+        self.lq_files = []
+        if self.opt.get("dataroot_LQ"):
+            for root in _roots(self.opt["dataroot_LQ"]):
+                files = ImageFolderList([root], [1], sort=True)
+                if len(files) == 0:
+                    raise ValueError(f"{self.MODE}: no images in dataroot_LQ {root}")
+                self.lq_files.append(files)
+        noise = self.opt.get("lq_noise")
+        self._spec = (
+            self.train,
+            int(self.opt.get("min_tile_size") or 0),
+            int(self.opt.get("target_size") or 0),
+            int(self.opt["scale"]),
+            bool(self.opt.get("fixed_size", False)),
+            float(self.opt.get("tile_scale_normal_stddev", 0.17)),
+            bool(self.opt.get("use_flip", False)),
+            bool(self.opt.get("use_rot", False)),
+            bool(self.opt.get("use_blurring", False)),
+            int(self.opt.get("blur_magnitude", 3)),
+            int(self.opt.get("force_multiple", 1)),
+            None if noise is None else float(noise),
+        )
+        self._keys = native_corruptor({"random_seed": self.opt.get("random_seed")})
+        self._init_epoch()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def get_paths(self) -> list[str]:
+        return self.files.paths()
+
+    def _lq_path(self, index: int) -> str | None:
+        if not self.lq_files:
+            return None
+        files = self.lq_files[random.randrange(len(self.lq_files))]
+        return files.path(index % len(files))
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.files.path(index)
+        lq_path = self._lq_path(index)
+        hq, lq, hq_ref, lq_ref, hq_c, lq_c = load_full_image(
+            path, lq_path, self._spec, self._keys, self._epoch.value, index
+        )
+        return {
+            "lq": torch.from_numpy(lq),
+            "hq": torch.from_numpy(hq),
+            "gt_fullsize_ref": torch.from_numpy(hq_ref),
+            "lq_fullsize_ref": torch.from_numpy(lq_ref),
+            "lq_center": torch.from_numpy(lq_c),
+            "gt_center": torch.from_numpy(hq_c),
+            "LQ_path": lq_path or path,
+            "HQ_path": path,
+        }

@@ -1,0 +1,105 @@
+"""FullImageDataset (SPEC §5 ``fullimage``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dlas_fast
+import numpy as np
+import pytest
+import torch
+from conftest import gradient, save
+from PIL import Image
+
+
+@pytest.fixture()
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "full"
+    save(gradient(96, 80, seed=1), root / "a.png")
+    save(gradient(70, 100, seed=2), root / "sub" / "b.png")
+    return root
+
+
+def make(root, **kw):
+    opt = {"mode": "fullimage", "dataroot_GT": [str(root)], "dataroot_GT_weights": [1],
+           "phase": "train", "min_tile_size": 48, "target_size": 32, "scale": 2}  # fmt: skip
+    opt.update(kw)
+    return dlas_fast.create_dataset(opt)
+
+
+def test_train_items_have_the_tile_its_reference_and_mask(photos):
+    ds = make(photos, use_flip=True, use_rot=True, use_blurring=True, random_seed=1)
+    assert len(ds) == 2
+    for epoch in range(5):
+        ds.set_epoch(epoch)
+        for i in range(2):
+            out = ds[i]
+            assert out["hq"].shape == (3, 32, 32) and out["lq"].shape == (3, 16, 16)
+            assert out["gt_fullsize_ref"].shape == (4, 32, 32)
+            assert out["lq_fullsize_ref"].shape == (4, 16, 16)
+            for k in ("lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref"):
+                assert out[k].dtype == torch.float32
+            for k in ("gt_center", "lq_center"):
+                assert out[k].dtype == torch.int64 and out[k].shape == (2,)
+            mask = out["gt_fullsize_ref"][3]
+            assert mask.max() == 1 and mask.min() >= 0
+            # The centre lies inside the tile's mask.
+            r, c = out["gt_center"].tolist()
+            assert mask[min(r, 31), min(c, 31)] > 0.5
+            assert out["HQ_path"] == out["LQ_path"] == ds.get_paths()[i]
+    again = make(photos, use_flip=True, use_rot=True, use_blurring=True, random_seed=1)
+    again.set_epoch(4)
+    assert torch.equal(again[1]["lq"], ds[1]["lq"])
+
+
+def test_a_whole_image_tile_is_the_image_and_lq_is_matlab_bicubic(tmp_path):
+    img = gradient(64, 64, seed=3)
+    save(img, tmp_path / "sq" / "x.png")
+    ds = make(tmp_path / "sq", min_tile_size=64, target_size=64, fixed_size=True)
+    out = ds[0]
+    np.testing.assert_allclose(out["hq"].numpy(), img.transpose(2, 0, 1) / 255, atol=1e-6)
+    assert torch.equal(out["gt_fullsize_ref"][3], torch.ones(64, 64))
+    assert out["gt_center"].tolist() == [32, 32]
+    # MATLAB's bicubic halving is close to PIL's antialiased bicubic inside the image.
+    pil = np.asarray(Image.fromarray(img).resize((32, 32), Image.BICUBIC), np.float32) / 255
+    lq = out["lq"].numpy().transpose(1, 2, 0)
+    assert np.abs(lq[2:-2, 2:-2] - pil[2:-2, 2:-2]).max() < 3 / 255
+
+
+def test_eval_phase_returns_whole_images(photos):
+    ds = make(photos, phase="val", min_tile_size=None, target_size=None, force_multiple=4)
+    out = ds[0]  # 96 x 80 -> LQ 48 x 40, multiples of 4 already
+    assert out["hq"].shape == (3, 80, 96) and out["lq"].shape == (3, 40, 48)
+    assert torch.equal(out["gt_fullsize_ref"][3], torch.ones(80, 96))
+    assert out["gt_center"].tolist() == [40, 48] and out["lq_center"].tolist() == [20, 24]
+    odd = ds[1]  # 70 x 100 -> LQ 35 x 50 -> cut to 32 x 48, HQ to 64 x 96
+    assert odd["lq"].shape == (3, 48, 32) and odd["hq"].shape == (3, 96, 64)
+
+
+def test_lq_folder_tiles_line_up_with_hq(tmp_path):
+    img = gradient(128, 96, seed=5)
+    save(img, tmp_path / "hq" / "p.png")
+    small = np.asarray(Image.fromarray(img).resize((64, 48), Image.BOX))
+    save(small, tmp_path / "lq" / "p.png")
+    ds = make(tmp_path / "hq", dataroot_LQ=str(tmp_path / "lq"), use_flip=True, use_rot=True,
+              random_seed=2)  # fmt: skip
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        out = ds[0]
+        assert out["LQ_path"].endswith("lq/p.png")
+        hq_small = torch.nn.functional.avg_pool2d(out["hq"][None], 2)[0]
+        assert (hq_small - out["lq"]).abs().mean() < 0.03, epoch
+
+
+def test_lq_noise_and_errors(photos):
+    plain = make(photos, random_seed=3)[0]["lq"]
+    noisy = make(photos, random_seed=3, lq_noise=5)[0]
+    diff = noisy["lq"] - plain
+    assert 1 / 255 < diff.std() < 10 / 255
+    with pytest.raises(ValueError, match=r"b\.png.*smaller than min_tile_size"):
+        make(photos, min_tile_size=90)[1]
+    with pytest.raises(ValueError, match="target_size"):
+        make(photos, target_size=None)
+    (photos / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        make(photos / "empty")
