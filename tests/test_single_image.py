@@ -325,13 +325,16 @@ def test_a_ref_of_another_size_goes_straight_to_the_target(tmp_path):
                                atol=2e-5)  # fmt: skip
 
 
-def test_worker_batches_travel_as_one_shared_storage(golden_extracted):
+@pytest.mark.parametrize("need_ref", [True, False])
+def test_worker_batches_travel_as_one_shared_storage(golden_extracted, need_ref):
     # After a worker's first batch through dlas_fast's collate, its batches are written
     # into one shared-memory storage and sent as that; the main process gets a plain
-    # dict of views with the items' values.
+    # dict of views with the items' values. Without refs, the all-zero ref tensors are
+    # not in shared memory at all: the main process makes them from their shape.
     dst, _ = golden_extracted
-    ds = dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": str(dst),
-                                   "need_ref": True, "target_size": 64, "scale": 2})  # fmt: skip
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": need_ref,
+           "target_size": 64, "scale": 2}  # fmt: skip
+    ds = dlas_fast.create_dataset(opt)
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1,
                                          collate_fn=dlas_fast.datasets.batch.collate,
                                          multiprocessing_context="fork")  # fmt: skip
@@ -341,6 +344,10 @@ def test_worker_batches_travel_as_one_shared_storage(golden_extracted):
         assert type(b) is dict and list(b)[:2] == ["hq", "gt_fullsize_ref"]
         one = b["hq"].untyped_storage().data_ptr() == b["lq"].untyped_storage().data_ptr()
         assert one == (n > 0) and b["hq"].is_shared()
+        if n > 0 and not need_ref:
+            assert not b["gt_fullsize_ref"].is_shared() and not b["lq_fullsize_ref"].is_shared()
+            assert b["gt_fullsize_ref"].shape == (len(b["GT_path"]), 4, 64, 64)
+            assert not b["gt_fullsize_ref"].any() and not b["lq_fullsize_ref"].any()
         for j in range(len(b["GT_path"])):
             item = ds[4 * n + j]
             for key in ("lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref", "gt_center"):
@@ -366,6 +373,12 @@ def test_native_output_arrays_are_checked(golden_extracted):
     fortran = arrays("F")
     with pytest.raises(ValueError, match="C-contiguous"):
         load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*fortran, True))
+    no_refs = arrays()
+    no_refs[1] = no_refs[3] = None  # ref arrays left out: only for zeroed ref-less items
+    load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*no_refs, True))
+    assert np.array_equal(no_refs[0][1], ds[1]["hq"].numpy())
+    with pytest.raises(ValueError, match="ref output arrays"):
+        load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*no_refs, False))
     same = arrays()
     same[2] = same[0]  # hq and lq have the same shape here
     with pytest.raises(ValueError, match="distinct"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -16,10 +17,18 @@ class Batch(Sequence):
     """
 
     def __init__(
-        self, stacked: dict, n: int, storage: torch.Tensor | None = None, owner=None
+        self,
+        stacked: dict,
+        n: int,
+        storage: torch.Tensor | None = None,
+        owner=None,
+        zeros: frozenset = frozenset(),
     ) -> None:
         self.stacked = stacked
         self._n = n
+        # Keys of `stacked` whose tensors are all zeros and outside `storage`: sent to
+        # the main process as their shape alone.
+        self.zeros = zeros
         # A byte tensor over the one shared-memory storage that every tensor of
         # `stacked` views (batches made in worker processes), else None.
         self.storage = storage
@@ -28,8 +37,15 @@ class Batch(Sequence):
         self.owner = owner
 
     @classmethod
-    def of(cls, stacked: dict, n: int, storage: torch.Tensor | None = None, owner=None) -> Batch:
-        return cls(stacked, n, storage, owner)
+    def of(
+        cls,
+        stacked: dict,
+        n: int,
+        storage: torch.Tensor | None = None,
+        owner=None,
+        zeros: frozenset = frozenset(),
+    ) -> Batch:
+        return cls(stacked, n, storage, owner, zeros)
 
     def __len__(self) -> int:
         return self._n
@@ -60,7 +76,7 @@ def collate(batch):
             # cheaper there).
             batch.owner.collated_as_is = True
         if batch.storage is not None:
-            return OneStorage(batch.stacked, batch.storage)
+            return OneStorage(batch.stacked, batch.storage, batch.zeros)
         return {
             k: v.share_memory_() if isinstance(v, torch.Tensor) else v
             for k, v in batch.stacked.items()
@@ -74,26 +90,34 @@ class OneStorage(dict):
     handshake, so one instead of six halves the cost of moving a batch. Unpickled in
     the main process as a plain ``dict`` of the same views."""
 
-    def __init__(self, stacked: dict, storage: torch.Tensor) -> None:
+    def __init__(
+        self, stacked: dict, storage: torch.Tensor, zeros: frozenset = frozenset()
+    ) -> None:
         super().__init__(stacked)
         self._storage = storage
+        self._zeros = zeros
 
     def __reduce__(self):
         base = self._storage.untyped_storage().data_ptr()
-        layout, plain = [], {}
+        layout, plain, zeros = [], {}, []
         for k, v in self.items():
-            if isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() == base:
+            if k in self._zeros:
+                zeros.append((k, v.dtype, tuple(v.shape)))
+            elif isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() == base:
                 layout.append((k, v.dtype, v.storage_offset() * v.element_size(), v.shape))
             else:
                 plain[k] = v
-        return (_views, (self._storage, layout, plain, list(self)))
+        return (_views, (self._storage, layout, plain, list(self), zeros))
 
 
-def _views(storage: torch.Tensor, layout: list, plain: dict, order: list) -> dict:
+def _views(storage: torch.Tensor, layout: list, plain: dict, order: list, zeros=()) -> dict:
     out = dict(plain)
     for key, dtype, offset, shape in layout:
         n = dtype.itemsize
         for d in shape:
             n *= d
         out[key] = storage[offset : offset + n].view(dtype).view(shape)
+    for key, dtype, shape in zeros:
+        # numpy's zeros come from calloc: zero pages, not written until used.
+        out[key] = torch.from_numpy(np.zeros(shape, torch.empty(0, dtype=dtype).numpy().dtype))
     return {k: out[k] for k in order}

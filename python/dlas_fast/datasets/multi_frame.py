@@ -21,7 +21,7 @@ import torch
 
 from dlas_fast._native import FrameSet, MixedSizesError
 from dlas_fast.datasets.batch import Batch
-from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset
+from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset, _native_outs
 
 
 class MultiFrameDataset(SingleImageDataset):
@@ -89,7 +89,7 @@ class MultiFrameDataset(SingleImageDataset):
         in_worker = torch.utils.data.get_worker_info() is not None
         threads = 1 if in_worker else (os.cpu_count() or 1)
         shared = self._shared_outputs(n * f) if in_worker and self.collated_as_is else None
-        out = None if shared is None else (*(t.numpy() for t in shared[1]), True)
+        out = None if shared is None else _native_outs(shared)
         try:
             specs, arrays = self._load(list(indices), threads, out)
         except MixedSizesError:
@@ -97,4 +97,6 @@ class MultiFrameDataset(SingleImageDataset):
         tensors = shared[1] if shared is not None else [torch.from_numpy(a) for a in arrays]
         stacked = {k: t.view(n, f, *t.shape[1:]) for k, t in zip(_BATCH_KEYS, tensors)}
         stacked["GT_path"] = [specs[(j + 1) * f - 1][0] for j in range(n)]
-        return Batch.of(stacked, n, None if shared is None else shared[0], self)
+        if shared is None:
+            return Batch.of(stacked, n, None, self)
+        return Batch.of(stacked, n, shared[0], self, zeros=shared[2])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 
 from dlas_fast._native import (
@@ -47,6 +48,13 @@ DEFAULT_WIDTH = 256
 
 # The batch tensors, in the order the native loaders return and fill them.
 _BATCH_KEYS = ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref", "gt_center", "lq_center")
+
+
+def _native_outs(shared) -> tuple:
+    """The native loaders' `out` argument for `_shared_outputs`'s tensors (None for
+    the ones left out of shared memory), all holding zeros already."""
+    _, tensors, zeros = shared
+    return (*(None if k in zeros else t.numpy() for k, t in zip(_BATCH_KEYS, tensors)), True)
 
 
 def _shared_zeros(shapes: list[tuple[tuple[int, ...], torch.dtype]]):
@@ -192,7 +200,7 @@ class SingleImageDataset(EpochDataset):
         # nothing is copied on the way to the main process and no-ref zeros are not
         # written at all.
         shared = self._shared_outputs(len(indices)) if in_worker and self.collated_as_is else None
-        out = None if shared is None else (*(t.numpy() for t in shared[1]), True)
+        out = None if shared is None else _native_outs(shared)
         try:
             arrays = self._load_batch(items, threads, self._corruption(list(indices)), out)
         except MixedSizesError:
@@ -203,7 +211,9 @@ class SingleImageDataset(EpochDataset):
             stacked = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
         stacked["LQ_path"] = paths
         stacked["GT_path"] = list(paths)
-        return Batch.of(stacked, len(paths), None if shared is None else shared[0], self)
+        if shared is None:
+            return Batch.of(stacked, len(paths), None, self)
+        return Batch.of(stacked, len(paths), shared[0], self, zeros=shared[2])
 
     def _load_batch(self, specs: list, threads: int, corrupt, out=None):
         """``load_single_batch`` of (tile, reference) specs with this dataset's shape."""
@@ -220,9 +230,11 @@ class SingleImageDataset(EpochDataset):
         )
 
     def _shared_outputs(self, n: int):
-        """Zeroed tensors for a batch of `n` in one shared-memory storage, when
-        `target_size` fixes the sizes: (storage bytes, (hq, hq_ref, lq, lq_ref,
-        hq_centres, lq_centres)); else None."""
+        """Zeroed tensors for a batch of `n`, when `target_size` fixes the sizes:
+        (storage bytes, (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres), zero keys),
+        else None. They view one fresh shared-memory storage, except the ref tensors
+        when no item can have a ref (`need_ref` off): those are numpy zeros (pages
+        never written) and travel to the main process as their shape alone."""
         if self.target_size is None:
             return None
         side = self.target_size - self.target_size % (self.multiple * self.scale)
@@ -230,10 +242,18 @@ class SingleImageDataset(EpochDataset):
         if lq == 0:
             return None
         f32, i64 = torch.float32, torch.int64
+        shapes = [((n, 3, side, side), f32), ((n, 4, side, side), f32),
+                  ((n, 3, lq, lq), f32), ((n, 4, lq, lq), f32),
+                  ((n, 2), i64), ((n, 2), i64)]  # fmt: skip
+        zero = {1, 3} if not self.need_ref else set()
         try:
-            return _shared_zeros([((n, 3, side, side), f32), ((n, 4, side, side), f32),
-                                  ((n, 3, lq, lq), f32), ((n, 4, lq, lq), f32),
-                                  ((n, 2), i64), ((n, 2), i64)])  # fmt: skip
+            flat, views = _shared_zeros([x for i, x in enumerate(shapes) if i not in zero])
+            views = iter(views)
+            tensors = tuple(
+                torch.from_numpy(np.zeros(shape, np.float32)) if i in zero else next(views)
+                for i, (shape, _) in enumerate(shapes)
+            )
+            return flat, tensors, frozenset(_BATCH_KEYS[i] for i in zero)
         except (AttributeError, RuntimeError):
             # A torch without this (private) allocator, or no shared memory: batches
             # go the way torch's own collate sends them.

@@ -162,9 +162,9 @@ type CorruptSpec<'py> = (PyRef<'py, PyCorruptor>, bool, u64, Vec<u64>, usize);
 /// centre arrays (int64, N x 2), and whether they hold zeros already.
 type OutSpec<'py> = (
     Bound<'py, PyArray4<f32>>,
+    Option<Bound<'py, PyArray4<f32>>>,
     Bound<'py, PyArray4<f32>>,
-    Bound<'py, PyArray4<f32>>,
-    Bound<'py, PyArray4<f32>>,
+    Option<Bound<'py, PyArray4<f32>>>,
     Bound<'py, PyArray2<i64>>,
     Bound<'py, PyArray2<i64>>,
     bool,
@@ -246,13 +246,24 @@ fn arrays<'py>(
     }
     let n = loaded.len();
     if let Some((ra, rb, rc, rd, re, rf, zeroed)) = out {
+        let has_refs = loaded.iter().any(|l| l.reference.is_some());
+        if (rb.is_none() || rd.is_none()) && (has_refs || !zeroed) {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "ref output arrays may be left out only for zeroed outputs of items \
+                 without refs",
+            ));
+        }
         let want = [
             [n, 3, g.hq.0, g.hq.1],
             [n, 4, g.hq.0, g.hq.1],
             [n, 3, g.lq.0, g.lq.1],
             [n, 4, g.lq.0, g.lq.1],
         ];
-        for (arr, w) in [&ra, &rb, &rc, &rd].into_iter().zip(want) {
+        for (arr, w) in [Some(&ra), rb.as_ref(), Some(&rc), rd.as_ref()]
+            .into_iter()
+            .zip(want)
+        {
+            let Some(arr) = arr else { continue };
             if arr.shape() != w {
                 return Err(MixedSizesError::new_err(format!(
                     "output array of shape {:?} for items of shape {w:?}; set target_size \
@@ -266,22 +277,21 @@ fn arrays<'py>(
                 "centre output arrays must be N x 2",
             ));
         }
-        let (mut a, mut b, mut c, mut d) = (
-            writable(&ra)?,
-            writable(&rb)?,
-            writable(&rc)?,
-            writable(&rd)?,
-        );
+        let (mut a, mut c) = (writable(&ra)?, writable(&rc)?);
+        let mut b = rb.as_ref().map(writable).transpose()?;
+        let mut d = rd.as_ref().map(writable).transpose()?;
         let (mut e, mut f) = (writable(&re)?, writable(&rf)?);
-        let bufs = (
-            a.as_slice_mut()?,
-            b.as_slice_mut()?,
-            c.as_slice_mut()?,
-            d.as_slice_mut()?,
-            e.as_slice_mut()?,
-            f.as_slice_mut()?,
-        );
-        let (a1, b1, c1, d1, e1, f1) = bufs;
+        let a1 = a.as_slice_mut()?;
+        let c1 = c.as_slice_mut()?;
+        let b1: &mut [f32] = match b.as_mut() {
+            Some(b) => b.as_slice_mut()?,
+            None => &mut [],
+        };
+        let d1: &mut [f32] = match d.as_mut() {
+            Some(d) => d.as_slice_mut()?,
+            None => &mut [],
+        };
+        let (e1, f1) = (e.as_slice_mut()?, f.as_slice_mut()?);
         py.detach(|| {
             stack_into(
                 &loaded,
@@ -294,11 +304,12 @@ fn arrays<'py>(
         })
         .map_err(to_pyerr)?;
         drop((a, b, c, d, e, f));
+        let none = || py.None().into_bound(py);
         return Ok((
             ra.into_any(),
-            rb.into_any(),
+            rb.map_or_else(none, |x| x.into_any()),
             rc.into_any(),
-            rd.into_any(),
+            rd.map_or_else(none, |x| x.into_any()),
             re.into_any(),
             rf.into_any(),
         ));

@@ -593,7 +593,8 @@ mod tests {
     fn hue_round_trip_of_zero_is_identity() {
         let (r, g, b) = shift_hue(0.2, 0.5, 0.9, 0.0);
         assert!((r - 0.2).abs() < 1e-6 && (g - 0.5).abs() < 1e-6 && (b - 0.9).abs() < 1e-6);
-        let (r, g, b) = shift_hue(1.0, 0.0, 0.0, 1.0 / 3.0);
+        // A third of a turn (two sixths): red becomes green.
+        let (r, g, b) = shift_hue(1.0, 0.0, 0.0, 2.0);
         assert!((r - 0.0).abs() < 1e-6 && (g - 1.0).abs() < 1e-6 && b.abs() < 1e-6);
     }
 }
