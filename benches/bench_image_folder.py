@@ -19,6 +19,9 @@ with a fixed seed, for --batches batches after a warm-up of 10; runs interleaved
 
 * ``ours, threaded``: no worker process, each batch in one native call on 2 threads;
 * ``ours``: 2 worker processes (fork) and ``create_dataloader``'s collate;
+* ``ceiling: no work``: a dataset that returns zero tensors of the same shapes without
+  doing anything, 2 workers and torch's default collate: what moving the samples from
+  the workers to the main process costs by itself;
 * ``dlas-style``: DLAS's ImageFolderDataset item logic in OpenCV/numpy, float32, 2
   worker processes and torch's default collate: ``cv2.imdecode``, the square crop and
   flip as numpy views, the colour jitter (kornia's ColorJitter in OpenCV: brightness,
@@ -79,6 +82,26 @@ CONFIGS = {
 
 IMAGENET = (torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1),
             torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1))  # fmt: skip
+
+
+class NoWorkFolder(torch.utils.data.Dataset):
+    """Zero tensors shaped like a configuration's items."""
+
+    def __init__(self, n: int, opt: dict) -> None:
+        self.n, self.opt = n, opt
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        t = self.opt["target_size"]
+        s = t // self.opt["scale"]
+        out = {"hq": torch.zeros(3, t, t), "lq": torch.zeros(3, s, s), "has_alt": False,
+               "corruption_entropy": torch.zeros(len(self.opt["fixed_corruptions"])),
+               "LQ_path": "x", "HQ_path": "x"}  # fmt: skip
+        if self.opt.get("fetch_alt_tiled_image"):
+            out["alt_hq"] = torch.zeros(3, t, t)
+        return out
 
 
 class DlasStyleFolder(torch.utils.data.Dataset):
@@ -156,6 +179,7 @@ def main() -> int:
         pipelines = (
             ("ours, threaded", ours, collate, 0),
             ("ours", ours, collate, args.workers),
+            ("ceiling: no work", NoWorkFolder(len(ours), opt), None, args.workers),
             ("dlas-style", dlas, None, args.workers),
         )
         figures: dict[str, list[float]] = {n: [] for n, *_ in pipelines}

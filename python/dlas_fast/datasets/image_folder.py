@@ -1,11 +1,11 @@
 """``imagefolder``: ImageFolderDataset over folders of raw images (SPEC §5).
 
 Each item is one image file. The listing is native and cached like the chunk index
-(``<root>/.dlas_fast-folder.bin``, fingerprinted by every folder's mtime, relocatable,
-not a pickle; DLAS's ``cache.pth`` is neither read nor written). Reading, the centre
-crop, flip, square crop, colour jitter, ``resize_hq``, the alt image and the LQ
-synthesis with its corruptions run in one native call per batch with the GIL released;
-only the normalisation (a vectorised pass over the batch) runs in torch.
+(``<root>/.dlas_fast-folder/listing.bin``, fingerprinted by every folder's mtime,
+relocatable, not a pickle; DLAS's ``cache.pth`` is neither read nor written). Reading,
+the centre crop, flip, square crop, colour jitter, ``resize_hq``, the alt image, the LQ
+synthesis with its corruptions and the normalisation run in one native call per batch
+with the GIL released.
 
 Random draws (flip, colour jitter, alt tile, corruptions) are keyed on
 ``(random_seed, epoch, item index)``, so a seeded dataset gives the same items whatever
@@ -126,11 +126,14 @@ class ImageFolderDataset(EpochDataset):
             raise ValueError(
                 f"option 'normalize': {normalize!r} is not one of {', '.join(NORMALIZE)}"
             )
-        self._norm = None
-        if normalize is not None:
-            mean, std = NORMALIZE[normalize]
-            self._norm = (torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1))
         self.rgb_n1_to_1 = bool(self.opt.get("rgb_n1_to_1", False))
+        # normalize, then rgb_n1_to_1, as one v * a + b per channel, done natively.
+        affine = None
+        if normalize is not None or self.rgb_n1_to_1:
+            mean, std = NORMALIZE.get(normalize, ((0.0,) * 3, (1.0,) * 3))
+            affine = [(1.0 / s, -m / s) for m, s in zip(mean, std)]
+            if self.rgb_n1_to_1:
+                affine = [(2 * a, 2 * b - 1) for a, b in affine]
         jitter = self.opt.get("all_image_color_jitter", 0)
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or jitter < 0:
             raise ValueError(
@@ -167,6 +170,7 @@ class ImageFolderDataset(EpochDataset):
             self.skip_lq,
             self.corrupt_before_downsize,
             factor,
+            affine,
         )
 
     def __len__(self) -> int:
@@ -178,7 +182,7 @@ class ImageFolderDataset(EpochDataset):
 
     def _finish(self, arrays, n: int, shared=None) -> dict:
         """The batch dict of the loader's arrays (or of `shared` tensors that hold
-        them), normalised in place."""
+        them)."""
         hq, lq, alt_hq, alt_lq, has_alt, entropy, paths = arrays
         if shared is not None:
             out = dict(shared)
@@ -196,12 +200,6 @@ class ImageFolderDataset(EpochDataset):
             out["has_alt"] = torch.from_numpy(has_alt)
             for k, v in self.fixed_parameters.items():
                 out[k] = v.unsqueeze(0).expand(n, *v.shape).clone()
-        for k in ("hq", "lq", "alt_hq", "alt_lq"):
-            if k in out:
-                if self._norm is not None:
-                    out[k].sub_(self._norm[0]).div_(self._norm[1])
-                if self.rgb_n1_to_1:
-                    out[k].mul_(2).sub_(1)
         out["LQ_path"] = paths
         out["HQ_path"] = list(paths)
         return out

@@ -199,6 +199,8 @@ enum AltMode {
 ///     skip_lq: `skip_lq`.
 ///     before_downsize, before_factor: `corrupt_before_downsize` and
 ///         `corrupt_before_downsize_factor` (1 when not set).
+///     affine: None, or `(a, b)` per channel: every output image becomes `v * a + b`
+///         (`normalize` and `rgb_n1_to_1`).
 #[pyclass(frozen, module = "dlas_fast._native", name = "ImageFolderLoader")]
 pub struct PyImageFolderLoader {
     files: Py<PyImageFolderList>,
@@ -235,7 +237,8 @@ type FolderBatch<'py> = (
 impl PyImageFolderLoader {
     #[new]
     #[pyo3(signature = (files, target_size, multiple, scale, center_crop, flip, force_square,
-                        color_jitter, alt, skip_lq, before_downsize, before_factor))]
+                        color_jitter, alt, skip_lq, before_downsize, before_factor,
+                        affine = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         files: Py<PyImageFolderList>,
@@ -250,6 +253,7 @@ impl PyImageFolderLoader {
         skip_lq: bool,
         before_downsize: bool,
         before_factor: usize,
+        affine: Option<[(f32, f32); 3]>,
     ) -> PyResult<Self> {
         let shape = crate::load::shape_of(target_size, multiple, scale, false)?;
         let alt = match alt {
@@ -291,6 +295,7 @@ impl PyImageFolderLoader {
                 lq: !skip_lq,
                 // DLAS corrupts the next frame with the item, but not the alt tile.
                 alt_lq: alt == AltMode::NextFrame,
+                affine,
             },
             before_downsize,
             before_factor,

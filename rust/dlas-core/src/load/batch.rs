@@ -114,12 +114,15 @@ impl Corruption<'_> {
 }
 
 /// Which outputs a batch has besides its HQ images and centres.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Wanted {
     /// The LQ images (ImageFolderDataset's `skip_lq` turns them off).
     pub lq: bool,
     /// The alt images' LQ images, corrupted with the item's (when items have alts).
     pub alt_lq: bool,
+    /// `v * a + b` per channel `(a, b)` on the finished RGB images (hq, lq, alt_hq,
+    /// alt_lq): ImageFolderDataset's `normalize` and `rgb_n1_to_1`.
+    pub affine: Option<[(f32, f32); 3]>,
 }
 
 impl Default for Wanted {
@@ -127,6 +130,7 @@ impl Default for Wanted {
         Wanted {
             lq: true,
             alt_lq: true,
+            affine: None,
         }
     }
 }
@@ -465,6 +469,7 @@ fn fill_part(
     layout: &Layout,
     corruption: Option<Corruption<'_>>,
     zeroed: bool,
+    affine: Option<[(f32, f32); 3]>,
 ) -> Result<()> {
     let lq_later = corruption.is_some_and(|c| c.before_downsize);
     let Outs {
@@ -490,10 +495,46 @@ fn fill_part(
         };
         fill(it, slots, lq_later, zeroed);
     }
-    let Some(c) = corruption else {
-        return Ok(());
-    };
-    // SAFETY: fill wrote every HQ value just above.
+    if let Some(c) = corruption {
+        corrupt_part(
+            items,
+            layout,
+            c,
+            (&*hq, &mut *lq),
+            (&*alt_hq, &mut *alt_lq),
+            entropy,
+        )?;
+    }
+    if let Some(ab) = affine {
+        for out in [hq, lq, alt_hq, alt_lq] {
+            if out.is_empty() {
+                continue;
+            }
+            // SAFETY: fill and the corruption wrote every value of these outputs.
+            let values = unsafe { init_mut(out) };
+            for img in values.chunks_exact_mut(values.len() / items.len().max(1)) {
+                let plane = img.len() / 3;
+                for (chan, &(a, b)) in img.chunks_exact_mut(plane.max(1)).zip(&ab) {
+                    chan.iter_mut().for_each(|v| *v = *v * a + b);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Corrupts one thread's share of a batch, group after group (see [`corrupt_group`]):
+/// the (hq, lq) and (alt_hq, alt_lq) outputs, the HQ ones written by `fill`.
+fn corrupt_part(
+    items: &[Loaded],
+    layout: &Layout,
+    c: Corruption<'_>,
+    (hq, lq): (&[MaybeUninit<f32>], &mut [MaybeUninit<f32>]),
+    (alt_hq, alt_lq): (&[MaybeUninit<f32>], &mut [MaybeUninit<f32>]),
+    entropy: &mut [MaybeUninit<f32>],
+) -> Result<()> {
+    let sizes = layout.f32s;
+    // SAFETY: fill wrote every HQ value.
     let (hq, alt_hq) = unsafe { (init(hq), init(alt_hq)) };
     let g = &items[0].geo;
     let per_group = |k: usize| layout.group * k;
@@ -533,6 +574,7 @@ fn fill_all(
     layout: &Layout,
     corruption: Option<Corruption<'_>>,
     zeroed: bool,
+    affine: Option<[(f32, f32); 3]>,
 ) -> Result<()> {
     let n = items.len();
     assert!(
@@ -557,7 +599,7 @@ fn fill_all(
     if count == 1 {
         // One part: on this thread (no thread to start, and the allocator keeps
         // reusing this thread's memory).
-        return fill_part(items, outs, layout, corruption, zeroed);
+        return fill_part(items, outs, layout, corruption, zeroed, affine);
     }
     use rayon::prelude::*;
     let work: Vec<_> = items
@@ -565,8 +607,9 @@ fn fill_all(
         .zip(outs.split(per, count, layout))
         .collect();
     super::pool::run(threads, || {
-        work.into_par_iter()
-            .try_for_each(|(items, outs)| fill_part(items, outs, layout, corruption, zeroed))
+        work.into_par_iter().try_for_each(|(items, outs)| {
+            fill_part(items, outs, layout, corruption, zeroed, affine)
+        })
     })
 }
 
@@ -614,7 +657,15 @@ pub fn stack(
             centres: [slots(hc, 2 * n), slots(lc, 2 * n)],
             entropy: slots(&mut entropy, n_entropy),
         };
-        fill_all(items, threads, outs, &layout, corruption, zeroed)?;
+        fill_all(
+            items,
+            threads,
+            outs,
+            &layout,
+            corruption,
+            zeroed,
+            wanted.affine,
+        )?;
     }
     for (buf, k) in bufs.iter_mut().zip(layout.f32s) {
         // SAFETY: fill_all wrote every element of the first `n * k` slots.
@@ -669,5 +720,13 @@ pub fn stack_into(
         layout.f32s[1] = 4 * g.hq.0 * g.hq.1;
         layout.f32s[3] = 4 * g.lq.0 * g.lq.1;
     }
-    fill_all(items, threads, outs, &layout, corruption, zeroed)
+    fill_all(
+        items,
+        threads,
+        outs,
+        &layout,
+        corruption,
+        zeroed,
+        wanted.affine,
+    )
 }
