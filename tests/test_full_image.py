@@ -103,3 +103,58 @@ def test_lq_noise_and_errors(photos):
     (photos / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         make(photos / "empty")
+
+
+def imresize_np(img: np.ndarray, scale: float) -> np.ndarray:
+    """BasicSR's / DLAS's MATLAB-style bicubic imresize, in numpy (HWC float)."""
+
+    def cubic(x):
+        a = np.abs(x)
+        return (1.5 * a**3 - 2.5 * a**2 + 1) * (a <= 1) + (-0.5 * a**3 + 2.5 * a**2 - 4 * a + 2) * (
+            (a > 1) & (a <= 2)
+        )
+
+    def axis(n_in):
+        n_out = int(np.ceil(n_in * scale))
+        x = np.arange(1, n_out + 1)
+        u = x / scale + 0.5 * (1 - 1 / scale)
+        width = 4 / scale if scale < 1 else 4.0
+        left = np.floor(u - width / 2)
+        p = int(np.ceil(width)) + 2
+        idx = left[:, None] + np.arange(p)[None]
+        w = scale * cubic((u[:, None] - idx) * scale) if scale < 1 else cubic(u[:, None] - idx)
+        w = w / w.sum(1, keepdims=True)
+        idx = idx.astype(int) - 1
+        idx = np.where(idx < 0, -idx - 1, idx)
+        idx = np.where(idx >= n_in, 2 * n_in - 1 - idx, idx)
+        return idx, w
+
+    ih, wh = axis(img.shape[0])
+    out = (img[ih] * wh[:, :, None, None]).sum(1)
+    iw, ww = axis(img.shape[1])
+    return (out[:, iw] * ww[None, :, :, None]).sum(2)
+
+
+def test_eval_lq_is_matlab_imresize_for_any_size(tmp_path):
+    img = gradient(13, 15, seed=6)
+    save(img, tmp_path / "odd" / "x.png")
+    ds = make(tmp_path / "odd", phase="val", min_tile_size=None, target_size=None)
+    out = ds[-1]  # negative indices count from the end
+    want = imresize_np(img.astype(np.float64) / 255, 0.5)
+    assert out["lq"].shape == (3, 8, 7)
+    np.testing.assert_allclose(out["lq"].numpy().transpose(1, 2, 0), want, atol=1e-5)
+
+
+def test_fixed_tiles_are_exact_crops_and_tiny_lq_is_an_error(tmp_path):
+    img = gradient(22, 22, seed=7)
+    save(img, tmp_path / "t" / "x.png")
+    ds = make(tmp_path / "t", min_tile_size=15, target_size=15, scale=1, fixed_size=True,
+              random_seed=1)  # fmt: skip
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        hq = ds[0]["hq"].numpy().transpose(1, 2, 0)
+        found = [(t, c) for t in range(8) for c in range(8)
+                 if np.allclose(hq, img[t : t + 15, c : c + 15] / 255, atol=1e-6)]  # fmt: skip
+        assert len(found) == 1, epoch
+    with pytest.raises(ValueError, match="force_multiple"):
+        make(tmp_path / "t", min_tile_size=16, target_size=16, force_multiple=32)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -92,6 +93,12 @@ def test_weights_repeat_roots_and_links_to_folders_are_not_entered(folder, tmp_p
     assert paths[:6] == paths[6:12]
     assert [os.path.basename(p) for p in paths[12:14]] == ["file_link.png", "one.png"]
     assert paths[12:14] * 3 == paths[12:]
+
+
+def test_listing_cache_is_trusted_on_the_next_open(folder):
+    time.sleep(0.05)  # the files are older than the racy window of the scan
+    assert not make(str(folder)).files.caches()[0][1]
+    assert make(str(folder)).files.caches()[0][1]
 
 
 def test_listing_cache_is_reused_refreshed_and_relocatable(folder, tmp_path):

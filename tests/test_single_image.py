@@ -379,6 +379,10 @@ def test_native_output_arrays_are_checked(golden_extracted):
     assert np.array_equal(no_refs[0][1], ds[1]["hq"].numpy())
     with pytest.raises(ValueError, match="ref output arrays"):
         load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*no_refs, False))
+    one_ref = arrays()
+    one_ref[1] = None
+    with pytest.raises(ValueError, match="both ref output arrays"):
+        load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*one_ref, True))
     same = arrays()
     same[2] = same[0]  # hq and lq have the same shape here
     with pytest.raises(ValueError, match="distinct"):

@@ -162,6 +162,8 @@ def test_torch_dataset_cifar100_coarse_labels(tmp_path, monkeypatch):
     out = ds[2]
     assert out["labels"] == 3 and out["coarse_labels"] == 12
     assert out["hq"].shape == (3, 32, 32)
+    back = pickle.loads(pickle.dumps(ds))  # spawned workers get the dataset pickled
+    assert back[4]["coarse_labels"] == 14
 
 
 def test_torch_dataset_without_torchvision_says_how_to_install(monkeypatch, tmp_path):

@@ -119,6 +119,7 @@ class FullImageDataset(EpochDataset):
         return files.path(index % len(files))
 
     def __getitem__(self, index: int) -> dict:
+        index = range(len(self))[index]  # negative indices count from the end
         path = self.files.path(index)
         lq_path = self._lq_path(index)
         hq, lq, hq_ref, lq_ref, hq_c, lq_c = load_full_image(

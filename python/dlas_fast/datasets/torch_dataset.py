@@ -145,3 +145,11 @@ class TorchDataset(torch.utils.data.Dataset):
 
     def get_paths(self) -> list[str]:
         return [self._path(i + self.offset) for i in range(len(self))]
+
+    # Pickled by its options (the CIFAR-100 class is made at run time, and a spawned
+    # worker reads the dataset's files itself).
+    def __getstate__(self) -> dict:
+        return {"opt": self.opt}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["opt"])

@@ -247,7 +247,12 @@ fn arrays<'py>(
     let n = loaded.len();
     if let Some((ra, rb, rc, rd, re, rf, zeroed)) = out {
         let has_refs = loaded.iter().any(|l| l.reference.is_some());
-        if (rb.is_none() || rd.is_none()) && (has_refs || !zeroed) {
+        if rb.is_none() != rd.is_none() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "give both ref output arrays, or neither",
+            ));
+        }
+        if rb.is_none() && (has_refs || !zeroed) {
             return Err(pyo3::exceptions::PyValueError::new_err(
                 "ref output arrays may be left out only for zeroed outputs of items \
                  without refs",

@@ -19,7 +19,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::error::{CoreError, Result};
 use crate::load::Planes;
 
-pub use resample::{resample_plane, Filter};
+pub use resample::{matlab_resize_plane, resample_plane, Filter};
 
 /// One corruption, by what it does.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -11,9 +11,6 @@ pub enum Filter {
     Linear,
     Cubic,
     Lanczos4,
-    /// MATLAB's `imresize` bicubic (a = -0.5), antialiased when shrinking (the kernel
-    /// widened by the factor), with symmetric borders: DLAS's `imresize_np`.
-    MatlabCubic,
     /// `INTER_AREA` when the image grows on some axis: OpenCV then interpolates
     /// linearly with "area" coefficients (a pixel's weight is the part of its
     /// neighbour's span it covers), on both axes.
@@ -69,11 +66,11 @@ fn matlab_cubic(x: f64) -> f64 {
 }
 
 impl Axis {
-    /// MATLAB's `imresize` weights (BasicSR's `calculate_weights_indices`): source
+    /// MATLAB's `imresize` bicubic weights (a = -0.5; BasicSR's
+    /// `calculate_weights_indices`), antialiased when shrinking: source
     /// positions `u = x / s + (1 - 1 / s) / 2` (1-based), a kernel of width `4 / s`
     /// when shrinking, indices mirrored at the borders.
-    fn matlab(src: usize, dst: usize) -> Axis {
-        let s = dst as f64 / src as f64;
+    fn matlab(src: usize, dst: usize, s: f64) -> Axis {
         let width = if s < 1.0 { 4.0 / s } else { 4.0 };
         let taps = width.ceil() as usize + 2;
         let mirror = |i: i64| -> usize {
@@ -120,16 +117,12 @@ impl Axis {
     }
 
     fn new(src: usize, dst: usize, filter: Filter) -> Axis {
-        if filter == Filter::MatlabCubic {
-            return Axis::matlab(src, dst);
-        }
         let scale = src as f64 / dst as f64;
         let taps = match filter {
             Filter::Nearest => 1,
             Filter::Linear | Filter::AreaUp => 2,
             Filter::Cubic => 4,
             Filter::Lanczos4 => 8,
-            Filter::MatlabCubic => unreachable!("built by Axis::matlab"),
         };
         let mut index = Vec::with_capacity(dst * taps);
         let mut weight = Vec::with_capacity(dst * taps);
@@ -166,7 +159,7 @@ impl Axis {
                 }
                 Filter::Cubic => (s - 1, cubic(x).to_vec()),
                 Filter::Lanczos4 => (s - 3, lanczos4(x).to_vec()),
-                Filter::Nearest | Filter::MatlabCubic => unreachable!(),
+                Filter::Nearest => unreachable!(),
             };
             for (k, wk) in w.into_iter().enumerate() {
                 index.push(clamp(first + k as i64));
@@ -194,6 +187,37 @@ pub fn resample_plane(
     assert_eq!(src.len(), src_w * src_h, "plane size");
     let xa = Axis::new(src_w, dst_w, filter);
     let ya = Axis::new(src_h, dst_h, filter);
+    separable_resample(src, src_w, src_h, dst_w, dst_h, &xa, &ya)
+}
+
+/// DLAS's `imresize_np(plane, scale)`: MATLAB's bicubic to `ceil(side * scale)` with the
+/// weights of the requested `scale` (not of the rounded sizes' ratio). Returns the plane
+/// and its width and height.
+pub fn matlab_resize_plane(
+    src: &[f32],
+    src_w: usize,
+    src_h: usize,
+    scale: f64,
+) -> (Vec<f32>, usize, usize) {
+    assert_eq!(src.len(), src_w * src_h, "plane size");
+    let dst_w = (src_w as f64 * scale).ceil() as usize;
+    let dst_h = (src_h as f64 * scale).ceil() as usize;
+    let xa = Axis::matlab(src_w, dst_w, scale);
+    let ya = Axis::matlab(src_h, dst_h, scale);
+    let out = separable_resample(src, src_w, src_h, dst_w, dst_h, &xa, &ya);
+    (out, dst_w, dst_h)
+}
+
+/// Rows, then columns, with precomputed axes.
+fn separable_resample(
+    src: &[f32],
+    src_w: usize,
+    src_h: usize,
+    dst_w: usize,
+    dst_h: usize,
+    xa: &Axis,
+    ya: &Axis,
+) -> Vec<f32> {
     // Horizontal pass: src_h rows of dst_w.
     let mut rows = vec![0f32; src_h * dst_w];
     for (row, out) in src.chunks_exact(src_w).zip(rows.chunks_exact_mut(dst_w)) {
@@ -236,7 +260,6 @@ mod tests {
             Filter::Cubic,
             Filter::Lanczos4,
             Filter::AreaUp,
-            Filter::MatlabCubic,
         ] {
             for (s, d) in [(64, 16), (16, 64), (10, 7), (7, 10)] {
                 let a = Axis::new(s, d, f);

@@ -16,8 +16,9 @@
 //!
 //! The fingerprint is every folder's mtime: adding, removing or renaming a file or a
 //! sub-folder changes its parent folder's mtime, so one `stat` per folder (not per
-//! file) tells whether the cache still holds. Folders modified within
-//! [`super::fingerprint::RACY_NS`] of the scan are not trusted, as for the chunk index.
+//! file) tells whether the cache still holds. Folders modified close to the scan are not
+//! trusted, as for the chunk index: within [`super::fingerprint::RACY_NS`] for stamps
+//! in whole seconds (coarse file systems), within 20 ms for stamps with nanoseconds.
 //!
 //! Cache file: `<root>/.dlas_fast-folder/listing.bin`, or, when the root cannot be
 //! written, `<user cache>/folder/<hash of the absolute root>.bin`. It sits in a folder of
@@ -49,6 +50,9 @@ pub const CACHE_DIR: &str = ".dlas_fast-folder";
 pub const FILE_NAME: &str = "listing.bin";
 const MAGIC: &[u8; 8] = b"DLASFLST";
 const VERSION: u32 = 1;
+
+/// The racy window for stamps with nanoseconds: well over a kernel clock tick.
+const FINE_RACY_NS: i64 = 20_000_000;
 
 /// DLAS's `IMG_EXTENSIONS`: these exact spellings (`.Jpg` is not one).
 pub const EXTENSIONS: [&str; 12] = [
@@ -194,9 +198,11 @@ impl FolderIndex {
                 return Ok(index);
             }
         }
-        if mode != CacheMode::Off {
-            // Made before the scan, so that it does not change the root's stamp later.
-            let _ = std::fs::create_dir(root.join(CACHE_DIR));
+        if mode != CacheMode::Off && std::fs::create_dir(root.join(CACHE_DIR)).is_ok() {
+            // Made before the scan, so that writing the cache does not change the root's
+            // stamp later; and a moment before it, so that on a file system with fine
+            // time stamps the root's new stamp is not racily close to the scan.
+            std::thread::sleep(std::time::Duration::from_nanos(2 * FINE_RACY_NS as u64));
         }
         let mut index = with_own_pool(|| Self::build(root))?;
         release_freed_memory();
@@ -328,7 +334,17 @@ impl FolderIndex {
     /// True when every folder still has the mtime it had when listed (and none was
     /// modified racily close to the scan).
     fn is_fresh(&self, root: &Path) -> bool {
-        let racy = |t: i64| (t - self.built_ns).abs() < RACY_NS;
+        // A stamp with nanoseconds comes from a file system with fine time stamps,
+        // where a change after the scan gets a later stamp unless it falls within the
+        // kernel's clock tick; whole seconds may be a coarse file system's.
+        let racy = |t: i64| {
+            let window = if t % 1_000_000_000 != 0 {
+                FINE_RACY_NS
+            } else {
+                RACY_NS
+            };
+            (t - self.built_ns).abs() < window
+        };
         self.dirs.par_iter().all(|d| {
             let dir = root.join(bytes_path(self.span(d.path)));
             match std::fs::metadata(&dir) {

@@ -65,16 +65,18 @@ fn jitter_key(k: Key) -> Key {
 }
 
 /// The next frame's path of DLAS's `fetch_alt_image`: the file name's stem (before its
-/// last `.`) must be longer than 8 characters and end in 8 digits; the next frame has
+/// last `.`) must end in 8 digits (ffmpeg's `%08d` names included); the next frame has
 /// the number plus one, zero-padded to the same width, in the same folder with the same
 /// extension. (DLAS replaces every occurrence of the unpadded number in the whole
-/// path, which breaks at ...999 and wherever the number appears elsewhere.)
+/// path, which breaks at ...999 and wherever the number appears elsewhere, and it
+/// looks at the text between the path's last two dots, so `clip.00000478.jpg` gets no
+/// alt there.)
 pub fn next_frame(path: &Path) -> Option<PathBuf> {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let name = path.file_name()?.as_bytes();
     let dot = name.iter().rposition(|&b| b == b'.')?;
     let (stem, ext) = name.split_at(dot);
-    if stem.len() <= 8 {
+    if stem.len() < 8 {
         return None;
     }
     let digits = &stem[stem.len() - 8..];
@@ -281,7 +283,8 @@ mod tests {
             next_frame(Path::new("x478/clip_00000999.png")),
             p("x478/clip_00001000.png")
         );
-        assert_eq!(next_frame(Path::new("00000001.jpg")), None); // stem of 8: DLAS needs > 8
+        assert_eq!(next_frame(Path::new("v/00000001.jpg")), p("v/00000002.jpg"));
+        assert_eq!(next_frame(Path::new("0000001.jpg")), None); // 7 digits
         assert_eq!(next_frame(Path::new("clip_0000a001.jpg")), None);
         assert_eq!(next_frame(Path::new("noext")), None);
     }

@@ -20,7 +20,7 @@ use std::path::Path;
 use super::multiscale::{oriented_square, Orientation};
 use super::{resize_point, Planes};
 use crate::corrupt::ops::{gaussian_blur_sized, motion_blur};
-use crate::corrupt::{resample_plane, Augment, Filter, Key};
+use crate::corrupt::{matlab_resize_plane, resample_plane, Augment, Filter, Key};
 use crate::error::{CoreError, Result};
 use crate::image::{decode_file, DecodeOptions, Rgb8};
 
@@ -100,12 +100,14 @@ fn linear(p: &Planes, h: usize, w: usize) -> Planes {
 
 /// DLAS's `imresize_np(img, 1 / scale)`: MATLAB bicubic to `ceil(side / scale)`.
 fn matlab_shrink(p: &Planes, scale: usize) -> Planes {
-    resize(
-        p,
-        p.h.div_ceil(scale),
-        p.w.div_ceil(scale),
-        Filter::MatlabCubic,
-    )
+    let mut data = Vec::new();
+    let (mut h, mut w) = (0, 0);
+    for c in 0..p.c {
+        let (plane, dw, dh) = matlab_resize_plane(p.plane(c), p.w, p.h, 1.0 / scale as f64);
+        data.extend(plane);
+        (h, w) = (dh, dw);
+    }
+    Planes { c: p.c, h, w, data }
 }
 
 fn crop(p: &Planes, top: usize, left: usize, h: usize, w: usize) -> Planes {
@@ -135,11 +137,18 @@ struct Pulled {
     centre: (i64, i64),
 }
 
-fn pull(square: &Planes, top: f64, left: f64, size: f64, target: usize) -> Pulled {
+/// The tile `(top, left, size)` of a square of side `side`, moved to a square of side
+/// `l` (the same place at that scale; exact when `l == side`).
+fn pull(
+    square: &Planes,
+    (top, left, size): (usize, usize, usize),
+    side: usize,
+    target: usize,
+) -> Pulled {
     let l = square.h;
-    let sq = ((size * l as f64) as usize).clamp(1, l);
-    let top = ((top * l as f64) as usize).min(l - sq);
-    let left = ((left * l as f64) as usize).min(l - sq);
+    let sq = (size * l / side).clamp(1, l);
+    let top = (top * l / side).min(l - sq);
+    let left = (left * l / side).min(l - sq);
     let mut mask = Planes::zeros(1, l, l);
     for r in top..top + sq {
         mask.data[r * l + left..r * l + left + sq].fill(1.0);
@@ -233,8 +242,8 @@ pub fn load_item(
         };
         let left = pick_along_range(l, size, 0.3, &mut a);
         let top = pick_along_range(l, size, 0.3, &mut a);
-        let at = |v: usize| v as f64 / l as f64;
-        let p = pull(&square, at(top), at(left), at(size), opts.min_tile);
+        let tile = (top, left, size);
+        let p = pull(&square, tile, l, opts.min_tile);
         hq_dim = (opts.min_tile, opts.min_tile);
         (hq_ref, hq_mask, hq_centre) = (p.whole, p.mask, p.centre);
         match &lq_img {
@@ -242,7 +251,7 @@ pub fn load_item(
                 // The same flips, square crop and tile, at the LQ image's scale.
                 let lsq = square_of(lq_img, &o);
                 let lt = opts.min_tile / s;
-                let q = pull(&lsq, at(top), at(left), at(size), lt.max(1));
+                let q = pull(&lsq, tile, l, lt.max(1));
                 lq_dim = (q.whole.h, q.whole.w);
                 (lq, lq_ref, lq_mask, lq_centre) = (q.tile, q.whole, q.mask, q.centre);
                 hq = p.tile;
@@ -287,6 +296,17 @@ pub fn load_item(
     let m = opts.multiple;
     if lq.h % m != 0 || lq.w % m != 0 {
         let (h, w) = (lq.h - lq.h % m, lq.w - lq.w % m);
+        if h == 0 || w == 0 {
+            return Err(CoreError::option(
+                "force_multiple",
+                format!(
+                    "{}: its {}x{} LQ image leaves no pixel once cut to a multiple of {m}",
+                    path.display(),
+                    lq.w,
+                    lq.h
+                ),
+            ));
+        }
         lq = crop(&lq, 0, 0, h, w);
         lq_ref = crop(&lq_ref, 0, 0, h.min(lq_ref.h), w.min(lq_ref.w));
         let (hh, hw) = ((h * s).min(hq.h), (w * s).min(hq.w));

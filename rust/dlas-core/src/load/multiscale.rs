@@ -55,7 +55,7 @@ impl MultiScale {
         }
         if self
             .tile
-            .checked_shl(self.scales as u32)
+            .checked_mul(1 << self.scales)
             .is_none_or(|c| c > 1 << 15)
         {
             return Err(CoreError::option(
