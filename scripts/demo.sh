@@ -29,3 +29,27 @@ for key, value in batch.items():
     shape = tuple(value.shape) if hasattr(value, "shape") else f"{len(value)} paths"
     print(f"  {key:<16} {shape} {getattr(value, 'dtype', '')}")
 PY
+echo
+echo "and one batch of the raw photos with ImageFolderDataset (the broken one left out):"
+python - "$out/photos" <<'PY'
+import os
+import sys
+import tempfile
+
+import dlas_fast
+
+# The sample's broken file on purpose is skipped here: copy the readable photos.
+good = tempfile.mkdtemp()
+for name in sorted(os.listdir(sys.argv[1])):
+    if not name.startswith("broken"):
+        os.symlink(os.path.join(sys.argv[1], name), os.path.join(good, name))
+opt = {"mode": "imagefolder", "paths": [good], "target_size": 256, "scale": 4,
+       "fixed_corruptions": ["jpeg-broad", "gaussian_blur"], "random_seed": 1,
+       "phase": "train", "batch_size": 4, "n_workers": 0}  # fmt: skip
+dataset = dlas_fast.create_dataset(opt)
+batch = next(iter(dlas_fast.create_dataloader(dataset, opt)))
+print(f"  {len(dataset)} images")
+for key, value in batch.items():
+    shape = tuple(value.shape) if hasattr(value, "shape") else f"{len(value)} paths"
+    print(f"  {key:<18} {shape} {getattr(value, 'dtype', '')}")
+PY
