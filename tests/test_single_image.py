@@ -387,3 +387,13 @@ def test_native_output_arrays_are_checked(golden_extracted):
     same[2] = same[0]  # hq and lq have the same shape here
     with pytest.raises(ValueError, match="distinct"):
         load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*same, True))
+
+
+def test_prefault_keeps_contents():
+    from dlas_fast._native import prefault
+
+    a = np.arange(1 << 16, dtype=np.float32)
+    ok = prefault(a.ctypes.data + 4, a.nbytes - 4)  # an unaligned start is rounded down
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    assert ok == ((major, minor) >= (5, 14))
+    assert np.array_equal(a, np.arange(1 << 16, dtype=np.float32))

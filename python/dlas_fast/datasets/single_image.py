@@ -24,6 +24,7 @@ from dlas_fast._native import (
     RefCache,
     load_single_batch,
     load_single_item,
+    prefault,
 )
 from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import EpochDataset
@@ -69,6 +70,8 @@ def _shared_zeros(shapes: list[tuple[tuple[int, ...], torch.dtype]]):
         sizes.append((n + 63) // 64 * 64)  # each view 64-byte aligned
     storage = torch.UntypedStorage._new_shared(sum(sizes))
     flat = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (sum(sizes),))
+    # All its pages faulted in at once: cheaper than a fault per page as it is written.
+    prefault(flat.data_ptr(), flat.numel())
     views, offset = [], 0
     for (shape, dtype), size in zip(shapes, sizes):
         n = dtype.itemsize
