@@ -368,10 +368,12 @@ def test_bad_options_and_files_are_named(folder, tmp_path):
         warnings.simplefilter("error")
         make(str(folder), name="x", phase="train", batch_size=2)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    ds = make(str(folder))
+    ds = make(str(folder), on_error="raise")
     bad = ds.get_paths().index(str(folder / "broken.png"))
     with pytest.raises(dlas_fast.DlasError, match="broken.png"):
         ds[bad]
+    with pytest.raises(ValueError, match="on_error"):
+        make(str(folder), on_error="ignore")
 
 
 def test_random_corruptions_alone_apply_and_report_no_strengths(folder):

@@ -144,7 +144,8 @@ def small_dataset(tmp_path: Path) -> Path:
 
 def test_strict_errors_name_the_file(tmp_path):
     dst = small_dataset(tmp_path)
-    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True, "strict": True}
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": True, "strict": True,
+           "on_error": "raise"}  # fmt: skip
     dlas_fast.write_centers(dst / "one" / "centers.pt", [(1, (1, 1), 8)])  # tile 2 missing
     ds = dlas_fast.create_dataset(opt)
     ds[0]

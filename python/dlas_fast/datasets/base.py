@@ -1,24 +1,88 @@
-"""What every native-loading dataset shares: the epoch that keys its random draws, and
-pickling for spawned DataLoader workers."""
+"""What every native-loading dataset shares: the epoch that keys its random draws, the
+``on_error`` policy for samples that cannot be loaded, and pickling for spawned
+DataLoader workers."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import torch
 
+from dlas_fast._native import DlasError
 from dlas_fast.corruptor import SharedEpoch
+
+#: What a sample that cannot be loaded raises: a file that is missing, unreadable,
+#: undecodable, or whose metadata is damaged. (Bad options raise ValueError instead.)
+BAD_INPUT = (DlasError, OSError)
+
+#: How many following items ``on_error='skip'`` tries in place of a bad one.
+MAX_SUBSTITUTES = 64
+
+
+def _file_of(err: Exception) -> str:
+    """The file an error names (its message starts with the path), else the message."""
+    msg = str(err)
+    return msg.split(": ", 1)[0] if ": " in msg else msg
 
 
 class EpochDataset(torch.utils.data.Dataset):
     """A dataset built from an ``opt`` dict whose random draws are keyed on
     ``(random_seed, epoch, item index)``.
 
-    Subclasses set ``self.opt`` and call :meth:`_init_epoch` in ``__init__``.
+    Subclasses set ``self.opt`` and call :meth:`_init_epoch` in ``__init__``; those that
+    read files call :meth:`_init_errors` too and load through :meth:`_guarded`.
     """
 
     def _init_epoch(self) -> None:
         self._epoch = SharedEpoch()
         # Set in a worker by dlas_fast's collate (see the datasets' __getitems__).
         self.collated_as_is = False
+
+    def _init_errors(self) -> None:
+        """Reads ``on_error``: ``"skip"`` (default) or ``"raise"``."""
+        policy = self.opt.get("on_error", "skip")
+        if policy not in ("skip", "raise"):
+            raise ValueError(f"option 'on_error': must be 'skip' or 'raise', got {policy!r}")
+        self.on_error = policy
+        #: The files skipped so far in this process, in the order they were met.
+        self.skipped_files: list[str] = []
+
+    def _guarded(self, index: int, load: Callable[[int], dict]) -> dict:
+        """``load(index)``; when that sample cannot be loaded and ``on_error`` is
+        ``"skip"``, the first of the items after it that loads (the same one every
+        time: deterministic), with a warning naming the bad file the first time."""
+        try:
+            return load(index)
+        except BAD_INPUT as e:
+            if self.on_error == "raise":
+                raise
+            err = e
+        n = len(self)
+        index = range(n)[index]
+        for step in range(1, min(n, MAX_SUBSTITUTES + 1)):
+            self._skip(err)
+            try:
+                return load((index + step) % n)
+            except BAD_INPUT as e:
+                err = e
+        self._skip(err)
+        raise DlasError(
+            f"on_error='skip': item {index} and the {min(n, MAX_SUBSTITUTES + 1) - 1} items "
+            f"after it cannot be loaded; the last error: {err}"
+        ) from err
+
+    def _skip(self, err: Exception) -> None:
+        name = _file_of(err)
+        if name in self.skipped_files:
+            return
+        self.skipped_files.append(name)
+        warnings.warn(
+            f"{getattr(self, 'MODE', type(self).__name__)}: a sample cannot be loaded and is "
+            f"replaced by another one (on_error='skip'): {err}",
+            UserWarning,
+            stacklevel=4,
+        )
 
     @property
     def epoch(self) -> int:

@@ -45,6 +45,7 @@ OPTIONS = frozenset(
         "use_compression_artifacts",
         "grayscale",
         "random_seed",
+        "on_error",
     }
 )
 
@@ -105,6 +106,7 @@ class FullImageDataset(EpochDataset):
         )
         self._keys = native_corruptor({"random_seed": self.opt.get("random_seed")})
         self._init_epoch()
+        self._init_errors()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -119,6 +121,9 @@ class FullImageDataset(EpochDataset):
         return files.path(index % len(files))
 
     def __getitem__(self, index: int) -> dict:
+        return self._guarded(index, self._item)
+
+    def _item(self, index: int) -> dict:
         index = range(len(self))[index]  # negative indices count from the end
         path = self.files.path(index)
         lq_path = self._lq_path(index)

@@ -21,7 +21,7 @@ import torch
 
 from dlas_fast._native import ImageFolderList, ImageFolderLoader, MixedSizesError
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
 from dlas_fast.datasets.single_image import _shared_zeros
@@ -40,6 +40,7 @@ OPTIONS = SHAPE_KEYS | frozenset(
         "normalize",
         "rgb_n1_to_1",
         "fixed_parameters",
+        "on_error",
     }
 )
 
@@ -145,6 +146,7 @@ class ImageFolderDataset(EpochDataset):
         self.fixed_parameters = {k: torch.tensor(v) for k, v in fixed.items()}
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
+        self._init_errors()
         self.files = ImageFolderList(self.paths, [int(w) for w in weights])
         if len(self.files) == 0:
             raise ValueError(
@@ -205,6 +207,9 @@ class ImageFolderDataset(EpochDataset):
         return out
 
     def __getitem__(self, item: int) -> dict:
+        return self._guarded(item, self._item)
+
+    def _item(self, item: int) -> dict:
         arrays = self._loader.load([item], self.corruptor.native, self._epoch.value, 1)
         out = {k: v[0] for k, v in self._finish(arrays, 1).items()}
         out["has_alt"] = bool(out["has_alt"])
@@ -229,6 +234,10 @@ class ImageFolderDataset(EpochDataset):
             )
         except MixedSizesError:
             return [self[i] for i in indices]  # images of different sizes: item by item
+        except BAD_INPUT:
+            if self.on_error == "raise":
+                raise
+            return [self[i] for i in indices]  # a bad sample: item by item, substituted
         stacked = self._finish(arrays, n, None if shared is None else shared[1])
         return Batch.of(stacked, n, None if shared is None else shared[0], self)
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import torch
 
 from dlas_fast._native import FrameSet, MixedSizesError
+from dlas_fast.datasets.base import BAD_INPUT
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset, _native_outs
 
@@ -77,6 +78,9 @@ class MultiFrameDataset(SingleImageDataset):
         return specs, self._load_batch(specs, threads, corrupt, out)
 
     def __getitem__(self, item: int) -> dict:
+        return self._guarded(item, self._item)
+
+    def _item(self, item: int) -> dict:
         specs, arrays = self._load([item], 1)
         out = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
         out["GT_path"] = specs[-1][0]
@@ -94,6 +98,10 @@ class MultiFrameDataset(SingleImageDataset):
             specs, arrays = self._load(list(indices), threads, out)
         except MixedSizesError:
             return [self[i] for i in indices]  # tiles of different sizes: item by item
+        except BAD_INPUT:
+            if self.on_error == "raise":
+                raise
+            return [self[i] for i in indices]  # a bad sample: item by item, substituted
         tensors = shared[1] if shared is not None else [torch.from_numpy(a) for a in arrays]
         stacked = {k: t.view(n, f, *t.shape[1:]) for k, t in zip(_BATCH_KEYS, tensors)}
         stacked["GT_path"] = [specs[(j + 1) * f - 1][0] for j in range(n)]

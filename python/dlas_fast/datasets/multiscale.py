@@ -21,14 +21,14 @@ import torch
 
 from dlas_fast._native import ImageFolderList, MultiScaleLoader
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, warn_unknown
 from dlas_fast.patch_tree import MultiscaleTreeNode, build_multiscale_patch_index_map
 
 __all__ = ["MultiScaleDataset", "MultiscaleTreeNode", "build_multiscale_patch_index_map"]
 
-OPTIONS = frozenset({"paths", "hq_tile_size", "num_scales", "scale"})
+OPTIONS = frozenset({"paths", "hq_tile_size", "num_scales", "scale", "on_error"})
 
 
 class MultiScaleDataset(EpochDataset):
@@ -60,6 +60,7 @@ class MultiScaleDataset(EpochDataset):
         self.scale = self.opt["scale"]
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
+        self._init_errors()
         # DLAS lists every root and sorts all the paths together.
         self.files = ImageFolderList(self.paths, [1] * len(self.paths), sort=True)
         if len(self.files) == 0:
@@ -77,6 +78,9 @@ class MultiScaleDataset(EpochDataset):
         return self._loader.load(indices, self.corruptor.native, self._epoch.value, threads)
 
     def __getitem__(self, item: int) -> dict:
+        return self._guarded(item, self._item)
+
+    def _item(self, item: int) -> dict:
         hq, lq, paths = self._load([item], 1)
         return {"lq": torch.from_numpy(lq[0]), "hq": torch.from_numpy(hq[0]), "GT_path": paths[0]}
 
@@ -84,6 +88,11 @@ class MultiScaleDataset(EpochDataset):
         """A whole batch in one native call (see SingleImageDataset.__getitems__)."""
         in_worker = torch.utils.data.get_worker_info() is not None
         threads = 1 if in_worker else (os.cpu_count() or 1)
-        hq, lq, paths = self._load(list(indices), threads)
+        try:
+            hq, lq, paths = self._load(list(indices), threads)
+        except BAD_INPUT:
+            if self.on_error == "raise":
+                raise
+            return [self[i] for i in indices]  # a bad sample: item by item, substituted
         stacked = {"lq": torch.from_numpy(lq), "hq": torch.from_numpy(hq), "GT_path": paths}
         return Batch.of(stacked, len(paths))

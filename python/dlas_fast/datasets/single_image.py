@@ -27,7 +27,7 @@ from dlas_fast._native import (
     prefault,
 )
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
 from dlas_fast.index import ChunkedTiles
@@ -40,6 +40,7 @@ OPTIONS = SHAPE_KEYS | frozenset(
         "needs_metadata",
         "need_ref",
         "ignore_first",
+        "on_error",
     }
 )
 
@@ -119,6 +120,7 @@ class SingleImageDataset(EpochDataset):
         self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
+        self._init_errors()
         self.tiles = ChunkedTiles(
             self.opt["paths"],
             weights=self.opt.get("weights"),
@@ -158,6 +160,9 @@ class SingleImageDataset(EpochDataset):
         return ref, centre, width
 
     def __getitem__(self, item: int) -> dict:
+        return self._guarded(item, self._item)
+
+    def _item(self, item: int) -> dict:
         index, chunk, tile = self.tiles.locate(item)
         path = index.tile_path(chunk, tile)
         reference = self._reference(index, chunk, tile, path)
@@ -190,12 +195,17 @@ class SingleImageDataset(EpochDataset):
         :func:`dlas_fast.collate` hands over without copying. Decodes on one thread
         inside a DataLoader worker, on every core in the main process.
         """
-        items, paths = [], []
-        for i in indices:
-            index, chunk, tile = self.tiles.locate(i)
-            path = index.tile_path(chunk, tile)
-            items.append((path, self._reference(index, chunk, tile, path)))
-            paths.append(path)
+        try:
+            items, paths = [], []
+            for i in indices:
+                index, chunk, tile = self.tiles.locate(i)
+                path = index.tile_path(chunk, tile)
+                items.append((path, self._reference(index, chunk, tile, path)))
+                paths.append(path)
+        except BAD_INPUT:
+            if self.on_error == "raise":
+                raise
+            return [self[i] for i in indices]  # a bad sample: item by item, substituted
         in_worker = torch.utils.data.get_worker_info() is not None
         threads = 1 if in_worker else (os.cpu_count() or 1)
         # In a worker whose batches go through dlas_fast's collate, with sizes known up
@@ -208,6 +218,10 @@ class SingleImageDataset(EpochDataset):
             arrays = self._load_batch(items, threads, self._corruption(list(indices)), out)
         except MixedSizesError:
             return [self[i] for i in indices]  # tiles of different sizes: item by item
+        except BAD_INPUT:
+            if self.on_error == "raise":
+                raise
+            return [self[i] for i in indices]  # a bad sample: item by item, substituted
         if shared is not None:
             stacked = dict(zip(_BATCH_KEYS, shared[1]))
         else:

@@ -31,7 +31,7 @@ from dlas_fast.corruptor import seed_of
 from dlas_fast.datasets.base import EpochDataset
 from dlas_fast.datasets.options import warn_unknown
 
-OPTIONS = frozenset({"path", "target_size", "aug_prob", "transparent", "random_seed"})
+OPTIONS = frozenset({"path", "target_size", "aug_prob", "transparent", "random_seed", "on_error"})
 
 #: The extensions listed, in DLAS's order.
 EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -96,6 +96,7 @@ class Stylegan2Dataset(EpochDataset):
         self.transparent = bool(self.opt.get("transparent", False))
         self.seed = seed_of(self.opt.get("random_seed"))
         self._init_epoch()
+        self._init_errors()
         if not os.path.isdir(self.folder):
             raise ValueError(f"{self.MODE}: option 'path': {self.folder} is not a folder")
         root = Path(self.folder)
@@ -126,6 +127,9 @@ class Stylegan2Dataset(EpochDataset):
             return np.array(img.convert("RGBA"))
 
     def __getitem__(self, index: int) -> dict:
+        return self._guarded(index, self._item)
+
+    def _item(self, index: int) -> dict:
         path = self.paths[index]
         t = torch.from_numpy(self._read(path)).permute(2, 0, 1).unsqueeze(0).float()
         h, w = t.shape[-2:]
