@@ -227,3 +227,31 @@ def test_cli_prints_summary_and_plain_progress(small_corpus, tmp_path):
 def test_extract_does_not_import_torch():
     code = "import dlas_fast, sys; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_two_runs_of_one_job_into_one_dst_never_interleave(small_corpus, tmp_path):
+    # Started together: whichever order they run in, one extracts and the other is
+    # refused (by the lock while the first writes, or by the finished job's manifest),
+    # and DST ends as one uninterrupted run leaves it.
+    dst = tmp_path / "out"
+    procs = [subprocess.Popen([*CLI, "extract", str(small_corpus), str(dst), "--threads", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=300) for p in procs]  # reads and closes the pipes
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], outputs
+    alone = tmp_path / "alone"
+    dlas_fast.extract(small_corpus, alone, threads=1)
+    assert tree_bytes(dst) == tree_bytes(alone)
+
+
+def test_a_held_lock_refuses_the_run(small_corpus, tmp_path):
+    import fcntl
+
+    dst = tmp_path / "out"
+    dst.mkdir()
+    with open(dst / ".dlas_fast-lock-1of1", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = run_cli("extract", small_corpus, dst)
+        assert r.returncode == 2 and "another extraction" in r.stderr + r.stdout
+    assert run_cli("extract", small_corpus, dst).returncode == 0  # released: it runs
