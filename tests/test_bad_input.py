@@ -87,6 +87,11 @@ def corpus(tmp_path: Path) -> tuple[Path, set[str], set[str]]:
     with open(os.path.join(os.fsencode(src), b"bad\xffname.png"), "wb") as f:
         Image.fromarray(big).save(f, "PNG")
     good.add(os.fsdecode(b"bad\xffname.png"))
+    # Unreadable (chmod 000): a bad file, except for root, who reads it anyway.
+    locked = io.BytesIO()
+    Image.fromarray(big).save(locked, "PNG")
+    put("unreadable.png", locked.getvalue(), os.geteuid() == 0)
+    os.chmod(src / "unreadable.png", 0)
     (src / "folder.jpg").mkdir()
     (src / "loop").symlink_to(src, target_is_directory=True)
     return src, bad, good
@@ -126,3 +131,13 @@ def test_loading_the_corpus_skips_the_bad_files(corpus):
         if os.path.basename(path) in bad:
             with pytest.raises((dlas_fast.DlasError, OSError)):
                 strict[i]
+
+
+def test_a_rust_panic_is_a_python_exception():
+    from dlas_fast import _native
+
+    for _ in range(2):  # and the interpreter, and the extension, go on working
+        with pytest.raises(BaseException, match="deliberate panic") as info:
+            _native._panic_for_tests()
+        assert type(info.value).__name__ == "PanicException"
+    assert _native.jpeg_encoder()

@@ -383,3 +383,23 @@ def test_random_corruptions_alone_apply_and_report_no_strengths(folder):
     assert torch.equal(out["lq"][0], out["lq"][1]) and torch.equal(out["lq"][1], out["lq"][2])
     assert not torch.equal(out["hq"][0], out["hq"][1])
     assert out["corruption_entropy"].shape == (0,)
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "newer version"])
+def test_a_damaged_or_newer_listing_cache_is_rebuilt(folder, damage):
+    import zlib
+
+    time.sleep(0.05)
+    make(str(folder))
+    path = folder / ".dlas_fast-folder" / "listing.bin"
+    data = bytearray(path.read_bytes())
+    if damage == "flipped byte":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        body = data[:-4]
+        body[8:12] = (99).to_bytes(4, "little")
+        data = body + zlib.crc32(bytes(body)).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    ds = make(str(folder))
+    assert not ds.files.caches()[0][1] and len(ds) == 6
+    assert make(str(folder)).files.caches()[0][1]

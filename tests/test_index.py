@@ -277,3 +277,15 @@ def test_resident_bytes_per_tile(tmp_path):
     index = ChunkIndex(root, cache="off")
     assert index.num_tiles == 4000
     assert index.resident_bytes / index.num_tiles < 16 + 1  # 16 per tile + per-chunk overhead
+
+
+def test_a_cache_from_a_newer_format_is_rebuilt(tree):
+    # A valid file (its checksum matches) of another format version is not trusted.
+    import zlib
+
+    path = Path(ChunkIndex(tree).cache_path)
+    data = bytearray(path.read_bytes()[:-4])
+    data[8:12] = (99).to_bytes(4, "little")  # the version, after the 8-byte magic
+    path.write_bytes(bytes(data) + zlib.crc32(bytes(data)).to_bytes(4, "little"))
+    assert not ChunkIndex(tree).from_cache
+    assert ChunkIndex(tree).from_cache

@@ -140,6 +140,14 @@ fn prefault(py: Python<'_>, addr: usize, len: usize) -> bool {
     }
 }
 
+/// Panics, for the test that a Rust panic surfaces in Python as an exception rather
+/// than aborting the interpreter.
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>) {
+    // In a rayon thread, as a panic in the loaders or the extraction would be.
+    py.detach(|| rayon::join(|| panic!("deliberate panic (a test)"), || ()));
+}
+
 /// The JPEG encoder this build uses.
 #[pyfunction]
 fn jpeg_encoder() -> &'static str {
@@ -155,6 +163,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
     m.add_function(wrap_pyfunction!(decode_image, m)?)?;
     m.add_function(wrap_pyfunction!(prefault, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_class::<index::PyChunkIndex>()?;
     m.add_class::<index::PyTileSet>()?;
     m.add_class::<index::PyFrameSet>()?;
