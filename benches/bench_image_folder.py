@@ -37,18 +37,15 @@ Run:
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import statistics
-import sys
-from pathlib import Path
 
 import cv2
 import dlas_fast
 import numpy as np
 import torch
-from bench_loader import DlasStyleCorruptor, color_jitter, ensure_data, read, samples_per_sec
+from bench_loader import DlasStyleCorruptor, color_jitter, parse_args, read, samples_per_sec
 from dlas_fast.datasets.batch import collate
 
 CONFIGS = {
@@ -160,18 +157,7 @@ class DlasStyleFolder(torch.utils.data.Dataset):
 
 
 def main() -> int:
-    cache = Path(os.environ.get("DLAS_FAST_CACHE", Path.home() / ".cache" / "dlas_fast"))
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS))
-    p.add_argument("--photos", type=Path, default=cache / "photos")
-    p.add_argument("--data", type=Path, default=cache / "bench_loader_data")
-    p.add_argument("--batches", type=int, default=100)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=16)
-    args = p.parse_args()
-    data = ensure_data(args.photos, args.data)
-    print(f"command: {' '.join(sys.argv)}")
+    args, data = parse_args(__doc__, CONFIGS, 100)
     for name in args.config:
         opt = CONFIGS[name]
         ours = dlas_fast.create_dataset(dict(opt, paths=str(data)))

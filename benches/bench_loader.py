@@ -304,19 +304,26 @@ def ensure_data(photos: Path, data: Path) -> Path:
     return data
 
 
-def main() -> int:
+def parse_args(doc: str, configs: dict, batches: int):
+    """The command line of the loading benchmarks over the extracted photo corpus:
+    (arguments, the extracted data folder, made once)."""
     cache = Path(os.environ.get("DLAS_FAST_CACHE", Path.home() / ".cache" / "dlas_fast"))
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS))
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--config", nargs="+", choices=sorted(configs), default=sorted(configs))
     p.add_argument("--photos", type=Path, default=cache / "photos")
     p.add_argument("--data", type=Path, default=cache / "bench_loader_data")
-    p.add_argument("--batches", type=int, default=150)
+    p.add_argument("--batches", type=int, default=batches)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=16)
     args = p.parse_args()
     data = ensure_data(args.photos, args.data)
     print(f"command: {' '.join(sys.argv)}")
+    return args, data
+
+
+def main() -> int:
+    args, data = parse_args(__doc__, CONFIGS, 150)
     for name in args.config:
         bench_config(name, data, args)
     return 0

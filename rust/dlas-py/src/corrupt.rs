@@ -40,6 +40,14 @@ impl PyCorruptor {
             nonce,
         }
     }
+
+    /// The key of item `index`'s own random draws in `epoch` (flips, crops, jitter,
+    /// alt tile): a stream apart from its corruption's.
+    pub(crate) fn augment_key(&self, epoch: u64, index: u64) -> Key {
+        let mut key = self.key(epoch, index);
+        key.nonce ^= 1 << 62;
+        key
+    }
 }
 
 fn os_seed() -> u64 {

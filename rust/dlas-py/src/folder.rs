@@ -331,8 +331,7 @@ impl PyImageFolderLoader {
             let index = item_index(i, files.len)?;
             let (root, file) = files.at(index)?;
             let path = files.roots[root].path(file);
-            let mut augment = corruptor.key(epoch, index as u64);
-            augment.nonce ^= 1 << 62;
+            let augment = corruptor.augment_key(epoch, index as u64);
             let alt = match self.alt {
                 AltMode::None => AltSource::None,
                 AltMode::NextFrame => AltSource::NextFrame(next_frame(&path)),
@@ -585,8 +584,7 @@ impl PyMultiScaleLoader {
         for &i in &indices {
             let index = item_index(i, files.len)?;
             let (root, file) = files.at(index)?;
-            let mut augment = corruptor.key(epoch, index as u64);
-            augment.nonce ^= 1 << 62;
+            let augment = corruptor.augment_key(epoch, index as u64);
             let key = corruptor.key(epoch, index as u64);
             jobs.push((files.roots[root].path(file), augment, key));
         }
@@ -687,8 +685,7 @@ pub fn load_full_image<'py>(
         lq_noise: spec.11,
     };
     opts.validate().map_err(to_pyerr)?;
-    let mut key = corruptor.key(epoch, index);
-    key.nonce ^= 1 << 62;
+    let key = corruptor.augment_key(epoch, index);
     let item = py
         .detach(|| {
             load_item(
