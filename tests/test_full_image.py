@@ -46,7 +46,7 @@ def test_train_items_have_the_tile_its_reference_and_mask(photos):
             # The centre lies inside the tile's mask.
             r, c = out["gt_center"].tolist()
             assert mask[min(r, 31), min(c, 31)] > 0.5
-            assert out["HQ_path"] == out["LQ_path"] == ds.get_paths()[i]
+            assert out["HQ_path"] == out["GT_path"] == out["LQ_path"] == ds.get_paths()[i]
     again = make(photos, use_flip=True, use_rot=True, use_blurring=True, random_seed=1)
     again.set_epoch(4)
     assert torch.equal(again[1]["lq"], ds[1]["lq"])
@@ -89,6 +89,24 @@ def test_lq_folder_tiles_line_up_with_hq(tmp_path):
         assert out["LQ_path"].endswith("lq/p.png")
         hq_small = torch.nn.functional.avg_pool2d(out["hq"][None], 2)[0]
         assert (hq_small - out["lq"]).abs().mean() < 0.03, epoch
+
+
+def test_the_lq_folder_choice_is_keyed_on_seed_epoch_and_index(tmp_path):
+    for i in range(6):
+        save(gradient(64, 64, seed=i), tmp_path / "hq" / f"p{i}.png")
+        for lq in ("lq1", "lq2"):
+            save(gradient(32, 32, seed=i), tmp_path / lq / f"p{i}.png")
+    lqs = [str(tmp_path / "lq1"), str(tmp_path / "lq2")]
+
+    def chosen(seed, epoch):
+        ds = make(tmp_path / "hq", dataroot_LQ=lqs, min_tile_size=32, random_seed=seed)
+        ds.set_epoch(epoch)
+        return [Path(ds[i]["LQ_path"]).parent.name for i in range(6)]
+
+    first = chosen(4, 0)
+    assert first == chosen(4, 0)  # reproducible
+    assert set(first) | set(chosen(4, 1)) == {"lq1", "lq2"}  # both folders are used
+    assert any(chosen(4, e) != first for e in range(1, 4))  # and redrawn each epoch
 
 
 def test_lq_noise_and_errors(photos):

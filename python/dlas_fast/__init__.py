@@ -9,6 +9,8 @@ Public API:
   chunked datasets, cached and held in native memory.
 * :func:`create_dataset` / :func:`create_dataloader` / :func:`register_dataset` - DLAS's
   dataset registry (the Dataset classes import torch when first used).
+* :func:`dataset_options` / :func:`load_config` - a dataset section of a DLAS training
+  YAML, as DLAS's trainer hands it to ``create_dataset`` (:mod:`dlas_fast.config`).
 * :func:`build_multiscale_patch_index_map` - MultiScaleDataset's patch tree.
 * :class:`ImageCorruptor` - DLAS's image corruptor, seeded and reproducible (imports
   numpy when first used).
@@ -49,6 +51,10 @@ def __getattr__(name: str):
         from dlas_fast import patch_tree
 
         return getattr(patch_tree, name)
+    if name in ("dataset_options", "load_config"):
+        from dlas_fast import config
+
+        return getattr(config, name)
     raise AttributeError(f"module 'dlas_fast' has no attribute {name!r}")
 
 
@@ -72,6 +78,8 @@ __all__ = [
     "__version__",
     "create_dataloader",
     "create_dataset",
+    "dataset_options",
+    "load_config",
     "get_dataset_debugger",
     "extract",
     "jpeg_encoder",

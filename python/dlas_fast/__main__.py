@@ -1,13 +1,23 @@
-"""``python -m dlas_fast extract SRC DST ...`` and the ``dlas-fast`` console script."""
+"""``python -m dlas_fast ...`` and the ``dlas-fast`` console script.
+
+``preview`` runs here in Python (it builds datasets, which need torch); every other
+command (``extract``, ``inspect``, ``verify``) is the native command line, which never
+imports torch.
+"""
 
 import sys
-
-from dlas_fast._native import cli_main
 
 
 def main() -> None:
     """Run the dlas-fast command line and exit with its status."""
-    sys.exit(cli_main(["dlas-fast", *sys.argv[1:]]))
+    args = sys.argv[1:]
+    if args[:1] == ["preview"]:
+        from dlas_fast.preview import main as preview
+
+        sys.exit(preview(args[1:]))
+    from dlas_fast._native import cli_main
+
+    sys.exit(cli_main(["dlas-fast", *args]))
 
 
 if __name__ == "__main__":

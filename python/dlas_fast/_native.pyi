@@ -95,6 +95,10 @@ class Corruptor:
     def corrupt(
         self, imgs: list[Any], epoch: int, index: int | None
     ) -> tuple[list[Any], list[float]]: ...
+    @staticmethod
+    def apply_named(
+        name: str, strength: float, img: Any, blur_scale: float = 1.0, seed: int = 0
+    ) -> Any: ...
 
 # (Corruptor, corrupt_before_downsize, epoch, one dataset index per item, group size)
 CorruptSpec = tuple[Corruptor, bool, int, list[int], int]

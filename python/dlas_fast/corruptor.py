@@ -75,6 +75,7 @@ class SharedEpoch:
 
     @property
     def value(self) -> int:
+        """The epoch, as every process sharing it sees it now."""
         return self._value.value
 
     @value.setter
@@ -111,6 +112,7 @@ class ImageCorruptor:
 
     @property
     def native(self) -> Corruptor:
+        """The native corruptor the datasets hand to their batch loaders."""
         return self._native
 
     @property
@@ -119,6 +121,7 @@ class ImageCorruptor:
         return self._native.seed
 
     def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch that keys calls made without an explicit ``epoch``."""
         self.epoch = int(epoch)
 
     def corrupt_images(

@@ -29,6 +29,7 @@ class MultiscaleTreeNode:
         self.top = _TOPS[quadrant]
 
     def add_child(self, child: MultiscaleTreeNode) -> MultiscaleTreeNode:
+        """Appends `child` to :attr:`children` and returns it."""
         self.children.append(child)
         return child
 

@@ -29,6 +29,7 @@ def register_dataset(mode: str, cls: Callable) -> None:
 
 
 def known_modes() -> list[str]:
+    """The registered dataset mode names, sorted."""
     return sorted(_REGISTRY)
 
 
@@ -86,6 +87,7 @@ def _loader_class():
         _next_epoch = 0
 
         def set_epoch(self, epoch: int) -> None:
+            """Chooses the epoch of the next iteration (and sets the sampler's)."""
             self._next_epoch = int(epoch)
             sampler = getattr(self, "sampler", None)
             if hasattr(sampler, "set_epoch"):

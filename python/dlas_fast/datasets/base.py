@@ -86,6 +86,7 @@ class EpochDataset(torch.utils.data.Dataset):
 
     @property
     def epoch(self) -> int:
+        """The epoch that keys this dataset's random draws (see :meth:`set_epoch`)."""
         return self._epoch.value
 
     def set_epoch(self, epoch: int) -> None:

@@ -61,7 +61,8 @@ class FullImageDataset(EpochDataset):
 
     Items are dicts with SingleImageDataset's keys (``lq``, ``hq``, ``gt_fullsize_ref``,
     ``lq_fullsize_ref`` with the tile mask as a 4th channel, ``lq_center``,
-    ``gt_center``, ``LQ_path``) plus ``HQ_path``.
+    ``gt_center``, ``LQ_path``, ``GT_path``) plus ``HQ_path`` (DLAS returns the two
+    paths only; ``GT_path`` = ``HQ_path``).
     """
 
     MODE = "fullimage"
@@ -112,12 +113,15 @@ class FullImageDataset(EpochDataset):
         return len(self.files)
 
     def get_paths(self) -> list[str]:
+        """The source file of every item, in item order (as DLAS\'s ``get_paths``)."""
         return self.files.paths()
 
     def _lq_path(self, index: int) -> str | None:
         if not self.lq_files:
             return None
-        files = self.lq_files[random.randrange(len(self.lq_files))]
+        # Which LQ folder: keyed on (seed, epoch, index) like every other draw.
+        key = f"{self._keys.seed}/{self._epoch.value}/{index}"
+        files = self.lq_files[random.Random(key).randrange(len(self.lq_files))]
         return files.path(index % len(files))
 
     def __getitem__(self, index: int) -> dict:
@@ -138,5 +142,6 @@ class FullImageDataset(EpochDataset):
             "lq_center": torch.from_numpy(lq_c),
             "gt_center": torch.from_numpy(hq_c),
             "LQ_path": lq_path or path,
+            "GT_path": path,
             "HQ_path": path,
         }

@@ -18,6 +18,8 @@ TRAINER_KEYS = frozenset(
         "pin_memory",
         "dist",
         "dataset_debugger",
+        # Ours: makes an unknown option an error (see warn_unknown).
+        "strict_options",
     }
 )
 
@@ -38,11 +40,13 @@ CORRUPTOR_KEYS = frozenset(
 
 
 def warn_unknown(opt: Mapping, known: Iterable[str], dataset: str) -> None:
-    """Warns, naming them, about keys of `opt` that neither `dataset` nor the trainer use."""
+    """Names the keys of `opt` that neither `dataset` nor the trainer use: in a warning,
+    or in a ValueError when the section sets ``strict_options: true`` (a typo is never
+    silently ignored)."""
     unknown = sorted(set(opt) - set(known) - TRAINER_KEYS)
-    if unknown:
-        warnings.warn(
-            f"{dataset}: option(s) {', '.join(unknown)} are not used by this dataset",
-            UserWarning,
-            stacklevel=3,
-        )
+    if not unknown:
+        return
+    message = f"{dataset}: option(s) {', '.join(unknown)} are not used by this dataset"
+    if opt.get("strict_options", False):
+        raise ValueError(f"{message} (strict_options is set)")
+    warnings.warn(message, UserWarning, stacklevel=3)

@@ -111,6 +111,7 @@ class Stylegan2Dataset(EpochDataset):
         return len(self.paths)
 
     def get_paths(self) -> list[str]:
+        """The source file of every item, in item order (as DLAS\'s ``get_paths``)."""
         return list(self.paths)
 
     def _rng(self, index: int) -> random.Random:

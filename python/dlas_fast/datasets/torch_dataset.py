@@ -144,6 +144,7 @@ class TorchDataset(torch.utils.data.Dataset):
         return out
 
     def get_paths(self) -> list[str]:
+        """The source file of every item, in item order (as DLAS\'s ``get_paths``)."""
         return [self._path(i + self.offset) for i in range(len(self))]
 
     # Pickled by its options (the CIFAR-100 class is made at run time, and a spawned

@@ -132,33 +132,11 @@ impl PyCorruptor {
         epoch: u64,
         index: Option<u64>,
     ) -> PyResult<Corrupted<'py>> {
-        let mut planes = Vec::with_capacity(imgs.len());
-        for (i, a) in imgs.iter().enumerate() {
-            let v = a.as_array();
-            let (h, w, c) = v.dim();
-            if c != 3 {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "image {i}: expected an H x W x 3 RGB array, got shape ({h}, {w}, {c})"
-                )));
-            }
-            let n = h * w;
-            let mut data = vec![0f32; 3 * n];
-            match a.as_slice().ok().filter(|_| a.is_c_contiguous()) {
-                Some(hwc) => {
-                    let (r, rest) = data.split_at_mut(n);
-                    let (g, b) = rest.split_at_mut(n);
-                    for (((px, r), g), b) in hwc.chunks_exact(3).zip(r).zip(g).zip(b) {
-                        (*r, *g, *b) = (px[0], px[1], px[2]);
-                    }
-                }
-                None => {
-                    for ((y, x, ch), &val) in v.indexed_iter() {
-                        data[ch * n + y * w + x] = val;
-                    }
-                }
-            }
-            planes.push(Planes { c: 3, h, w, data });
-        }
+        let mut planes: Vec<Planes> = imgs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| planes_of(i, a))
+            .collect::<PyResult<_>>()?;
         let key = match index {
             Some(i) => self.key(epoch, i),
             None => {
@@ -174,19 +152,75 @@ impl PyCorruptor {
                 self.inner.corrupt(&mut refs, key)
             })
             .map_err(to_pyerr)?;
-        let mut out = Vec::with_capacity(planes.len());
-        for p in planes {
-            let n = p.h * p.w;
-            let mut hwc = vec![0f32; 3 * n];
-            let (r, rest) = p.data.split_at(n);
-            let (g, b) = rest.split_at(n);
-            for (((px, &r), &g), &b) in hwc.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
-                (px[0], px[1], px[2]) = (r, g, b);
-            }
-            let arr = Array3::from_shape_vec((p.h, p.w, 3), hwc)
-                .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-            out.push(arr.into_pyarray(py));
-        }
+        let out = planes
+            .into_iter()
+            .map(|p| hwc_of(py, p))
+            .collect::<PyResult<_>>()?;
         Ok((out, entropy))
     }
+
+    /// One corruption, `name`, at strength `strength` (0 to 1) on an HWC float32 RGB
+    /// image; its random details come from `seed`. Returns a new HWC array. (The
+    /// preview tool's "each corruption at several strengths".)
+    #[staticmethod]
+    #[pyo3(signature = (name, strength, img, blur_scale = 1.0, seed = 0))]
+    fn apply_named<'py>(
+        py: Python<'py>,
+        name: &str,
+        strength: f64,
+        img: PyReadonlyArray3<'py, f32>,
+        blur_scale: f64,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let mut p = planes_of(0, &img)?;
+        let key = Key {
+            seed,
+            ..Key::default()
+        };
+        py.detach(|| Corruptor::apply_named(name, strength, blur_scale, &mut p, key))
+            .map_err(to_pyerr)?;
+        hwc_of(py, p)
+    }
+}
+
+/// An HWC float32 RGB array as planes (`i` numbers it in errors).
+fn planes_of(i: usize, a: &PyReadonlyArray3<'_, f32>) -> PyResult<Planes> {
+    let v = a.as_array();
+    let (h, w, c) = v.dim();
+    if c != 3 {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "image {i}: expected an H x W x 3 RGB array, got shape ({h}, {w}, {c})"
+        )));
+    }
+    let n = h * w;
+    let mut data = vec![0f32; 3 * n];
+    match a.as_slice().ok().filter(|_| a.is_c_contiguous()) {
+        Some(hwc) => {
+            let (r, rest) = data.split_at_mut(n);
+            let (g, b) = rest.split_at_mut(n);
+            for (((px, r), g), b) in hwc.chunks_exact(3).zip(r).zip(g).zip(b) {
+                (*r, *g, *b) = (px[0], px[1], px[2]);
+            }
+        }
+        None => {
+            for ((y, x, ch), &val) in v.indexed_iter() {
+                data[ch * n + y * w + x] = val;
+            }
+        }
+    }
+    Ok(Planes { c: 3, h, w, data })
+}
+
+/// Planes as a new HWC float32 array.
+fn hwc_of(py: Python<'_>, p: Planes) -> PyResult<Bound<'_, PyArray3<f32>>> {
+    let n = p.h * p.w;
+    let mut hwc = vec![0f32; 3 * n];
+    let (r, rest) = p.data.split_at(n);
+    let (g, b) = rest.split_at(n);
+    for (((px, &r), &g), &b) in hwc.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
+        (px[0], px[1], px[2]) = (r, g, b);
+    }
+    let arr = Array3::from_shape_vec((p.h, p.w, 3), hwc)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    Ok(arr.into_pyarray(py))
 }

@@ -154,6 +154,8 @@ fn jpeg_encoder() -> &'static str {
     dlas_core::image::JPEG_ENCODER
 }
 
+/// The native core of dlas_fast (Rust): decoding, extraction, the chunk index, batch
+/// loading and the corruptor. Use it through the `dlas_fast` package.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract, m)?)?;

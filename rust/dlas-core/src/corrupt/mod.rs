@@ -328,6 +328,30 @@ impl Corruptor {
         Ok(entropy)
     }
 
+    /// Applies the one corruption called `name` at strength `r` (clamped to `[0, 1]`)
+    /// to `img`, with its random details (blur angle, filter, noise...) drawn from
+    /// `key`, and undoes a shrink as [`Corruptor::corrupt`] does. This is what a call
+    /// that drew that strength for that corruption alone does: the preview tool shows
+    /// each corruption at chosen strengths with it.
+    pub fn apply_named(
+        name: &str,
+        r: f64,
+        blur_scale: f64,
+        img: &mut Planes,
+        key: Key,
+    ) -> Result<()> {
+        let c = Corruptor::new(&[name.to_string()], &[], 0, blur_scale, false)?;
+        let kind = c.fixed[0];
+        let mut rng = key.rng();
+        let mut undo = Vec::new();
+        let noisy = matches!(kind, Kind::Noise { .. });
+        c.apply(img, kind, r.clamp(0.0, 1.0), noisy, &mut rng, &mut undo)?;
+        for &(h, w) in undo.iter().rev() {
+            ops::resize_to(img, h, w, Filter::Linear);
+        }
+        Ok(())
+    }
+
     fn apply(
         &self,
         img: &mut Planes,
@@ -507,5 +531,25 @@ mod tests {
         assert_eq!(e.len(), 4);
         assert_ne!(e[1], e[3]);
         assert_eq!((a.h, a.w, b.h, b.w), (16, 16, 12, 20));
+    }
+
+    #[test]
+    fn a_named_corruption_grows_with_its_strength_and_keeps_the_size() {
+        let diff = |name: &str, r: f64| {
+            let mut img = photo(24, 20);
+            Corruptor::apply_named(name, r, 1.0, &mut img, key(3)).unwrap();
+            assert_eq!((img.h, img.w), (24, 20));
+            let orig = photo(24, 20);
+            img.data
+                .iter()
+                .zip(&orig.data)
+                .map(|(a, b)| (a - b).abs() as f64)
+                .sum::<f64>()
+        };
+        assert_eq!(diff("gaussian_blur", 0.0), 0.0);
+        assert!(diff("gaussian_blur", 1.0) > diff("gaussian_blur", 0.3));
+        assert!(diff("lq_resampling", 1.0) > 0.0);
+        assert!(diff("jpeg-broad", 1.0) > diff("jpeg-broad", 0.0));
+        assert!(Corruptor::apply_named("blurry", 0.5, 1.0, &mut photo(4, 4), key(0)).is_err());
     }
 }
