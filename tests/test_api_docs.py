@@ -30,6 +30,7 @@ MODULES = [
     "dlas_fast.patch_tree",
     "dlas_fast.preview",
     "dlas_fast.registry",
+    "dlas_fast.samplers",
     "dlas_fast.datasets.base",
     "dlas_fast.datasets.batch",
     "dlas_fast.datasets.options",

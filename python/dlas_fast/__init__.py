@@ -12,6 +12,8 @@ Public API:
 * :func:`dataset_options` / :func:`load_config` - a dataset section of a DLAS training
   YAML, as DLAS's trainer hands it to ``create_dataset`` (:mod:`dlas_fast.config`).
 * :func:`build_multiscale_patch_index_map` - MultiScaleDataset's patch tree.
+* :class:`DistIterSampler` - the sampler of DLAS's distributed loop, which also hands
+  its epoch to the dataset (imports torch when first used).
 * :class:`ImageCorruptor` - DLAS's image corruptor, seeded and reproducible (imports
   numpy when first used).
 * The exceptions :class:`DlasError` (base), :class:`DecodeError`,
@@ -51,6 +53,10 @@ def __getattr__(name: str):
         from dlas_fast import patch_tree
 
         return getattr(patch_tree, name)
+    if name == "DistIterSampler":
+        from dlas_fast.samplers import DistIterSampler
+
+        return DistIterSampler
     if name in ("dataset_options", "load_config"):
         from dlas_fast import config
 
@@ -70,6 +76,7 @@ __all__ = [
     "ChunkedTiles",
     "DecodeError",
     "DestinationError",
+    "DistIterSampler",
     "DlasError",
     "ExtractSummary",
     "ImageCorruptor",

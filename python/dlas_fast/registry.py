@@ -81,10 +81,17 @@ def _loader_class():
     import torch
 
     class EpochDataLoader(torch.utils.data.DataLoader):
-        """A DataLoader that sets its dataset's epoch (the key of its corruptions) each
-        time an epoch starts: 0, 1, 2... or from :meth:`set_epoch` (e.g. on resume)."""
+        """A DataLoader that sets its dataset's epoch (the key of its random draws) each
+        time an epoch starts, and so in its workers, persistent ones included.
 
-        _next_epoch = 0
+        The epoch: the one chosen with :meth:`set_epoch` (then counting up from it);
+        otherwise, with a sampler that has an epoch (``DistributedSampler``,
+        ``DistIterSampler``: DLAS's loop calls ``train_sampler.set_epoch(epoch)``),
+        the sampler's; otherwise 0, 1, 2... counted by the loader.
+        """
+
+        _next_epoch = None
+        _count = 0
 
         def set_epoch(self, epoch: int) -> None:
             """Chooses the epoch of the next iteration (and sets the sampler's)."""
@@ -93,10 +100,21 @@ def _loader_class():
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
 
+        def current_epoch(self) -> int:
+            """The epoch the next iteration gives the dataset (see the class doc)."""
+            if self._next_epoch is not None:
+                return self._next_epoch
+            sampler_epoch = getattr(getattr(self, "sampler", None), "epoch", None)
+            if isinstance(sampler_epoch, int):
+                return sampler_epoch
+            return self._count
+
         def __iter__(self):
             if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(self._next_epoch)
-            self._next_epoch += 1
+                self.dataset.set_epoch(self.current_epoch())
+            if self._next_epoch is not None:
+                self._next_epoch += 1
+            self._count += 1
             return super().__iter__()
 
     return EpochDataLoader
@@ -109,7 +127,8 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
     Train phase: ``batch_size`` (divided by the world size when ``opt['dist']``; it must
     divide evenly), ``n_workers``, ``shuffle``, ``drop_last=True``, ``pin_memory``
     (default: True when CUDA is available; DLAS: always True). Other phases:
-    ``batch_size`` or 1, no shuffle, no workers. For our datasets that load whole
+    ``batch_size`` or 1, no shuffle, no workers. ``persistent_workers: true`` (ours)
+    keeps the train loader's workers across epochs. For our datasets that load whole
     batches natively, ``collate_fn`` defaults to :func:`dlas_fast.datasets.batch.collate`,
     which takes such batches without a copy.
 
@@ -135,15 +154,18 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
                     f"batch_size {batch_size} is not divisible by the world size {world}"
                 )
             batch_size //= world
+        workers = dataset_opt.get("n_workers", 0)
         return loader_class(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle if sampler is None else False,
-            num_workers=dataset_opt.get("n_workers", 0),
+            num_workers=workers,
             sampler=sampler,
             drop_last=True,
             pin_memory=pin_memory,
             collate_fn=collate_fn,
+            # Ours: workers kept across epochs (the epoch still reaches them).
+            persistent_workers=bool(dataset_opt.get("persistent_workers", False)) and workers > 0,
         )
     return loader_class(
         dataset,

@@ -4,6 +4,8 @@ DataLoader workers."""
 
 from __future__ import annotations
 
+import logging
+import secrets
 import warnings
 from collections.abc import Callable
 
@@ -16,6 +18,8 @@ from dlas_fast.corruptor import SharedEpoch
 #: undecodable, or whose metadata is damaged. (Bad options raise ValueError instead.)
 BAD_INPUT = (DlasError, OSError)
 
+log = logging.getLogger("dlas_fast")
+
 #: How many following items ``on_error='skip'`` tries in place of a bad one.
 MAX_SUBSTITUTES = 64
 
@@ -26,6 +30,19 @@ def _file_of(err: Exception) -> str:
     return msg.split(": ", 1)[0] if ": " in msg else msg
 
 
+def shared_seed() -> int:
+    """A fresh 32-bit seed; in an initialised ``torch.distributed`` group of several
+    processes, rank 0's, sent to every rank (a collective call: every rank must make
+    it, as every rank builds its datasets in DLAS's trainer)."""
+    seed = secrets.randbits(32)
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [seed]
+        dist.broadcast_object_list(box, src=0)
+        seed = int(box[0])
+    return seed
+
+
 class EpochDataset(torch.utils.data.Dataset):
     """A dataset built from an ``opt`` dict whose random draws are keyed on
     ``(random_seed, epoch, item index)``.
@@ -33,6 +50,24 @@ class EpochDataset(torch.utils.data.Dataset):
     Subclasses set ``self.opt`` and call :meth:`_init_epoch` in ``__init__``; those that
     read files call :meth:`_init_errors` too and load through :meth:`_guarded`.
     """
+
+    def _init_seed(self) -> None:
+        """Without ``random_seed``, draws one (the same on every DDP rank), reports it
+        and keeps it in ``self.opt``: every draw is then keyed on ``(seed, epoch,
+        index)`` in this process, its workers and other ranks, and setting the reported
+        seed repeats the run."""
+        if self.opt.get("random_seed") is None:
+            seed = shared_seed()
+            self.opt["random_seed"] = seed
+            dist = torch.distributed
+            if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+                return  # rank 0 reports it
+            log.warning(
+                "%s: no random_seed given; drew random_seed=%d (set it in the dataset "
+                "options to repeat this run's augmentations)",
+                getattr(self, "MODE", type(self).__name__),
+                seed,
+            )
 
     def _init_epoch(self) -> None:
         self._epoch = SharedEpoch()

@@ -105,6 +105,7 @@ class FullImageDataset(EpochDataset):
             int(self.opt.get("force_multiple", 1)),
             None if noise is None else float(noise),
         )
+        self._init_seed()
         self._keys = native_corruptor({"random_seed": self.opt.get("random_seed")})
         self._init_epoch()
         self._init_errors()

@@ -144,6 +144,7 @@ class ImageFolderDataset(EpochDataset):
         if not isinstance(fixed, Mapping):
             raise ValueError(f"option 'fixed_parameters': must be a dict, got {fixed!r}")
         self.fixed_parameters = {k: torch.tensor(v) for k, v in fixed.items()}
+        self._init_seed()
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()

@@ -58,6 +58,7 @@ class MultiScaleDataset(EpochDataset):
         self.tile_size = self.opt["hq_tile_size"]
         self.num_scales = self.opt["num_scales"]
         self.scale = self.opt["scale"]
+        self._init_seed()
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()

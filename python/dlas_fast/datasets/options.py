@@ -20,6 +20,8 @@ TRAINER_KEYS = frozenset(
         "dataset_debugger",
         # Ours: makes an unknown option an error (see warn_unknown).
         "strict_options",
+        # Ours: create_dataloader keeps the train loader's workers across epochs.
+        "persistent_workers",
     }
 )
 

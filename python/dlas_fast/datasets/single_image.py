@@ -118,6 +118,7 @@ class SingleImageDataset(EpochDataset):
             self.opt.get("needs_metadata", False)
         )
         self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
+        self._init_seed()
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()

@@ -94,6 +94,7 @@ class Stylegan2Dataset(EpochDataset):
         if not 0.0 <= self.aug_prob <= 1.0:
             raise ValueError(f"option 'aug_prob': must be in [0, 1], got {self.aug_prob}")
         self.transparent = bool(self.opt.get("transparent", False))
+        self._init_seed()
         self.seed = seed_of(self.opt.get("random_seed"))
         self._init_epoch()
         self._init_errors()
@@ -115,8 +116,6 @@ class Stylegan2Dataset(EpochDataset):
         return list(self.paths)
 
     def _rng(self, index: int) -> random.Random:
-        if self.seed is None:
-            return random.Random()
         return random.Random(f"{self.seed}:{self._epoch.value}:{index}")
 
     def _read(self, path: str) -> np.ndarray:
