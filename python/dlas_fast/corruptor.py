@@ -7,7 +7,8 @@ replacement per call and applied first), ``corruption_blur_scale`` (1), ``cosine
 
 Reproducibility: a call is keyed on ``(random_seed, epoch, index)``; the same key gives
 the same corruption in any process, so a DataLoader gives the same LQ images whatever
-its number of workers. Without ``random_seed`` every call is fresh, as in DLAS.
+its number of workers. Without ``random_seed`` every call is fresh, as in DLAS (the
+datasets draw a seed instead, once: see ``EpochDataset._init_seed``).
 """
 
 from __future__ import annotations
