@@ -10,6 +10,7 @@ pub mod extract;
 pub mod image;
 pub mod index;
 pub mod load;
+pub mod survey;
 pub mod torchfile;
 
 pub use error::{CoreError, Result};

@@ -364,7 +364,8 @@ pub fn cache_locations(root: &Path) -> Vec<PathBuf> {
 }
 
 /// The cached listing of `root`, if a cache file exists, is intact and is fresh.
-fn load_fresh(root: &Path) -> Result<Option<FolderIndex>> {
+/// Read-only: never writes or removes a cache file.
+pub fn load_fresh(root: &Path) -> Result<Option<FolderIndex>> {
     let meta = std::fs::metadata(root).map_err(|e| CoreError::io(root, e))?;
     if !meta.is_dir() {
         return Err(CoreError::option(
