@@ -25,6 +25,7 @@ MODULES = [
     "dlas_fast._native",
     "dlas_fast.config",
     "dlas_fast.corruptor",
+    "dlas_fast.distributed",
     "dlas_fast.extract",
     "dlas_fast.index",
     "dlas_fast.patch_tree",

@@ -1,8 +1,8 @@
 """``python -m dlas_fast ...`` and the ``dlas-fast`` console script.
 
-``preview`` runs here in Python (it builds datasets, which need torch); every other
-command (``extract``, ``inspect``, ``verify``) is the native command line, which never
-imports torch.
+``preview`` and ``extract --ray`` run here in Python (they need torch or Ray); every
+other command (``extract``, ``inspect``, ``verify``) is the native command line, which
+never imports torch.
 """
 
 import sys
@@ -15,6 +15,10 @@ def main() -> None:
         from dlas_fast.preview import main as preview
 
         sys.exit(preview(args[1:]))
+    if args[:1] == ["extract"] and "--ray" in args:
+        from dlas_fast.distributed import main as extract_ray_main
+
+        sys.exit(extract_ray_main(["dlas-fast", *args]))
     from dlas_fast._native import cli_main
 
     sys.exit(cli_main(["dlas-fast", *args]))

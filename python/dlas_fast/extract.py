@@ -39,6 +39,8 @@ class ExtractSummary:
     elapsed_secs: float = 0.0
     encoder: str = ""
     report_path: str = ""
+    #: How many shards this summary adds up (:func:`dlas_fast.distributed.extract_ray`).
+    shards: int = 1
 
     @property
     def input_mp_per_sec(self) -> float:
@@ -57,6 +59,7 @@ def extract(
     *,
     resume: bool = False,
     overwrite: bool = False,
+    shard: str | tuple[int, int] | None = None,
     **options: Any,
 ) -> ExtractSummary:
     """Extract a chunked patch dataset from the images under ``src`` into ``dst``.
@@ -66,6 +69,9 @@ def extract(
         dst: output folder.
         resume: keep the complete chunks of an interrupted run of the same job.
         overwrite: write into a DST holding earlier output, replacing its chunks.
+        shard: ``"K/N"`` or ``(K, N)``: only the sources whose 0-based position in the
+            sorted source list is K-1 mod N. All N shards, run into one DST together
+            or one after another, write exactly the chunks of one whole run.
         **options: DLAS option names (``crop_sz``, ``step``, ``thres_sz``,
             ``resize_final_img``, ``exclusions``, ``compression_level``,
             ``input_image_max_size_before_being_halved``, ``min_size``,
@@ -81,6 +87,15 @@ def extract(
         DestinationError: DST holds other output, or another run holds its lock.
         FileNotFoundError: SRC does not exist.
     """
+    opts = options_json(options)
+    raw = json.loads(
+        _native.extract(os.fspath(src), os.fspath(dst), opts, resume, overwrite, parse_shard(shard))
+    )
+    return summary_of(raw)
+
+
+def options_json(options: dict[str, Any]) -> str:
+    """The extraction options as the native job reads them (JSON of DLAS names)."""
     opts = {_ALIASES.get(k, k): v for k, v in options.items()}
     if opts.pop("only_resize", False):
         raise ValueError("option `only_resize`: not supported (DLAS never implemented it)")
@@ -88,9 +103,27 @@ def extract(
         opts.pop("mask_path", None)
     if opts.get("mask_path") is not None:
         opts["mask_path"] = os.fspath(opts["mask_path"])
-    raw = json.loads(
-        _native.extract(os.fspath(src), os.fspath(dst), json.dumps(opts), resume, overwrite)
-    )
+    return json.dumps(opts)
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"K/N"`` or ``(K, N)`` as ``(K, N)``, checked: ``1 <= K <= N``."""
+    if shard is None:
+        return None
+    if isinstance(shard, str):
+        k, sep, n = shard.partition("/")
+        if not sep or not k.strip().isdigit() or not n.strip().isdigit():
+            raise ValueError(f"option `shard`: expected K/N, got {shard!r}")
+        shard = (int(k), int(n))
+    k, n = shard
+    if not 1 <= k <= n:
+        raise ValueError(f"option `shard`: must be K/N with 1 <= K <= N, got {k}/{n}")
+    return int(k), int(n)
+
+
+def summary_of(raw: dict[str, Any]) -> ExtractSummary:
+    """An :class:`ExtractSummary` from the native job's JSON summary."""
+    raw = dict(raw)
     raw["skipped"] = [SourceIssue(**s) for s in raw["skipped"]]
     raw["failed"] = [SourceIssue(**s) for s in raw["failed"]]
     return ExtractSummary(**raw)

@@ -104,7 +104,8 @@ struct ExtractArgs {
     #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "ray")]
     shard: Option<Shard>,
     /// Run on a Ray cluster, one task per shard (needs the Python package and Ray:
-    /// `pip install 'dlas_fast[ray]'`); --threads is then each task's threads.
+    /// `pip install 'dlas_fast[ray]'`); --threads is then each task's threads (default:
+    /// the smallest node's cores, one task per node at a time).
     #[arg(long)]
     ray: bool,
     /// With --ray: the cluster to join (default: RAY_ADDRESS, or a local instance).
@@ -244,15 +245,14 @@ where
         eprintln!("dlas-fast: --ray belongs to the extract command");
         return Err(2);
     };
-    let mut opts = a.options();
-    opts.n_thread = a.threads.unwrap_or(1);
+    let opts = a.options();
     let job = serde_json::json!({
         "src": a.src,
         "dst": a.dst,
         "options": opts,
         "resume": a.resume,
         "overwrite": a.overwrite,
-        "threads": opts.n_thread,
+        "threads": a.threads,
         "ray_address": a.ray_address,
         "ray_tasks": a.ray_tasks,
         "quiet": a.quiet,

@@ -9,7 +9,9 @@ mod load;
 
 use std::path::PathBuf;
 
-use dlas_core::extract::{extract as core_extract, ExtractOptions, Silent};
+use dlas_core::extract::{
+    check_destination as core_check, extract_shard, ExtractOptions, Shard, Silent,
+};
 use dlas_core::torchfile;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -32,11 +34,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///     options_json: JSON object of DLAS option names (unknown names are an error).
 ///     resume: keep complete chunks of an interrupted run of the same job.
 ///     overwrite: replace chunks of an earlier run.
+///     shard: (K, N): only the sources at positions = K-1 mod N of the sorted list.
 ///
 /// Returns:
 ///     The run summary, as JSON text.
 #[pyfunction]
-#[pyo3(signature = (src, dst, options_json, resume=false, overwrite=false))]
+#[pyo3(signature = (src, dst, options_json, resume=false, overwrite=false, shard=None))]
 fn extract(
     py: Python<'_>,
     src: PathBuf,
@@ -44,15 +47,41 @@ fn extract(
     options_json: &str,
     resume: bool,
     overwrite: bool,
+    shard: Option<(usize, usize)>,
 ) -> PyResult<String> {
+    let opts = options_of(options_json, resume, overwrite)?;
+    let shard = shard.map_or(Shard::ALL, |(index, count)| Shard { index, count });
+    let summary = py
+        .detach(|| extract_shard(&src, &dst, &opts, shard, &Silent))
+        .map_err(to_pyerr)?;
+    Ok(serde_json::to_string(&summary).expect("summary serialises"))
+}
+
+fn options_of(options_json: &str, resume: bool, overwrite: bool) -> PyResult<ExtractOptions> {
     let mut opts: ExtractOptions = serde_json::from_str(options_json)
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("extraction options: {e}")))?;
     opts.resume = resume;
     opts.overwrite = overwrite;
-    let summary = py
-        .detach(|| core_extract(&src, &dst, &opts, &Silent))
-        .map_err(to_pyerr)?;
-    Ok(serde_json::to_string(&summary).expect("summary serialises"))
+    opts.levels().map_err(to_pyerr)?;
+    Ok(opts)
+}
+
+/// Checks the extraction options and that a run of that job (every shard) may write
+/// into `dst` (the rules of `extract`), without locking or writing anything.
+///
+/// Raises:
+///     ValueError: an invalid option. DestinationError: DST would be refused.
+#[pyfunction]
+#[pyo3(signature = (dst, options_json, resume=false, overwrite=false))]
+fn check_destination(
+    py: Python<'_>,
+    dst: PathBuf,
+    options_json: &str,
+    resume: bool,
+    overwrite: bool,
+) -> PyResult<()> {
+    let opts = options_of(options_json, resume, overwrite)?;
+    py.detach(|| core_check(&dst, &opts)).map_err(to_pyerr)
 }
 
 /// Runs the `dlas-fast` command line (`argv` includes the program name).
@@ -62,6 +91,27 @@ fn extract(
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
     py.detach(|| dlas_cli::run(argv))
+}
+
+/// Parses a `dlas-fast extract ... --ray` command line (`argv` includes the program
+/// name) for the Python side.
+///
+/// Returns:
+///     The job as a JSON string, or the exit status (clap printed why).
+#[pyfunction]
+fn cli_extract_ray_job(py: Python<'_>, argv: Vec<String>) -> PyResult<Py<PyAny>> {
+    Ok(match dlas_cli::extract_ray_job(argv) {
+        Ok(job) => job.into_pyobject(py)?.into_any().unbind(),
+        Err(code) => code.into_pyobject(py)?.into_any().unbind(),
+    })
+}
+
+/// The extraction summary (JSON, as `extract` returns it) as the CLI prints it.
+#[pyfunction]
+fn render_summary(summary_json: &str) -> PyResult<String> {
+    let summary: dlas_core::extract::Summary = serde_json::from_str(summary_json)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("summary: {e}")))?;
+    Ok(summary.render())
 }
 
 /// Reads a `centers.pt` (zip or legacy torch format) without running pickle code.
@@ -160,6 +210,9 @@ fn jpeg_encoder() -> &'static str {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(check_destination, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_extract_ray_job, m)?)?;
+    m.add_function(wrap_pyfunction!(render_summary, m)?)?;
     m.add_function(wrap_pyfunction!(read_centers, m)?)?;
     m.add_function(wrap_pyfunction!(write_centers, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;

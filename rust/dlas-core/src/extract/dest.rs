@@ -133,13 +133,44 @@ pub fn prepare(root: &Path, opts: &ExtractOptions, shard: Shard) -> Result<Dest>
         }
         Err(TryLockError::Error(e)) => return Err(CoreError::io(&lock_path, e)),
     }
-    let mode = if opts.overwrite {
+    judge(root, opts, Some(shard))?;
+    let mode = mode_of(opts);
+    let dest = Dest {
+        root: root.to_path_buf(),
+        shard,
+        mode,
+        _lock: lock,
+    };
+    remove_stale_tmp(&dest)?;
+    dest.write_manifest(opts, "running")?;
+    Ok(dest)
+}
+
+fn mode_of(opts: &ExtractOptions) -> Mode {
+    if opts.overwrite {
         Mode::Overwrite
     } else if opts.resume {
         Mode::Resume
     } else {
         Mode::Fresh
-    };
+    }
+}
+
+/// Checks, without locking or writing anything, that a run of the job `opts` (all its
+/// shards) may write into `root` under the same rules as [`prepare`]: a fresh run is
+/// refused when `root` holds output of this job (any shard). A missing `root` is fine.
+/// (A driver that runs the shards as separate tasks checks once, then lets every task
+/// resume.)
+pub fn check(root: &Path, opts: &ExtractOptions) -> Result<()> {
+    if !root.exists() {
+        return Ok(());
+    }
+    judge(root, opts, None)
+}
+
+/// The rules of [`prepare`], for one `shard` or (None) any shard of the job.
+fn judge(root: &Path, opts: &ExtractOptions, shard: Option<Shard>) -> Result<()> {
+    let mode = mode_of(opts);
     let key = opts.job_key();
     let mut foreign = None;
     let mut other_job = None;
@@ -159,7 +190,7 @@ pub fn prepare(root: &Path, opts: &ExtractOptions, shard: Shard) -> Result<Dest>
         any_manifest = true;
         if m.job_key != key {
             other_job.get_or_insert(name);
-        } else if m.shard == shard {
+        } else if shard.is_none_or(|s| m.shard == s) {
             this_shard_done = true;
         }
     }
@@ -185,15 +216,7 @@ pub fn prepare(root: &Path, opts: &ExtractOptions, shard: Shard) -> Result<Dest>
             }
         }
     }
-    let dest = Dest {
-        root: root.to_path_buf(),
-        shard,
-        mode,
-        _lock: lock,
-    };
-    remove_stale_tmp(&dest)?;
-    dest.write_manifest(opts, "running")?;
-    Ok(dest)
+    Ok(())
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {

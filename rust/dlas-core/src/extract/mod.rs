@@ -10,7 +10,7 @@ pub mod sources;
 mod summary;
 mod writer;
 
-pub use dest::{Mode, Shard, OWN_PREFIX};
+pub use dest::{check as check_destination, Mode, Shard, OWN_PREFIX};
 pub use job::{extract, extract_shard, Progress, Silent};
 pub use options::{ExtractOptions, Level};
 pub use source::{process_source, Chunk, Outcome, Tile};

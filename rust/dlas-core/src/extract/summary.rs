@@ -1,16 +1,16 @@
 //! The result of an extraction run, as returned to callers and written to the report.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One source that was skipped or failed, with why.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SourceIssue {
     pub path: String,
     pub reason: String,
 }
 
 /// Totals of one run.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Source images found (in this shard).
     pub sources_seen: usize,
