@@ -174,3 +174,36 @@ def test_ray_cli_flag(ray_local, corpus, whole, tmp_path):
     assert r.returncode == 3, r.stderr  # finished, one source undecodable
     assert "broken.jpg" in r.stdout and "2 shards" in r.stdout
     assert tree_bytes(dst) == whole
+
+
+def test_shards_of_another_count_are_refused_and_stale_temporaries_removed(corpus, tmp_path):
+    dst = tmp_path / "ds"
+    dlas_fast.extract(corpus, dst, shard="1/2", threads=1)
+    with pytest.raises(dlas_fast.DestinationError, match=r"cut into 2 shards.*--shard K/2"):
+        dlas_fast.extract(corpus, dst, shard="1/4", threads=1)
+    # A killed run of another shard left a half-built chunk; the next run of any shard
+    # removes it once nobody holds that shard's lock.
+    (dst / ".dlas_fast-tmp-2of2-img3").mkdir()
+    (dst / ".dlas_fast-tmp-2of2-img3" / "00000001.jpg").write_bytes(b"half")
+    with open(dst / ".dlas_fast-lock-2of2", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        dlas_fast.extract(corpus, dst, shard="1/2", threads=1, resume=True)
+        assert (dst / ".dlas_fast-tmp-2of2-img3").exists()  # shard 2 is running
+    dlas_fast.extract(corpus, dst, shard="1/2", threads=1, resume=True)
+    assert not (dst / ".dlas_fast-tmp-2of2-img3").exists()
+
+
+def test_ray_options_are_checked_and_a_resume_keeps_the_shard_count(ray_local, corpus, tmp_path):
+    from dlas_fast.distributed import extract_ray
+
+    with pytest.raises(ValueError, match="threads_per_task"):
+        extract_ray(corpus, tmp_path / "x", threads=2, progress=False)
+    with pytest.raises(ValueError, match="more than any node's CPUs"):
+        extract_ray(corpus, tmp_path / "x", threads_per_task=999, progress=False)
+    dst = tmp_path / "ds"
+    first = extract_ray(corpus, dst, tasks=3, progress=False)
+    again = extract_ray(corpus, dst, progress=False, resume=True)  # no tasks given
+    assert (first.shards, again.shards) == (3, 3)
+    assert sorted(p.name for p in dst.glob(".dlas_fast-job-*")) == [
+        f".dlas_fast-job-{k}of3.json" for k in (1, 2, 3)
+    ]

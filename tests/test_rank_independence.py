@@ -69,15 +69,17 @@ def test_same_augmentation_whatever_world_size_sampler_and_workers(
 ):
     # One process, item by item.
     reference = make(photos, random_seed=11)
-    expected = []
-    for epoch in (0, 1):
+    # Epochs the loader would not count to by itself: the sampler's must reach the items.
+    epochs = (3, 7)
+    expected = {}
+    for epoch in epochs:
         reference.set_epoch(epoch)
-        expected.append({})
+        expected[epoch] = {}
         for i, path in enumerate(reference.get_paths()):
             item = reference[i]
-            expected[-1][path] = torch.cat([item["lq"].flatten(), item["hq"].flatten()])
+            expected[epoch][path] = torch.cat([item["lq"].flatten(), item["hq"].flatten()])
     first = reference.get_paths()[0]
-    assert not expected[0][first].equal(expected[1][first])  # a new epoch, new draws
+    assert not expected[3][first].equal(expected[7][first])  # a new epoch, new draws
 
     loaders = []
     for rank in range(world):
@@ -90,7 +92,7 @@ def test_same_augmentation_whatever_world_size_sampler_and_workers(
         loader = dlas_fast.create_dataloader(ds, opt, sampler=s)
         assert loader.persistent_workers == persistent
         loaders.append(loader)
-    for epoch in (0, 1):
+    for epoch in epochs:
         got = by_path(loaders, epoch)
         # Every item is seen by some rank (drop_last may leave a few out of a pass).
         assert set(got) <= set(expected[epoch]) and len(got) >= len(expected[epoch]) - world * 2
@@ -194,3 +196,25 @@ def test_ddp_ranks_share_the_drawn_seed(photos, tmp_path):
     for r in ranks:
         for path, lq in r["items"].items():
             assert torch.tensor(lq).equal(ref[paths.index(path)]["lq"].flatten()), path
+
+
+def test_the_loader_takes_the_samplers_epoch_and_sets_it(photos):
+    ds = make(photos, random_seed=2)
+    sampler = DistributedSampler(ds, num_replicas=2, rank=1)
+    loader = dlas_fast.create_dataloader(ds, OPT, sampler=sampler)
+    loader.set_epoch(5)  # e.g. on resume: the sampler's epoch, so its shuffle follows
+    assert sampler.epoch == 5 and loader.current_epoch() == 5
+    order5 = list(sampler)
+    next(iter(loader))
+    assert ds.epoch == 5
+    sampler.set_epoch(6)  # what DLAS's loop does each epoch
+    next(iter(loader))
+    assert ds.epoch == 6 and list(sampler) != order5
+    # Without a sampler epoch: the loader counts, from where set_epoch puts it.
+    plain = dlas_fast.create_dataloader(ds, OPT)
+    next(iter(plain))
+    assert ds.epoch == 0
+    plain.set_epoch(9)
+    next(iter(plain))
+    next(iter(plain))
+    assert ds.epoch == 10

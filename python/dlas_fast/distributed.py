@@ -8,9 +8,13 @@ of one job write exactly the chunks of a single run, so the result does not depe
 how many tasks or nodes there were.
 
 Faults: DST is checked once by the driver (the rules of ``dlas-fast extract``); the
-tasks then run in resume mode, so a task that Ray retries after its worker or node
-died keeps the chunks its first attempt finished and redoes the rest. A source that
-cannot be decoded is reported in the merged summary, as in a single run.
+tasks then run in resume mode (overwrite mode with ``overwrite``), so a task that Ray
+retries after its worker or node died keeps the chunks its first attempt finished and
+redoes the rest (with ``overwrite``, redoes all of its shard). When a task fails for
+good, the others are cancelled and the error is raised. A source that cannot be
+decoded is reported in the merged summary, as in a single run. The per-shard locks are
+``flock`` locks: the shared file system must support them (NFS v4 does; Lustre needs
+its ``flock`` mount option).
 
 Ray is an optional extra: ``pip install dlas_fast[ray]``.
 """
@@ -95,7 +99,13 @@ def extract_ray(
         raise ValueError("option `threads_per_task`: must be >= 1")
     if max_retries < 0:
         raise ValueError("option `max_retries`: must be >= 0")
+    for key in ("threads", "n_thread"):
+        if key in options:
+            raise ValueError(f"option `{key}`: on Ray, give `threads_per_task` instead")
     ray = _ray()
+    # Workers on other nodes do not share the driver's working directory.
+    if options.get("mask_path") is not None:
+        options["mask_path"] = os.path.abspath(os.fspath(options["mask_path"]))
     opts = options_json(options)
     src, dst = os.path.abspath(os.fspath(src)), os.path.abspath(os.fspath(dst))
     if not os.path.isdir(src):
@@ -103,11 +113,19 @@ def extract_ray(
     _native.check_destination(dst, opts, resume, overwrite)
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
+    cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    cpus = [int(c) for c in cpus if c >= 1] or [1]
     if threads_per_task is None:
-        cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
-        threads_per_task = max(1, int(min((c for c in cpus if c > 0), default=1)))
+        threads_per_task = min(cpus)
+    elif threads_per_task > max(cpus):
+        raise ValueError(
+            f"option `threads_per_task`: {threads_per_task} is more than any node's CPUs "
+            f"({max(cpus)}); such a task could never be scheduled"
+        )
     slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads_per_task)
-    count = tasks if tasks is not None else 4 * slots
+    # Resuming: keep the shard count of the run being finished (shards of two counts
+    # overlap), unless told otherwise.
+    count = tasks or (_shard_count(dst) if resume else None) or 4 * slots
     if count < 1:
         raise ValueError("option `tasks`: must be >= 1")
     remote = ray.remote(num_cpus=threads_per_task, max_retries=max_retries,
@@ -122,7 +140,13 @@ def extract_ray(
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
             k = pending.pop(ref)
-            results.append(ray.get(ref))
+            try:
+                results.append(ray.get(ref))
+            except BaseException:
+                # A task failed for good: stop the others before reporting it.
+                for other in pending:
+                    ray.cancel(other, force=True)
+                raise
             if progress:
                 tiles = sum(r["tiles_written"] for r in results)
                 mp = sum(r["input_pixels"] for r in results) / 1e6
@@ -133,6 +157,19 @@ def extract_ray(
                     file=sys.stderr,
                 )
     return _merge(results, dst, time.monotonic() - started, count)
+
+
+def _shard_count(dst: str) -> int | None:
+    """The shard count of the job manifests in `dst` (``.dlas_fast-job-KofN.json``)."""
+    counts = set()
+    if os.path.isdir(dst):
+        for name in os.listdir(dst):
+            tag = name[len(".dlas_fast-job-") : -len(".json")]
+            if name.startswith(".dlas_fast-job-") and name.endswith(".json") and "of" in tag:
+                k, _, n = tag.partition("of")
+                if k.isdigit() and n.isdigit():
+                    counts.add(int(n))
+    return counts.pop() if len(counts) == 1 else None
 
 
 def main(argv: list[str]) -> int:

@@ -116,7 +116,7 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
             raise ValueError(f"option `shard`: expected K/N, got {shard!r}")
         shard = (int(k), int(n))
     k, n = shard
-    if not 1 <= k <= n:
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (k, n)) or not 1 <= k <= n:
         raise ValueError(f"option `shard`: must be K/N with 1 <= K <= N, got {k}/{n}")
     return int(k), int(n)
 

@@ -283,7 +283,10 @@ def corruption_sheet(
         raise ValueError("item 0 holds no image tensor to show")
     hq = np.ascontiguousarray(panels[0][1], dtype=np.float32)
     blur_scale = float(opt.get("corruption_blur_scale", 1))
-    seed = int(opt.get("random_seed", 0)) if isinstance(opt.get("random_seed"), int) else 0
+    from dlas_fast.corruptor import seed_of
+
+    # The dataset's seed (drawn when the options have none), as the corruptor reads it.
+    seed = seed_of(getattr(dataset, "opt", opt).get("random_seed")) or 0
     rows = []
     for name in corruption_names(opt):
         shown = [("original", hq)]
@@ -313,8 +316,8 @@ def write_png(sheet: np.ndarray, out: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``dlas-fast preview``; returns the exit status (0 written, 2 bad usage or
-    options, 1 a dataset that could not be loaded)."""
+    """``dlas-fast preview``; returns the exit status (0 written; 2 bad usage, options
+    or paths; 1 a sample that could not be loaded or another failure)."""
     args = _parser().parse_args(argv)
     from dlas_fast._native import DlasError
 

@@ -84,37 +84,40 @@ def _loader_class():
         """A DataLoader that sets its dataset's epoch (the key of its random draws) each
         time an epoch starts, and so in its workers, persistent ones included.
 
-        The epoch: the one chosen with :meth:`set_epoch` (then counting up from it);
-        otherwise, with a sampler that has an epoch (``DistributedSampler``,
-        ``DistIterSampler``: DLAS's loop calls ``train_sampler.set_epoch(epoch)``),
-        the sampler's; otherwise 0, 1, 2... counted by the loader.
+        The epoch: with a sampler that has one (``DistributedSampler``,
+        ``DistIterSampler``), the sampler's, which DLAS's loop sets with
+        ``train_sampler.set_epoch(epoch)`` before each epoch, as torch requires for its
+        shuffle; otherwise 0, 1, 2... counted by the loader. :meth:`set_epoch` sets
+        either (e.g. on resume).
         """
 
-        _next_epoch = None
-        _count = 0
+        _next_epoch = 0
+
+        def _sampler_with_epoch(self):
+            sampler = getattr(self, "sampler", None)
+            has = isinstance(getattr(sampler, "epoch", None), int)
+            return sampler if has and hasattr(sampler, "set_epoch") else None
 
         def set_epoch(self, epoch: int) -> None:
-            """Chooses the epoch of the next iteration (and sets the sampler's)."""
-            self._next_epoch = int(epoch)
-            sampler = getattr(self, "sampler", None)
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch)
+            """Sets the epoch of the next iteration: the sampler's when it has one,
+            else the loader's own count."""
+            sampler = self._sampler_with_epoch()
+            if sampler is not None:
+                sampler.set_epoch(int(epoch))
+            else:
+                self._next_epoch = int(epoch)
 
         def current_epoch(self) -> int:
             """The epoch the next iteration gives the dataset (see the class doc)."""
-            if self._next_epoch is not None:
-                return self._next_epoch
-            sampler_epoch = getattr(getattr(self, "sampler", None), "epoch", None)
-            if isinstance(sampler_epoch, int):
-                return sampler_epoch
-            return self._count
+            sampler = self._sampler_with_epoch()
+            return sampler.epoch if sampler is not None else self._next_epoch
 
         def __iter__(self):
+            epoch = self.current_epoch()
             if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(self.current_epoch())
-            if self._next_epoch is not None:
-                self._next_epoch += 1
-            self._count += 1
+                self.dataset.set_epoch(epoch)
+            if self._sampler_with_epoch() is None:
+                self._next_epoch = epoch + 1
             return super().__iter__()
 
     return EpochDataLoader
@@ -132,9 +135,10 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
     batches natively, ``collate_fn`` defaults to :func:`dlas_fast.datasets.batch.collate`,
     which takes such batches without a copy.
 
-    The loader sets the dataset's epoch (which keys its corruptions) each time it is
-    iterated: 0, 1, 2...; ``loader.set_epoch(n)`` chooses the next one (and calls the
-    sampler's ``set_epoch`` too).
+    The loader sets the dataset's epoch (which keys its random draws) each time it is
+    iterated: the sampler's epoch when the sampler has one (set it each epoch, as
+    torch's ``DistributedSampler`` requires), else 0, 1, 2...; ``loader.set_epoch(n)``
+    sets whichever applies.
     """
     import torch
 

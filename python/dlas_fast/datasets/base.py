@@ -30,13 +30,13 @@ def _file_of(err: Exception) -> str:
     return msg.split(": ", 1)[0] if ": " in msg else msg
 
 
-def shared_seed() -> int:
-    """A fresh 32-bit seed; in an initialised ``torch.distributed`` group of several
-    processes, rank 0's, sent to every rank (a collective call: every rank must make
-    it, as every rank builds its datasets in DLAS's trainer)."""
+def shared_seed(collective: bool = True) -> int:
+    """A fresh 32-bit seed; with `collective`, in an initialised ``torch.distributed``
+    group of several processes, rank 0's, sent to every rank (a collective call: every
+    rank must make it, as every rank builds the train set in DLAS's trainer)."""
     seed = secrets.randbits(32)
     dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if collective and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         box = [seed]
         dist.broadcast_object_list(box, src=0)
         seed = int(box[0])
@@ -52,16 +52,20 @@ class EpochDataset(torch.utils.data.Dataset):
     """
 
     def _init_seed(self) -> None:
-        """Without ``random_seed``, draws one (the same on every DDP rank), reports it
-        and keeps it in ``self.opt``: every draw is then keyed on ``(seed, epoch,
-        index)`` in this process, its workers and other ranks, and setting the reported
-        seed repeats the run."""
+        """Without ``random_seed``, draws one, reports it and keeps it in ``self.opt``:
+        every draw is then keyed on ``(seed, epoch, index)`` in this process and its
+        workers, and setting the reported seed repeats the run. A train-phase dataset
+        (``phase`` train, the default) takes rank 0's seed on every DDP rank, which is
+        a collective call: every rank builds the train set, as in DLAS's trainer. Other
+        phases (validation sets, often built on one rank) draw their own."""
         if self.opt.get("random_seed") is None:
-            seed = shared_seed()
+            collective = self.opt.get("phase", "train") == "train"
+            seed = shared_seed(collective)
             self.opt["random_seed"] = seed
             dist = torch.distributed
-            if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
-                return  # rank 0 reports it
+            if collective and dist.is_available() and dist.is_initialized():
+                if dist.get_rank() != 0:
+                    return  # one seed for all: rank 0 reports it
             log.warning(
                 "%s: no random_seed given; drew random_seed=%d (set it in the dataset "
                 "options to repeat this run's augmentations)",

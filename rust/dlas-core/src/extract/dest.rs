@@ -175,6 +175,7 @@ fn judge(root: &Path, opts: &ExtractOptions, shard: Option<Shard>) -> Result<()>
     let mut foreign = None;
     let mut other_job = None;
     let mut this_shard_done = false;
+    let mut other_count = None;
     let mut any_manifest = false;
     for entry in std::fs::read_dir(root).map_err(|e| CoreError::io(root, e))? {
         let entry = entry.map_err(|e| CoreError::io(root, e))?;
@@ -192,6 +193,9 @@ fn judge(root: &Path, opts: &ExtractOptions, shard: Option<Shard>) -> Result<()>
             other_job.get_or_insert(name);
         } else if shard.is_none_or(|s| m.shard == s) {
             this_shard_done = true;
+        } else if shard.is_some_and(|s| m.shard.count != s.count) {
+            // Shards of another count overlap this one's sources.
+            other_count.get_or_insert((name, m.shard.count));
         }
     }
     if mode != Mode::Overwrite {
@@ -199,6 +203,12 @@ fn judge(root: &Path, opts: &ExtractOptions, shard: Option<Shard>) -> Result<()>
             return Err(refuse(
                 root,
                 format!("holds the output of an extraction with other options ({name}); use --overwrite to write here anyway"),
+            ));
+        }
+        if let (Some((name, count)), Mode::Fresh) = (&other_count, mode) {
+            return Err(refuse(
+                root,
+                format!("holds this job's output cut into {count} shards ({name}); run the other shards with --shard K/{count}, or use --resume or --overwrite"),
             ));
         }
         if this_shard_done && mode == Mode::Fresh {
@@ -227,14 +237,36 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
     })
 }
 
-/// Removes this shard's half-built chunks left by a killed run.
+/// Removes half-built chunks left by killed runs: this shard's, and those of any other
+/// shard (of any count) whose lock nobody holds, so that none survives a finished run.
 fn remove_stale_tmp(dest: &Dest) -> Result<()> {
-    let prefix = format!("{OWN_PREFIX}-tmp-{}-", dest.shard.tag());
+    let own = format!("{OWN_PREFIX}-tmp-{}-", dest.shard.tag());
+    let any = format!("{OWN_PREFIX}-tmp-");
+    let mut idle: std::collections::HashMap<String, bool> = Default::default();
     for entry in std::fs::read_dir(&dest.root).map_err(|e| CoreError::io(&dest.root, e))? {
         let entry = entry.map_err(|e| CoreError::io(&dest.root, e))?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&any) else {
+            continue;
+        };
+        let tag = rest.split('-').next().unwrap_or_default().to_string();
+        let stale = name.starts_with(&own)
+            || *idle
+                .entry(tag.clone())
+                .or_insert_with(|| lock_is_free(&dest.root, &tag));
+        if stale {
             std::fs::remove_dir_all(entry.path()).map_err(|e| CoreError::io(entry.path(), e))?;
         }
     }
     Ok(())
+}
+
+/// True when no run holds the lock of the shard tagged `tag` (e.g. `3of16`).
+fn lock_is_free(root: &Path, tag: &str) -> bool {
+    let path = root.join(format!("{OWN_PREFIX}-lock-{tag}"));
+    match OpenOptions::new().write(true).open(&path) {
+        // Taken and released at once (dropping the file unlocks it).
+        Ok(f) => f.try_lock().is_ok(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }

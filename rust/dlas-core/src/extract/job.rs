@@ -83,9 +83,12 @@ pub fn extract_shard(
         .build()
         .map_err(|e| CoreError::option("n_thread", e.to_string()))?;
 
+    // Folders that could not be listed belong to no shard: the first one reports them,
+    // so that a merged summary lists each once.
     let failed = listed
         .unreadable
         .iter()
+        .filter(|_| shard.index == 1)
         .map(|(dir, reason)| SourceIssue {
             path: dir.to_string_lossy().into_owned(),
             reason: format!("cannot list folder: {reason}"),
