@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -214,6 +215,40 @@ def test_concurrent_builders_leave_a_valid_cache(tree):
     assert all(p.wait(timeout=120) == 0 for p in procs)
     assert ChunkIndex(tree).from_cache
     assert not [p for p in tree.iterdir() if ".tmp-" in p.name]
+
+
+OPEN_AT_ONCE = """
+import json, sys, time
+import dlas_fast
+from dlas_fast._native import ImageFolderList
+start = float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))  # every process opens at the same moment
+if sys.argv[1] == "chunks":
+    print(json.dumps(dlas_fast.ChunkIndex(sys.argv[2]).from_cache))
+else:
+    print(json.dumps(ImageFolderList([sys.argv[2]], [1]).caches()[0][1]))
+"""
+
+
+@pytest.mark.parametrize("kind", ["chunks", "images"])
+def test_processes_opening_one_root_at_once_build_it_once(tmp_path, kind):
+    # Big enough that a build takes longer than the processes' start-time skew.
+    root = tmp_path / "ds"
+    for c in range(400):
+        make_chunk(root, f"c{c:04d}", [f"{t:08d}.jpg" for t in range(1, 31)])
+    age(root)
+    start = str(time.time() + 3)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_ONCE, kind, str(root), start],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(4)
+    ]
+    from_cache = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    # One built; the others waited for its lock and read its cache.
+    assert sorted(from_cache) == [False, True, True, True]
 
 
 def evil_centers(path: Path, marker: Path) -> None:

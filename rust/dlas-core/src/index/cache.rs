@@ -93,6 +93,30 @@ pub fn save(index: &RootIndex) -> Option<PathBuf> {
         .find(|path| write_atomic(path, &bytes).is_ok())
 }
 
+/// Waits for, then holds, the build lock of a cache: `<cache file>.lock` beside the
+/// first of `paths` where it can be created (the first location's folder, inside the
+/// root, is never created; the user cache's is). Processes opening the same root at
+/// once (DDP ranks, DataLoader workers) then build one at a time: the first builds and
+/// saves, the others find its cache fresh once they get the lock. `None` when no lock
+/// file can be made (each process builds, as without the lock). Released on drop.
+pub(crate) fn build_lock(paths: &[PathBuf]) -> Option<std::fs::File> {
+    paths.iter().enumerate().find_map(|(i, path)| {
+        let name = format!("{}.lock", path.file_name()?.to_string_lossy());
+        let lock = path.with_file_name(name);
+        if i > 0 {
+            std::fs::create_dir_all(lock.parent()?).ok()?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .ok()?;
+        file.lock().ok()?;
+        Some(file)
+    })
+}
+
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache paths have a parent");
     std::fs::create_dir_all(dir)?;

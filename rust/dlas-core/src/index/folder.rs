@@ -198,11 +198,32 @@ impl FolderIndex {
                 return Ok(index);
             }
         }
-        if mode != CacheMode::Off && std::fs::create_dir(root.join(CACHE_DIR)).is_ok() {
-            // Made before the scan, so that writing the cache does not change the root's
-            // stamp later; and a moment before it, so that on a file system with fine
-            // time stamps the root's new stamp is not racily close to the scan.
-            std::thread::sleep(std::time::Duration::from_nanos(2 * FINE_RACY_NS as u64));
+        if mode != CacheMode::Off {
+            // Made before the scan, so that writing the cache (and its lock) does not
+            // change the root's stamp later.
+            let _ = std::fs::create_dir(root.join(CACHE_DIR));
+        }
+        // One builder at a time; the others read its cache (see RootIndex::open).
+        let mut _lock = None;
+        if mode == CacheMode::Use {
+            _lock = super::cache::build_lock(&cache_locations(root));
+            if _lock.is_some() {
+                if let Some(index) = with_own_pool(|| load_fresh(root))? {
+                    return Ok(index);
+                }
+            }
+        }
+        if mode != CacheMode::Off {
+            // On a file system with fine time stamps, let the root's stamp (changed by
+            // the cache folder just made) fall out of the racy window before the scan,
+            // so that the cache is trusted.
+            if let Ok(m) = std::fs::metadata(root) {
+                let age = now_ns() - mtime_ns(&m);
+                if (0..2 * FINE_RACY_NS).contains(&age) {
+                    let wait = (2 * FINE_RACY_NS - age) as u64;
+                    std::thread::sleep(std::time::Duration::from_nanos(wait));
+                }
+            }
         }
         let mut index = with_own_pool(|| Self::build(root))?;
         release_freed_memory();

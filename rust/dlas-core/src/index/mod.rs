@@ -98,11 +98,20 @@ pub enum CacheMode {
 
 impl RootIndex {
     /// Opens the index of `root`: from its cache when the fingerprint matches, else by
-    /// scanning (in parallel) and then saving the cache.
+    /// scanning (in parallel) and then saving the cache. Processes that open one root
+    /// at once build it one at a time ([`cache::build_lock`]): one builds, the others
+    /// wait and read its cache.
     pub fn open(root: &Path, mode: CacheMode) -> Result<RootIndex> {
+        let mut _lock = None;
         if mode == CacheMode::Use {
             if let Some(index) = with_own_pool(|| cache::load_fresh(root))? {
                 return Ok(index);
+            }
+            _lock = cache::build_lock(&cache::locations(root));
+            if _lock.is_some() {
+                if let Some(index) = with_own_pool(|| cache::load_fresh(root))? {
+                    return Ok(index); // built by the process we waited for
+                }
             }
         }
         let mut index = with_own_pool(|| build(root))?;
