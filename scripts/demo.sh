@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the environment, makes a small sample of photos-like images, extracts a chunked
-# dataset from them with the dlas-fast command, prints what happened, and loads a batch of
-# it with SingleImageDataset.
+# dataset from them with the dlas-fast command, prints what happened, loads a batch of it
+# with SingleImageDataset (and of the photos with ImageFolderDataset), then inspects and
+# verifies it and writes preview contact sheets.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 out=${1:-$(mktemp -d)/dlas_fast_demo}
@@ -53,3 +54,10 @@ for key, value in batch.items():
     shape = tuple(value.shape) if hasattr(value, "shape") else f"{len(value)} paths"
     print(f"  {key:<18} {shape} {getattr(value, 'dtype', '')}")
 PY
+echo
+echo "the tools: inspect the dataset, verify its files, preview samples and corruptions"
+dlas-fast inspect "$out/dataset"
+dlas-fast verify "$out/dataset" --no-progress-bar --quiet
+dlas-fast preview "$out/dataset" --out "$out/preview.png" -n 4 --option scale=2
+dlas-fast preview "$out/dataset" --out "$out/corruptions.png" --corruptions \
+  --option 'fixed_corruptions=[jpeg-broad, gaussian_blur, noise]' --option scale=2
