@@ -229,6 +229,25 @@ def test_extract_does_not_import_torch():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+def test_the_command_starts_light_and_the_lazy_names_resolve():
+    # What `dlas-fast extract` imports before running: no torch, and not the slow
+    # importlib.metadata (its start-up time counts).
+    code = (
+        "import sys; from dlas_fast.__main__ import main; "
+        "assert not {'torch', 'importlib.metadata', 'numpy'} & set(sys.modules), "
+        "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy'))"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    # The function `extract` stays the package attribute whatever imports its module.
+    import dlas_fast.distributed  # noqa: F401  (imports the dlas_fast.extract module)
+
+    module = sys.modules["dlas_fast.extract"]
+    assert callable(dlas_fast.extract) and dlas_fast.extract is module.extract
+    for name in dlas_fast.__all__:
+        assert getattr(dlas_fast, name) is not None, name
+    assert dlas_fast.__version__
+
+
 def test_two_runs_of_one_job_into_one_dst_never_interleave(small_corpus, tmp_path):
     # Started together: whichever order they run in, one extracts and the other is
     # refused (by the lock while the first writes, or by the finished job's manifest),

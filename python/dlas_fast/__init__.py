@@ -23,7 +23,9 @@ Importing this package does not import torch (the extraction command's start-up 
 counts).
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
+
+import importlib
 
 from dlas_fast._native import (
     CentersFileError,
@@ -34,40 +36,68 @@ from dlas_fast._native import (
     read_centers,
     write_centers,
 )
+
+# Imported now: the submodule `dlas_fast.extract` and the function share a name, and
+# binding the function here, after the submodule's import, keeps `dlas_fast.extract`
+# the function whatever imports the submodule later.
 from dlas_fast.extract import ExtractSummary, SourceIssue, extract
-from dlas_fast.index import ChunkedTiles, ChunkIndex, TileSet
-from dlas_fast.registry import (
-    create_dataloader,
-    create_dataset,
-    get_dataset_debugger,
-    register_dataset,
-)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
+# Everything else is imported on first use (PEP 562): `dlas-fast extract` starts with
+# this package's import, and its start-up time counts (importlib.metadata alone takes
+# about 35 ms).
+_LAZY = {
+    "ChunkedTiles": "dlas_fast.index",
+    "ChunkIndex": "dlas_fast.index",
+    "TileSet": "dlas_fast.index",
+    "create_dataloader": "dlas_fast.registry",
+    "create_dataset": "dlas_fast.registry",
+    "get_dataset_debugger": "dlas_fast.registry",
+    "register_dataset": "dlas_fast.registry",
+    "ImageCorruptor": "dlas_fast.corruptor",
+    "CORRUPTION_NAMES": "dlas_fast.corruptor",
+    "build_multiscale_patch_index_map": "dlas_fast.patch_tree",
+    "MultiscaleTreeNode": "dlas_fast.patch_tree",
+    "DistIterSampler": "dlas_fast.samplers",
+    "dataset_options": "dlas_fast.config",
+    "load_config": "dlas_fast.config",
+}
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from dlas_fast.config import dataset_options, load_config
+    from dlas_fast.corruptor import CORRUPTION_NAMES, ImageCorruptor
+    from dlas_fast.index import ChunkedTiles, ChunkIndex, TileSet
+    from dlas_fast.patch_tree import MultiscaleTreeNode, build_multiscale_patch_index_map
+    from dlas_fast.registry import (
+        create_dataloader,
+        create_dataset,
+        get_dataset_debugger,
+        register_dataset,
+    )
+    from dlas_fast.samplers import DistIterSampler
 
 
 def __getattr__(name: str):
-    if name in ("ImageCorruptor", "CORRUPTION_NAMES"):
-        from dlas_fast import corruptor
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once
+        return value
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
 
-        return getattr(corruptor, name)
-    if name in ("build_multiscale_patch_index_map", "MultiscaleTreeNode"):
-        from dlas_fast import patch_tree
-
-        return getattr(patch_tree, name)
-    if name == "DistIterSampler":
-        from dlas_fast.samplers import DistIterSampler
-
-        return DistIterSampler
-    if name in ("dataset_options", "load_config"):
-        from dlas_fast import config
-
-        return getattr(config, name)
+        try:
+            value = version("dlas_fast")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            value = "0.0.0"
+        globals()["__version__"] = value
+        return value
     raise AttributeError(f"module 'dlas_fast' has no attribute {name!r}")
 
 
-try:
-    __version__ = version("dlas_fast")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
+
 
 __all__ = [
     "CORRUPTION_NAMES",
@@ -80,6 +110,7 @@ __all__ = [
     "DlasError",
     "ExtractSummary",
     "ImageCorruptor",
+    "MultiscaleTreeNode",
     "SourceIssue",
     "TileSet",
     "__version__",

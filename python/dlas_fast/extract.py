@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from dlas_fast import _native
+
+TYPE_CHECKING = False  # without importing typing: the CLI's start-up time counts
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Python-only spellings accepted besides the DLAS option names.
 _ALIASES = {
