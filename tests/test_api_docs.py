@@ -138,3 +138,52 @@ def test_migration_guide_exists_and_names_the_new_imports():
     for name in ("create_dataset", "create_dataloader", "ImageCorruptor", "dlas-fast extract"):
         assert name in text
     assert dlas_fast.create_dataset.__module__ == "dlas_fast.registry"
+
+
+def documented_keys(mode: str) -> tuple[set[str], set[str]]:
+    """(every key, the unconditional keys) of a docs page's Output keys table."""
+    text = (DOCS / "datasets" / f"{mode}.md").read_text()
+    section = re.search(r"^## Output keys\s*$(.*?)(?=^#|\Z)", text, re.M | re.S).group(1)
+    every, always = set(), set()
+    for line in section.splitlines():
+        row = re.match(r"\|\s*`([^`]+)`\s*\|(.*)", line)
+        if row:
+            every.add(row.group(1))
+            if "(only when" not in row.group(2):
+                always.add(row.group(1))
+    return every, always
+
+
+@pytest.fixture(scope="module")
+def tiny_sources(tmp_path_factory):
+    from conftest import gradient, save
+
+    root = tmp_path_factory.mktemp("doc_items")
+    for i in range(2):
+        save(gradient(600, 560, seed=i), root / "photos" / f"p{i}0000001.png")
+    dlas_fast.extract(root / "photos", root / "chunks", crop_sz=[256], step=[256],
+                      resize_final_img=[1])  # fmt: skip
+    return root
+
+
+@pytest.mark.parametrize(
+    "mode,opt",
+    [
+        ("single_image_extensible", {"paths": "chunks", "need_ref": True, "scale": 2}),
+        ("multi_frame_extensible", {"paths": "chunks", "num_frames": 1, "scale": 2}),
+        ("imagefolder", {"paths": "photos", "target_size": 64, "scale": 2}),
+        ("imagefolder", {"paths": "photos", "target_size": 64, "fetch_alt_image": True}),
+        ("multiscale", {"paths": "photos", "hq_tile_size": 16, "num_scales": 2, "scale": 2}),
+        ("stylegan2", {"path": "photos", "target_size": 32}),
+        (
+            "fullimage",
+            {"dataroot_GT": "photos", "min_tile_size": 64, "target_size": 32, "scale": 2},
+        ),  # fmt: skip
+    ],
+)
+def test_documented_output_keys_are_the_items_keys(tiny_sources, mode, opt):
+    opt = {k: str(tiny_sources / v) if k in ("paths", "path", "dataroot_GT") else v
+           for k, v in opt.items()}  # fmt: skip
+    item = dlas_fast.create_dataset({"mode": mode, "random_seed": 1, **opt})[0]
+    every, always = documented_keys(mode)
+    assert always <= set(item) <= every
