@@ -21,6 +21,7 @@ Ray is an optional extra: ``pip install dlas_fast[ray]``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -194,10 +195,7 @@ def main(argv: list[str]) -> int:
     except Exception as e:  # a task that kept failing, a lost cluster...
         print(f"dlas-fast extract: error: {e}", file=sys.stderr)
         return 1
-    raw = {k: getattr(summary, k) for k in summary.__dataclass_fields__}
-    raw["skipped"] = [vars(s) for s in summary.skipped]
-    raw["failed"] = [vars(s) for s in summary.failed]
-    print(_native.render_summary(json.dumps(raw)), end="")
+    print(_native.render_summary(json.dumps(dataclasses.asdict(summary))), end="")
     print(f"on Ray: {summary.shards} shards")
     return summary.exit_code
 

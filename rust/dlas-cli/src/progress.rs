@@ -10,6 +10,19 @@ use std::time::{Duration, Instant};
 use dlas_core::extract::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// A bar counting `unit` with rate and ETA, on stderr when it is a terminal (and
+/// neither `quiet` nor `no_bar`); None otherwise, for plain lines instead.
+fn terminal_bar(quiet: bool, no_bar: bool, unit: &str) -> Option<ProgressBar> {
+    (!quiet && !no_bar && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let template =
+            format!("{{bar:30}} {{pos}}/{{len}} {unit}  {{per_sec}}  ETA {{eta}}  {{msg}}");
+        bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    })
+}
+
 pub struct Reporter {
     bar: Option<ProgressBar>,
     quiet: bool,
@@ -21,17 +34,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(quiet: bool, no_bar: bool) -> Self {
-        let bar = (!quiet && !no_bar && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} sources  {per_sec}  ETA {eta}  {msg}",
-                )
-                .expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
+        let bar = terminal_bar(quiet, no_bar, "sources");
         Reporter {
             bar,
             quiet,
@@ -107,17 +110,7 @@ pub struct VerifyReporter {
 
 impl VerifyReporter {
     pub fn new(quiet: bool, no_bar: bool) -> Self {
-        let bar = (!quiet && !no_bar && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} files  {per_sec}  ETA {eta}  {msg}",
-                )
-                .expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
+        let bar = terminal_bar(quiet, no_bar, "files");
         VerifyReporter {
             bar,
             quiet,

@@ -201,10 +201,20 @@ impl RootIndex {
 /// forked child that used a pool whose threads stayed in the parent would hang), and
 /// no pool thread is still winding down when a worker process exits.
 pub(crate) fn with_own_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    with_pool(None, "dlas-index", f)
+}
+
+/// [`with_own_pool`] with `threads` threads (None: one per core), named `name-<i>`.
+pub(crate) fn with_pool<T: Send>(
+    threads: Option<usize>,
+    name: &'static str,
+    f: impl FnOnce() -> T + Send,
+) -> T {
     let mut f = Some(f);
     let mut out = None;
     let built = rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("dlas-index-{i}"))
+        .num_threads(threads.unwrap_or(0))
+        .thread_name(move |i| format!("{name}-{i}"))
         .build_scoped(
             |thread| thread.run(),
             |pool| out = Some(pool.install(f.take().expect("runs once"))),

@@ -179,19 +179,7 @@ pub(crate) fn not_a_folder(path: &Path) -> CoreError {
 /// Runs `f` on a rayon pool of `threads` threads (`None` or 0: one per core) whose
 /// threads are joined before this returns; on the calling thread if no pool can be made.
 pub(crate) fn in_pool<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> T {
-    let mut f = Some(f);
-    let mut out = None;
-    let built = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.unwrap_or(0))
-        .thread_name(|i| format!("dlas-survey-{i}"))
-        .build_scoped(
-            |thread| thread.run(),
-            |pool| out = Some(pool.install(f.take().expect("runs once"))),
-        );
-    match (built, out) {
-        (Ok(()), Some(v)) => v,
-        _ => (f.take().expect("not run when the pool failed"))(),
-    }
+    crate::index::with_pool(threads, "dlas-survey", f)
 }
 
 /// The message of `err` without the leading `"<path>: "` (the path is shown apart).
