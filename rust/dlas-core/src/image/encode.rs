@@ -29,16 +29,19 @@ pub fn encode_jpeg(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<
 /// Encodes many tiles cut from one image, all at one quality.
 ///
 /// With libjpeg-turbo, [`TileSource::new`] can convert the whole image to YCbCr 4:2:0
-/// once; a tile whose offsets and sides are multiples of the 16-pixel MCU is then
-/// encoded from those planes, so overlapping tiles do not convert the same pixels
-/// again. Colour conversion and chroma downsampling work pixel by pixel and 2x2 block
-/// by 2x2 block, so such a tile's bytes are identical to encoding its crop alone
-/// (tested). Other tiles, and every tile of the pure-Rust build, encode their crop.
+/// once, transform and quantise every 8x8 block of those planes once, and Huffman-code
+/// each block's AC coefficients once (`jpeg_blocks`). A tile whose offsets and sides
+/// are multiples of the 16-pixel MCU is then written from those blocks, so overlapping
+/// tiles do not convert, transform or code the same pixels again. Colour conversion
+/// and chroma downsampling work pixel by pixel and 2x2 block by 2x2 block, and the
+/// block coder reproduces libjpeg-turbo's arithmetic, so such a tile's bytes are
+/// identical to encoding its crop alone (tested). Other tiles, and every tile of the
+/// pure-Rust build, encode their crop.
 pub struct TileSource<'a> {
     img: Rgb8View<'a>,
     quality: u8,
     #[cfg(feature = "turbojpeg")]
-    planes: Option<backend::Planes>,
+    shared: Option<backend::Shared>,
 }
 
 /// Side of a 4:2:0 MCU: shared planes serve tiles aligned to it.
@@ -50,8 +53,8 @@ impl<'a> TileSource<'a> {
     pub fn new(img: Rgb8View<'a>, quality: u8, share: bool) -> Result<Self> {
         let quality = quality.clamp(1, 100);
         #[cfg(feature = "turbojpeg")]
-        let planes = match share && img.width >= MCU && img.height >= MCU {
-            true => Some(backend::Planes::new(img)?),
+        let shared = match share && img.width >= MCU && img.height >= MCU {
+            true => Some(backend::Shared::new(img, quality)?),
             false => None,
         };
         #[cfg(not(feature = "turbojpeg"))]
@@ -60,7 +63,7 @@ impl<'a> TileSource<'a> {
             img,
             quality,
             #[cfg(feature = "turbojpeg")]
-            planes,
+            shared,
         })
     }
 
@@ -74,9 +77,9 @@ impl<'a> TileSource<'a> {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         #[cfg(feature = "turbojpeg")]
-        if let Some(planes) = &self.planes {
+        if let Some(shared) = &self.shared {
             if [row, col, height, width].iter().all(|v| v % MCU == 0) {
-                return planes.encode(row, col, height, width, self.quality, out);
+                return shared.encode(row, col, height, width, self.quality, out);
             }
         }
         encode_jpeg(self.img.crop(row, col, height, width), self.quality, out)
@@ -111,8 +114,76 @@ mod backend {
 
     use turbojpeg::{raw, Compressor, Image, PixelFormat, Subsamp, YuvPlanesImage};
 
+    use super::super::jpeg_blocks::{Blocks, Plane, Tables};
     use super::super::turbo;
     use super::*;
+    use crate::image::Rgb8;
+
+    /// What a sharing [`TileSource`] keeps: coded blocks, or (if libjpeg-turbo's
+    /// output at this quality is not the baseline 4:2:0 layout the block coder
+    /// writes) the planes for libjpeg-turbo to encode from.
+    pub(super) enum Shared {
+        Blocks(Blocks),
+        Planes(Planes),
+    }
+
+    impl Shared {
+        pub(super) fn new(img: Rgb8View<'_>, quality: u8) -> Result<Self> {
+            let planes = Planes::new(img)?;
+            Ok(match Tables::at(quality, probe) {
+                Some(tables) => Shared::Blocks(Blocks::new(
+                    tables,
+                    [
+                        Plane {
+                            data: &planes.y,
+                            stride: planes.y_stride,
+                        },
+                        Plane {
+                            data: &planes.cb,
+                            stride: planes.c_stride,
+                        },
+                        Plane {
+                            data: &planes.cr,
+                            stride: planes.c_stride,
+                        },
+                    ],
+                    img.width,
+                    img.height,
+                )),
+                None => Shared::Planes(planes),
+            })
+        }
+
+        /// Encodes an MCU-aligned tile.
+        pub(super) fn encode(
+            &self,
+            row: usize,
+            col: usize,
+            height: usize,
+            width: usize,
+            quality: u8,
+            out: &mut Vec<u8>,
+        ) -> Result<()> {
+            match self {
+                Shared::Blocks(b) => {
+                    b.encode(row, col, height, width, out);
+                    Ok(())
+                }
+                Shared::Planes(p) => p.encode(row, col, height, width, quality, out),
+            }
+        }
+    }
+
+    /// A 16x16 tile encoded by libjpeg-turbo's tile path: its headers and tables.
+    fn probe(quality: u8) -> Option<Vec<u8>> {
+        let img = Rgb8::new(16, 16, (0..16 * 16 * 3).map(|i| (i * 7) as u8).collect());
+        let mut out = Vec::new();
+        Planes::new(img.view())
+            .ok()?
+            .encode(0, 0, 16, 16, quality, &mut out)
+            .ok()?;
+        Some(out)
+    }
 
     thread_local! {
         static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
@@ -304,6 +375,73 @@ mod tests {
             encode_jpeg(img.crop(r, c, h, w), 93, &mut direct).unwrap();
             assert_eq!(a, direct, "shared ({r},{c}) {h}x{w}");
             assert_eq!(b, direct, "plain ({r},{c}) {h}x{w}");
+        }
+    }
+
+    /// Images whose blocks reach every coefficient magnitude: gradients, a 0/255
+    /// checkerboard (largest AC values, many 0xFF bytes to stuff), flat areas (long
+    /// zero runs, ZRL codes) and noise.
+    fn hard_image(w: usize, h: usize, seed: u64) -> Rgb8 {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let px = match ((x / 24) + (y / 24)) % 4 {
+                    0 => [(x * 5) as u8, (y * 3) as u8, 255 - (x + y) as u8],
+                    1 if (x + y) % 2 == 0 => [255, 255, 255],
+                    1 => [0, 0, 0],
+                    2 => [200, 30, 90],
+                    _ => [s as u8, (s >> 8) as u8, (s >> 16) as u8],
+                };
+                data.extend_from_slice(&px);
+            }
+        }
+        Rgb8::new(w, h, data)
+    }
+
+    #[test]
+    fn block_coded_tiles_match_libjpeg_turbo_at_every_quality() {
+        for (i, quality) in [1u8, 5, 10, 25, 50, 75, 85, 90, 95, 98, 100]
+            .into_iter()
+            .enumerate()
+        {
+            let img = hard_image(16 * 11 + 9, 16 * 8 + 6, i as u64);
+            let shared = TileSource::new(img.view(), quality, true).unwrap();
+            #[cfg(feature = "turbojpeg")]
+            assert!(
+                matches!(shared.shared, Some(backend::Shared::Blocks(_))),
+                "quality {quality}: the block coder was not used"
+            );
+            for (r, c, h, w) in [
+                (0, 0, 128, 176),
+                (16, 32, 64, 64),
+                (112, 160, 16, 16),
+                (48, 0, 32, 128),
+            ] {
+                let (mut a, mut direct) = (Vec::new(), Vec::new());
+                shared.encode(r, c, h, w, &mut a).unwrap();
+                encode_jpeg(img.crop(r, c, h, w), quality, &mut direct).unwrap();
+                assert!(a == direct, "quality {quality}, tile ({r},{c}) {h}x{w}");
+            }
+        }
+    }
+
+    #[test]
+    fn block_coded_photo_like_tiles_match_libjpeg_turbo() {
+        let img = crate::image::decode::tests::busy(512, 384);
+        for quality in [60u8, 95] {
+            let shared = TileSource::new(img.view(), quality, true).unwrap();
+            for r in (0..=128).step_by(128) {
+                for c in (0..=256).step_by(128) {
+                    let (mut a, mut direct) = (Vec::new(), Vec::new());
+                    shared.encode(r, c, 256, 256, &mut a).unwrap();
+                    encode_jpeg(img.crop(r, c, 256, 256), quality, &mut direct).unwrap();
+                    assert!(a == direct, "quality {quality}, tile ({r},{c})");
+                }
+            }
         }
     }
 }

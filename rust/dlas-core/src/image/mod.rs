@@ -3,6 +3,8 @@
 mod buffer;
 mod decode;
 mod encode;
+#[cfg(feature = "turbojpeg")]
+mod jpeg_blocks;
 pub(crate) mod resize;
 #[cfg(feature = "turbojpeg")]
 mod turbo;
