@@ -329,9 +329,10 @@ def test_a_ref_of_another_size_goes_straight_to_the_target(tmp_path):
 @pytest.mark.parametrize("need_ref", [True, False])
 def test_worker_batches_travel_as_one_shared_storage(golden_extracted, need_ref):
     # After a worker's first batch through dlas_fast's collate, its batches are written
-    # into one shared-memory storage and sent as that; the main process gets a plain
-    # dict of views with the items' values. Without refs, the all-zero ref tensors are
-    # not in shared memory at all: the main process makes them from their shape.
+    # into one shared-memory storage (a recycled slot: see test_shm_pool.py) and sent
+    # as that; the main process gets a plain dict of views with the items' values.
+    # Without refs, the all-zero ref tensors are not in shared memory at all: the main
+    # process makes them from their shape.
     dst, _ = golden_extracted
     opt = {"mode": "single_image_extensible", "paths": str(dst), "need_ref": need_ref,
            "target_size": 64, "scale": 2}  # fmt: skip
@@ -344,9 +345,10 @@ def test_worker_batches_travel_as_one_shared_storage(golden_extracted, need_ref)
     for n, b in enumerate(batches):
         assert type(b) is dict and list(b)[:2] == ["hq", "gt_fullsize_ref"]
         one = b["hq"].untyped_storage().data_ptr() == b["lq"].untyped_storage().data_ptr()
-        assert one == (n > 0) and b["hq"].is_shared()
+        assert one == (n > 0)
         if n > 0 and not need_ref:
-            assert not b["gt_fullsize_ref"].is_shared() and not b["lq_fullsize_ref"].is_shared()
+            ref_storage = b["gt_fullsize_ref"].untyped_storage().data_ptr()
+            assert ref_storage != b["hq"].untyped_storage().data_ptr()
             assert b["gt_fullsize_ref"].shape == (len(b["GT_path"]), 4, 64, 64)
             assert not b["gt_fullsize_ref"].any() and not b["lq_fullsize_ref"].any()
         for j in range(len(b["GT_path"])):
@@ -378,8 +380,21 @@ def test_native_output_arrays_are_checked(golden_extracted):
     no_refs[1] = no_refs[3] = None  # ref arrays left out: only for zeroed ref-less items
     load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*no_refs, True))
     assert np.array_equal(no_refs[0][1], ds[1]["hq"].numpy())
+    # Not zeroed (a recycled slot): the centres are written, the ref arrays still absent.
+    dirty = arrays()
+    dirty[1] = dirty[3] = None
+    dirty[4].fill(-7)
+    dirty[5].fill(-7)
+    load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*dirty, False))
+    assert not dirty[4].any() and not dirty[5].any()
+    refs = dlas_fast.create_dataset(dict(ds.opt, need_ref=True))
+    with_refs = []
+    for i, (p, _) in enumerate(items):
+        index, chunk, tile = refs.tiles.locate(i)
+        with_refs.append((p, refs._reference(index, chunk, tile, p)))
+    assert all(r is not None for _, r in with_refs)
     with pytest.raises(ValueError, match="ref output arrays"):
-        load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*no_refs, False))
+        load_single_batch(with_refs, 32, 1, 1, False, RefCache(), 1, None, (*no_refs, True))
     one_ref = arrays()
     one_ref[1] = None
     with pytest.raises(ValueError, match="both ref output arrays"):

@@ -5,6 +5,7 @@ DataLoader workers."""
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import warnings
 from collections.abc import Callable
@@ -77,6 +78,18 @@ class EpochDataset(torch.utils.data.Dataset):
         self._epoch = SharedEpoch()
         # Set in a worker by dlas_fast's collate (see the datasets' __getitems__).
         self.collated_as_is = False
+        self._slot_pool = None
+
+    def _shared_block(self, shapes):
+        """Tensors of these (shape, dtype)s for a batch this worker sends as it is:
+        (byte tensor over their shared memory, tensors, zeroed, slot or None), from
+        this worker's recycled slots (see :mod:`dlas_fast.datasets.shm_pool`)."""
+        from dlas_fast.datasets.shm_pool import SlotPool
+
+        pool = self._slot_pool
+        if pool is None or not pool.token.startswith(f"{os.getpid()}:"):
+            pool = self._slot_pool = SlotPool()
+        return pool.block(shapes)
 
     def _init_errors(self) -> None:
         """Reads ``on_error``: ``"skip"`` (default) or ``"raise"``."""

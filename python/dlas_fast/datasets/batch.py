@@ -23,6 +23,7 @@ class Batch(Sequence):
         storage: torch.Tensor | None = None,
         owner=None,
         zeros: frozenset = frozenset(),
+        slot=None,
     ) -> None:
         self.stacked = stacked
         self._n = n
@@ -35,6 +36,9 @@ class Batch(Sequence):
         # The dataset that made the batch: told by `collate` that its batches are
         # passed on as they are, so it may write them into shared memory directly.
         self.owner = owner
+        # The worker's recycled shared-memory slot that `storage` is, if any
+        # (dlas_fast.datasets.shm_pool).
+        self.slot = slot
 
     @classmethod
     def of(
@@ -44,8 +48,9 @@ class Batch(Sequence):
         storage: torch.Tensor | None = None,
         owner=None,
         zeros: frozenset = frozenset(),
+        slot=None,
     ) -> Batch:
-        return cls(stacked, n, storage, owner, zeros)
+        return cls(stacked, n, storage, owner, zeros, slot)
 
     def __len__(self) -> int:
         return self._n
@@ -76,7 +81,7 @@ def collate(batch):
             # cheaper there).
             batch.owner.collated_as_is = True
         if batch.storage is not None:
-            return OneStorage(batch.stacked, batch.storage, batch.zeros)
+            return OneStorage(batch.stacked, batch.storage, batch.zeros, batch.slot)
         return {
             k: v.share_memory_() if isinstance(v, torch.Tensor) else v
             for k, v in batch.stacked.items()
@@ -91,11 +96,12 @@ class OneStorage(dict):
     the main process as a plain ``dict`` of the same views."""
 
     def __init__(
-        self, stacked: dict, storage: torch.Tensor, zeros: frozenset = frozenset()
+        self, stacked: dict, storage: torch.Tensor, zeros: frozenset = frozenset(), slot=None
     ) -> None:
         super().__init__(stacked)
         self._storage = storage
         self._zeros = zeros
+        self._slot = slot
 
     def __reduce__(self):
         base = self._storage.untyped_storage().data_ptr()
@@ -107,7 +113,19 @@ class OneStorage(dict):
                 layout.append((k, v.dtype, v.storage_offset() * v.element_size(), v.shape))
             else:
                 plain[k] = v
-        return (_views, (self._storage, layout, plain, list(self), zeros))
+        slot = self._slot
+        if slot is None:
+            return (_views, (self._storage, layout, plain, list(self), zeros))
+        # A recycled slot: its storage goes with its first batch only.
+        first = None if slot.sent else self._storage
+        slot.sent = True
+        return (_slot_views, (slot.token, slot.ident, first, layout, plain, list(self), zeros))
+
+
+def _slot_views(token: str, ident: int, first, layout, plain, order, zeros) -> dict:
+    from dlas_fast.datasets.shm_pool import leased
+
+    return _views(leased(token, ident, first), layout, plain, order, zeros)
 
 
 def _views(storage: torch.Tensor, layout: list, plain: dict, order: list, zeros=()) -> dict:

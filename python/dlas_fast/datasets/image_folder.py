@@ -24,7 +24,7 @@ from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
-from dlas_fast.datasets.single_image import _shared_zeros
+from dlas_fast.datasets.shm_pool import release
 
 OPTIONS = SHAPE_KEYS | frozenset(
     {
@@ -228,19 +228,25 @@ class ImageFolderDataset(EpochDataset):
             out = tuple(
                 t[k].numpy() if k in t else None
                 for k in ("hq", "lq", "alt_hq", "alt_lq", "corruption_entropy")
-            ) + (True,)
+            ) + (shared[2],)
+        slot = None if shared is None else shared[3]
         try:
             arrays = self._loader.load(
                 list(indices), self.corruptor.native, self._epoch.value, threads, out
             )
         except MixedSizesError:
+            release(slot)
             return [self[i] for i in indices]  # images of different sizes: item by item
         except BAD_INPUT:
+            release(slot)
             if self.on_error == "raise":
                 raise
             return [self[i] for i in indices]  # a bad sample: item by item, substituted
+        except BaseException:
+            release(slot)
+            raise
         stacked = self._finish(arrays, n, None if shared is None else shared[1])
-        return Batch.of(stacked, n, None if shared is None else shared[0], self)
+        return Batch.of(stacked, n, None if shared is None else shared[0], self, slot=slot)
 
     def _entropy_len(self) -> int:
         native = self.corruptor.native
@@ -249,9 +255,9 @@ class ImageFolderDataset(EpochDataset):
         return native.fixed_len * (2 if self.fetch_alt_image else 1)
 
     def _shared_outputs(self, n: int):
-        """Zeroed tensors of a batch of `n` in one shared-memory storage when
-        `target_size` fixes the sizes (see SingleImageDataset._shared_outputs):
-        (storage bytes, {key: tensor}); else None."""
+        """Tensors of a batch of `n` in one shared-memory storage when `target_size`
+        fixes the sizes (see SingleImageDataset._shared_outputs): (storage bytes,
+        {key: tensor}, zeroed, slot); else None."""
         if self.target_size is None:
             return None
         side = self.target_size - self.target_size % (self.multiple * self.scale)
@@ -272,11 +278,13 @@ class ImageFolderDataset(EpochDataset):
         for k, v in self.fixed_parameters.items():
             layout.append((k, (n, *v.shape), v.dtype))
         try:
-            flat, views = _shared_zeros([(shape, dtype) for _, shape, dtype in layout])
+            flat, views, zeroed, slot = self._shared_block(
+                [(shape, dtype) for _, shape, dtype in layout]
+            )
         except (AttributeError, RuntimeError):
             self.collated_as_is = False
             return None
         tensors = {k: v for (k, _, _), v in zip(layout, views)}
         for k, v in self.fixed_parameters.items():
             tensors[k].copy_(v.expand(n, *v.shape))
-        return flat, tensors
+        return flat, tensors, zeroed, slot

@@ -22,6 +22,7 @@ import torch
 from dlas_fast._native import FrameSet, MixedSizesError
 from dlas_fast.datasets.base import BAD_INPUT
 from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.shm_pool import release
 from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset, _native_outs
 
 
@@ -94,17 +95,23 @@ class MultiFrameDataset(SingleImageDataset):
         threads = 1 if in_worker else (os.cpu_count() or 1)
         shared = self._shared_outputs(n * f) if in_worker and self.collated_as_is else None
         out = None if shared is None else _native_outs(shared)
+        slot = None if shared is None else shared[4]
         try:
             specs, arrays = self._load(list(indices), threads, out)
         except MixedSizesError:
+            release(slot)
             return [self[i] for i in indices]  # tiles of different sizes: item by item
         except BAD_INPUT:
+            release(slot)
             if self.on_error == "raise":
                 raise
             return [self[i] for i in indices]  # a bad sample: item by item, substituted
+        except BaseException:
+            release(slot)
+            raise
         tensors = shared[1] if shared is not None else [torch.from_numpy(a) for a in arrays]
         stacked = {k: t.view(n, f, *t.shape[1:]) for k, t in zip(_BATCH_KEYS, tensors)}
         stacked["GT_path"] = [specs[(j + 1) * f - 1][0] for j in range(n)]
         if shared is None:
             return Batch.of(stacked, n, None, self)
-        return Batch.of(stacked, n, shared[0], self, zeros=shared[2])
+        return Batch.of(stacked, n, shared[0], self, zeros=shared[2], slot=slot)

@@ -24,12 +24,12 @@ from dlas_fast._native import (
     RefCache,
     load_single_batch,
     load_single_item,
-    prefault,
 )
 from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
 from dlas_fast.datasets.batch import Batch
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
+from dlas_fast.datasets.shm_pool import release
 from dlas_fast.index import ChunkedTiles
 
 OPTIONS = SHAPE_KEYS | frozenset(
@@ -54,33 +54,9 @@ _BATCH_KEYS = ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref", "gt_center", "l
 
 def _native_outs(shared) -> tuple:
     """The native loaders' `out` argument for `_shared_outputs`'s tensors (None for
-    the ones left out of shared memory), all holding zeros already."""
-    _, tensors, zeros = shared
-    return (*(None if k in zeros else t.numpy() for k, t in zip(_BATCH_KEYS, tensors)), True)
-
-
-def _shared_zeros(shapes: list[tuple[tuple[int, ...], torch.dtype]]):
-    """Tensors of these (shape, dtype)s viewing one fresh shared-memory storage (zero
-    pages, as ``default_collate`` allocates its output in workers, but not written),
-    and a byte tensor over the whole storage."""
-    sizes = []
-    for shape, dtype in shapes:
-        n = dtype.itemsize
-        for d in shape:
-            n *= d
-        sizes.append((n + 63) // 64 * 64)  # each view 64-byte aligned
-    storage = torch.UntypedStorage._new_shared(sum(sizes))
-    flat = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (sum(sizes),))
-    # All its pages faulted in at once: cheaper than a fault per page as it is written.
-    prefault(flat.data_ptr(), flat.numel())
-    views, offset = [], 0
-    for (shape, dtype), size in zip(shapes, sizes):
-        n = dtype.itemsize
-        for d in shape:
-            n *= d
-        views.append(flat[offset : offset + n].view(dtype).view(shape))
-        offset += size
-    return flat, tuple(views)
+    the ones left out of shared memory), and whether they hold zeros already."""
+    _, tensors, zeros, zeroed, _ = shared
+    return (*(None if k in zeros else t.numpy() for k, t in zip(_BATCH_KEYS, tensors)), zeroed)
 
 
 class SingleImageDataset(EpochDataset):
@@ -218,11 +194,16 @@ class SingleImageDataset(EpochDataset):
         try:
             arrays = self._load_batch(items, threads, self._corruption(list(indices)), out)
         except MixedSizesError:
+            release(None if shared is None else shared[4])
             return [self[i] for i in indices]  # tiles of different sizes: item by item
         except BAD_INPUT:
+            release(None if shared is None else shared[4])
             if self.on_error == "raise":
                 raise
             return [self[i] for i in indices]  # a bad sample: item by item, substituted
+        except BaseException:
+            release(None if shared is None else shared[4])
+            raise
         if shared is not None:
             stacked = dict(zip(_BATCH_KEYS, shared[1]))
         else:
@@ -231,7 +212,7 @@ class SingleImageDataset(EpochDataset):
         stacked["GT_path"] = list(paths)
         if shared is None:
             return Batch.of(stacked, len(paths), None, self)
-        return Batch.of(stacked, len(paths), shared[0], self, zeros=shared[2])
+        return Batch.of(stacked, len(paths), shared[0], self, zeros=shared[2], slot=shared[4])
 
     def _load_batch(self, specs: list, threads: int, corrupt, out=None):
         """``load_single_batch`` of (tile, reference) specs with this dataset's shape."""
@@ -248,11 +229,12 @@ class SingleImageDataset(EpochDataset):
         )
 
     def _shared_outputs(self, n: int):
-        """Zeroed tensors for a batch of `n`, when `target_size` fixes the sizes:
-        (storage bytes, (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres), zero keys),
-        else None. They view one fresh shared-memory storage, except the ref tensors
-        when no item can have a ref (`need_ref` off): those are numpy zeros (pages
-        never written) and travel to the main process as their shape alone."""
+        """Tensors for a batch of `n`, when `target_size` fixes the sizes: (storage
+        bytes, (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres), zero keys, zeroed,
+        slot), else None. They view one shared-memory storage (a recycled slot, or
+        fresh zeroed memory), except the ref tensors when no item can have a ref
+        (`need_ref` off): those are numpy zeros (pages never written) and travel to the
+        main process as their shape alone."""
         if self.target_size is None:
             return None
         side = self.target_size - self.target_size % (self.multiple * self.scale)
@@ -265,13 +247,15 @@ class SingleImageDataset(EpochDataset):
                   ((n, 2), i64), ((n, 2), i64)]  # fmt: skip
         zero = {1, 3} if not self.need_ref else set()
         try:
-            flat, views = _shared_zeros([x for i, x in enumerate(shapes) if i not in zero])
+            flat, views, zeroed, slot = self._shared_block(
+                [x for i, x in enumerate(shapes) if i not in zero]
+            )
             views = iter(views)
             tensors = tuple(
                 torch.from_numpy(np.zeros(shape, np.float32)) if i in zero else next(views)
                 for i, (shape, _) in enumerate(shapes)
             )
-            return flat, tensors, frozenset(_BATCH_KEYS[i] for i in zero)
+            return flat, tensors, frozenset(_BATCH_KEYS[i] for i in zero), zeroed, slot
         except (AttributeError, RuntimeError):
             # A torch without this (private) allocator, or no shared memory: batches
             # go the way torch's own collate sends them.

@@ -252,10 +252,9 @@ fn arrays<'py>(
                 "give both ref output arrays, or neither",
             ));
         }
-        if rb.is_none() && (has_refs || !zeroed) {
+        if rb.is_none() && has_refs {
             return Err(pyo3::exceptions::PyValueError::new_err(
-                "ref output arrays may be left out only for zeroed outputs of items \
-                 without refs",
+                "ref output arrays may be left out only for items without refs",
             ));
         }
         let want = [

@@ -1,0 +1,125 @@
+"""Recycled shared-memory slots for worker batches (dlas_fast.datasets.shm_pool)."""
+
+import gc
+
+import dlas_fast
+import pytest
+import torch
+from dlas_fast.datasets import shm_pool
+from dlas_fast.datasets.batch import collate
+
+
+def _poison_recycled_slots(_worker_id):
+    # In the worker: every recycled slot is filled with NaN bytes before the loader
+    # writes a batch into it, so a value the loader fails to write shows.
+    real = shm_pool.SlotPool.block
+
+    def block(self, shapes):
+        flat, views, zeroed, slot = real(self, shapes)
+        if not zeroed:
+            flat[shm_pool.HEADER :].fill_(0xFF)
+        return flat, views, zeroed, slot
+
+    shm_pool.SlotPool.block = block
+
+
+def _dataset(dst, **opt):
+    base = {"mode": "single_image_extensible", "paths": str(dst), "target_size": 64,
+            "scale": 2, "random_seed": 3}  # fmt: skip
+    return dlas_fast.create_dataset(dict(base, **opt))
+
+
+def _loader(ds, **kw):
+    kw.setdefault("multiprocessing_context", "fork")
+    return torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate,
+                                       worker_init_fn=_poison_recycled_slots, **kw)  # fmt: skip
+
+
+def _slots_of_this_run(before: set) -> set:
+    return set(shm_pool._MAPPED) - before
+
+
+def _check(ds, batch, first: int, keys=("hq", "lq", "gt_fullsize_ref", "lq_fullsize_ref",
+                                        "gt_center", "lq_center")) -> None:  # fmt: skip
+    for j in range(len(batch["GT_path"])):
+        item = ds[first + j]
+        for key in keys:
+            assert batch[key][j].equal(item[key]), (first + j, key)
+
+
+@pytest.mark.parametrize("need_ref", [True, False])
+def test_slots_are_recycled_and_every_value_is_rewritten(golden_extracted, need_ref):
+    dst, _ = golden_extracted
+    ds = _dataset(dst, need_ref=need_ref)
+    before = set(shm_pool._MAPPED)
+    n = 0
+    for n, b in enumerate(_loader(ds)):
+        _check(ds, b, 2 * n)
+        del b  # the slot goes back to the worker
+    assert n >= 6
+    used = _slots_of_this_run(before)
+    # A handful of slots served every batch: they were reused, each time over the
+    # previous batch's values (poisoned in between), and every value came out right.
+    assert 1 <= len(used) <= 4 < n
+
+
+def test_batches_kept_by_the_loop_are_never_overwritten(golden_extracted):
+    dst, _ = golden_extracted
+    ds = _dataset(dst, need_ref=True)
+    kept = list(_loader(ds))  # every batch held: no slot is ever freed
+    part = kept[1]["hq"][1].clone()
+    view_only = kept[2]["lq"][0]  # a view alone keeps its slot busy
+    first_of_view = kept[2]["lq"][0].clone()
+    del kept[2]
+    gc.collect()
+    for n, b in enumerate(kept):
+        _check(ds, b, 2 * n if n < 2 else 2 * (n + 1))
+    assert kept[1]["hq"][1].equal(part)
+    assert view_only.equal(first_of_view)
+    # Past the pool's size, batches went to fresh shared memory instead.
+    assert len(kept) + 1 > shm_pool.MAX_SLOTS
+
+
+def test_slots_persist_across_epochs_with_persistent_workers(golden_extracted):
+    dst, _ = golden_extracted
+    ds = _dataset(dst, need_ref=True)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate,
+                                         persistent_workers=True,
+                                         multiprocessing_context="fork",
+                                         worker_init_fn=_poison_recycled_slots)  # fmt: skip
+    before = set(shm_pool._MAPPED)
+    for _epoch in range(3):
+        for n, b in enumerate(loader):
+            _check(ds, b, 2 * n)
+    # One worker for all three epochs: its slots were mapped once.
+    assert len({token for token, _ in _slots_of_this_run(before)}) == 1
+    assert len(_slots_of_this_run(before)) <= 4
+
+
+def test_spawned_workers_use_slots_too(golden_extracted):
+    dst, _ = golden_extracted
+    ds = _dataset(dst, need_ref=False)
+    before = set(shm_pool._MAPPED)
+    for n, b in enumerate(_loader(ds, multiprocessing_context="spawn")):
+        _check(ds, b, 2 * n)
+    assert _slots_of_this_run(before)
+
+
+def test_a_freed_batch_marks_its_slot_free():
+    flat, views, zeroed, slot = shm_pool.SlotPool().block([((4,), torch.float32)])
+    assert not zeroed and not slot.free
+    # As the main process sees it on arrival.
+    mapped = shm_pool.leased("0:test", 0, flat)
+    a = mapped[shm_pool.HEADER :].view(torch.float32)
+    b = a[1:3]
+    del mapped, a
+    gc.collect()
+    assert not slot.free  # `b` still views the slot
+    del b
+    gc.collect()
+    assert slot.free
+    later = shm_pool.leased("0:test", 0, None)  # later batches name the slot only
+    assert later.data_ptr() == flat.data_ptr()
+    with pytest.raises(RuntimeError, match="never received"):
+        shm_pool.leased("0:test", 1, None)
+    shm_pool._MAPPED.pop(("0:test", 0))
