@@ -9,7 +9,7 @@
 use super::resample::{resample_plane, Filter};
 use super::Rng;
 use crate::error::Result;
-use crate::image::{decode_bytes, encode_jpeg, DecodeOptions, Rgb8};
+use crate::image::Rgb8;
 use crate::load::Planes;
 
 /// OpenCV's BORDER_REFLECT_101 (`gfedcb|abcdefgh|gfedcba`) for any offset.
@@ -265,17 +265,17 @@ pub(super) fn jpeg_round_trip(img: &mut Planes, quality: u8) -> Result<()> {
         px[2] = byte(b);
     }
     let src = Rgb8::new(img.w, img.h, rgb);
-    let mut bytes = Vec::new();
-    encode_jpeg(src.view(), quality, &mut bytes)?;
-    let back = decode_bytes(&bytes, &DecodeOptions::default())?;
+    let w = img.w;
     let (r, rest) = img.data.split_at_mut(n);
     let (g, b) = rest.split_at_mut(n);
-    for (((px, r), g), b) in back.data.chunks_exact(3).zip(r).zip(g).zip(b) {
-        *r = px[0] as f32 / 255.0;
-        *g = px[1] as f32 / 255.0;
-        *b = px[2] as f32 / 255.0;
-    }
-    Ok(())
+    crate::image::jpeg_round_trip(src.view(), quality, |y, rgb| {
+        let at = y * w;
+        for (plane, row) in [&mut *r, &mut *g, &mut *b].into_iter().zip(rgb) {
+            for (v, &p) in plane[at..at + w].iter_mut().zip(row) {
+                *v = p as f32 / 255.0;
+            }
+        }
+    })
 }
 
 /// `clip(v + amount, 0, 1)`.

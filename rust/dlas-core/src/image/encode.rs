@@ -26,6 +26,33 @@ pub fn encode_jpeg(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<
     backend::encode(img, quality.clamp(1, 100), out)
 }
 
+/// `img` after a JPEG round trip at `quality` ([`encode_jpeg`], then decoding), row by
+/// row through `put(row, [r, g, b])`. The libjpeg-turbo build computes it without a codec
+/// when both sides are multiples of 16 (the same pixels, tested); otherwise it encodes
+/// and decodes.
+pub fn jpeg_round_trip(
+    img: Rgb8View<'_>,
+    quality: u8,
+    mut put: impl FnMut(usize, [&[u8]; 3]),
+) -> Result<()> {
+    #[cfg(feature = "turbojpeg")]
+    if backend::round_trip(img, quality, &mut put)? {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    encode_jpeg(img, quality, &mut bytes)?;
+    let back = super::decode_bytes(&bytes, &super::DecodeOptions::default())?;
+    let w = back.width;
+    let mut rgb = [vec![0u8; w], vec![0u8; w], vec![0u8; w]];
+    for y in 0..back.height {
+        for (x, px) in back.data[y * 3 * w..][..3 * w].chunks_exact(3).enumerate() {
+            (rgb[0][x], rgb[1][x], rgb[2][x]) = (px[0], px[1], px[2]);
+        }
+        put(y, [&rgb[0], &rgb[1], &rgb[2]]);
+    }
+    Ok(())
+}
+
 /// Encodes many tiles cut from one image, all at one quality.
 ///
 /// With libjpeg-turbo, [`TileSource::new`] can convert the whole image to YCbCr 4:2:0
@@ -172,6 +199,38 @@ mod backend {
                 Shared::Planes(p) => p.encode(row, col, height, width, quality, out),
             }
         }
+    }
+
+    /// `img` after a JPEG round trip at `quality`, computed without a codec: from
+    /// libjpeg-turbo's 4:2:0 planes, each block quantised in the DCT domain and
+    /// inverse-transformed, then libjpeg's upsampling and colour conversion
+    /// (`jpeg_blocks`). Pixel for pixel what encoding and decoding gives (tested).
+    /// `None` for sides that are not multiples of 16 (libjpeg's edge padding is not
+    /// reproduced) or tables the block coder does not handle.
+    pub(crate) fn round_trip(
+        img: Rgb8View<'_>,
+        quality: u8,
+        put: impl FnMut(usize, [&[u8]; 3]),
+    ) -> Result<bool> {
+        let (w, h) = (img.width, img.height);
+        if w == 0 || h == 0 || w % MCU != 0 || h % MCU != 0 {
+            return Ok(false);
+        }
+        let Some(tables) = Tables::at(quality.clamp(1, 100), probe) else {
+            return Ok(false);
+        };
+        let mut p = Planes::new(img)?;
+        let (ys, cs) = (p.y_stride, p.c_stride);
+        super::super::jpeg_blocks::requantise(
+            &tables,
+            [
+                (&mut p.y, ys, w, h),
+                (&mut p.cb, cs, w / 2, h / 2),
+                (&mut p.cr, cs, w / 2, h / 2),
+            ],
+        );
+        super::super::jpeg_blocks::ycc420_to_rgb([(&p.y, ys), (&p.cb, cs), (&p.cr, cs)], w, h, put);
+        Ok(true)
     }
 
     /// A 16x16 tile encoded by libjpeg-turbo's tile path: its headers and tables.
@@ -440,6 +499,51 @@ mod tests {
                     shared.encode(r, c, 256, 256, &mut a).unwrap();
                     encode_jpeg(img.crop(r, c, 256, 256), quality, &mut direct).unwrap();
                     assert!(a == direct, "quality {quality}, tile ({r},{c})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_is_encoding_then_decoding() {
+        let opts = DecodeOptions::default();
+        for (i, (w, h)) in [
+            (16, 16),
+            (48, 32),
+            (128, 128),
+            (256, 112),
+            (40, 24),
+            (32, 16),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (j, quality) in [1u8, 10, 15, 40, 75, 95, 100].into_iter().enumerate() {
+                let img = if (i + j) % 2 == 0 {
+                    hard_image(w, h, (i * 7 + j) as u64)
+                } else {
+                    crate::image::decode::tests::busy(w, h)
+                };
+                let mut fast = vec![0u8; 3 * w * h];
+                jpeg_round_trip(img.view(), quality, |y, [r, g, b]| {
+                    for x in 0..w {
+                        fast[3 * (w * y + x)..][..3].copy_from_slice(&[r[x], g[x], b[x]]);
+                    }
+                })
+                .unwrap();
+                let mut bytes = Vec::new();
+                encode_jpeg(img.view(), quality, &mut bytes).unwrap();
+                let slow = decode_bytes(&bytes, &opts).unwrap();
+                let differ = fast.iter().zip(&slow.data).filter(|(a, b)| a != b).count();
+                assert!(
+                    differ == 0,
+                    "{w}x{h} at quality {quality}: {differ} values differ"
+                );
+                #[cfg(feature = "turbojpeg")]
+                {
+                    let aligned = w % 16 == 0 && h % 16 == 0;
+                    let used = backend::round_trip(img.view(), quality, |_, _| {}).unwrap();
+                    assert_eq!(used, aligned, "{w}x{h}: codec-free path");
                 }
             }
         }

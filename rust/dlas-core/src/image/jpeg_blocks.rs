@@ -603,6 +603,92 @@ mod x86 {
         }
     }
 
+    /// See [`super::idct_into`]: `coef` are quantised coefficients (natural order),
+    /// `step` their quantisation steps.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `out` must hold 8 rows of 8 bytes, `stride` apart
+    /// (checked).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn dequant_idct(
+        coef: &[i32; 64],
+        step: &[i32; 64],
+        out: &mut [u8],
+        stride: usize,
+    ) {
+        assert!(out.len() >= 7 * stride + 8, "block outside its plane");
+        let load = |a: &[i32; 64], v: usize| {
+            // SAFETY: 8 lanes from 8 * v < 64.
+            unsafe { _mm256_loadu_si256(a[8 * v..][..8].as_ptr() as *const __m256i) }
+        };
+        let mut d: [__m256i; 8] =
+            std::array::from_fn(|v| _mm256_mullo_epi32(load(coef, v), load(step, v)));
+        idct_pass::<false>(&mut d);
+        transpose(&mut d);
+        idct_pass::<true>(&mut d);
+        transpose(&mut d);
+        // d[y] is now row y; plus 128, saturated to bytes.
+        let centre = _mm256_set1_epi32(128);
+        for (y, row) in d.iter().enumerate() {
+            let v = _mm256_add_epi32(*row, centre);
+            let words =
+                _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            let bytes = _mm_packus_epi16(words, words);
+            // SAFETY: row y's 8 bytes are inside `out` (asserted above).
+            unsafe { _mm_storel_epi64(out.as_mut_ptr().add(y * stride) as *mut __m128i, bytes) };
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn idct_pass<const SECOND: bool>(d: &mut [__m256i; 8]) {
+        let add = |a, b| _mm256_add_epi32(a, b);
+        let sub = |a, b| _mm256_sub_epi32(a, b);
+        let mul = |a, k: i32| _mm256_mullo_epi32(a, _mm256_set1_epi32(k));
+        let descale = |x| {
+            if SECOND {
+                let r = _mm256_set1_epi32(1 << (CONST_BITS + PASS1_BITS + 3 - 1));
+                _mm256_srai_epi32::<{ CONST_BITS + PASS1_BITS + 3 }>(add(x, r))
+            } else {
+                let r = _mm256_set1_epi32(1 << (CONST_BITS - PASS1_BITS - 1));
+                _mm256_srai_epi32::<{ CONST_BITS - PASS1_BITS }>(add(x, r))
+            }
+        };
+        let z1 = mul(add(d[2], d[6]), F0_541);
+        let tmp2 = sub(z1, mul(d[6], F1_847));
+        let tmp3 = add(z1, mul(d[2], F0_765));
+        let tmp0 = _mm256_slli_epi32::<CONST_BITS>(add(d[0], d[4]));
+        let tmp1 = _mm256_slli_epi32::<CONST_BITS>(sub(d[0], d[4]));
+        let tmp10 = add(tmp0, tmp3);
+        let tmp13 = sub(tmp0, tmp3);
+        let tmp11 = add(tmp1, tmp2);
+        let tmp12 = sub(tmp1, tmp2);
+
+        let (t0, t1, t2, t3) = (d[7], d[5], d[3], d[1]);
+        let z1 = add(t0, t3);
+        let z2 = add(t1, t2);
+        let z3 = add(t0, t2);
+        let z4 = add(t1, t3);
+        let z5 = mul(add(z3, z4), F1_175);
+        let z1 = mul(z1, -F0_899);
+        let z2 = mul(z2, -F2_562);
+        let z3 = add(mul(z3, -F1_961), z5);
+        let z4 = add(mul(z4, -F0_390), z5);
+        let t0 = add(add(mul(t0, F0_298), z1), z3);
+        let t1 = add(add(mul(t1, F2_053), z2), z4);
+        let t2 = add(add(mul(t2, F3_072), z2), z3);
+        let t3 = add(add(mul(t3, F1_501), z1), z4);
+
+        d[0] = descale(add(tmp10, t3));
+        d[7] = descale(sub(tmp10, t3));
+        d[1] = descale(add(tmp11, t2));
+        d[6] = descale(sub(tmp11, t2));
+        d[2] = descale(add(tmp12, t1));
+        d[5] = descale(sub(tmp12, t1));
+        d[3] = descale(add(tmp13, t0));
+        d[4] = descale(sub(tmp13, t0));
+    }
+
     #[target_feature(enable = "avx2")]
     #[inline]
     fn transpose(d: &mut [__m256i; 8]) {
@@ -687,6 +773,227 @@ mod x86 {
         d[5] = descale(add(add(tmp5, z2), z4));
         d[3] = descale(add(add(tmp6, z2), z3));
         d[1] = descale(add(add(tmp7, z1), z4));
+    }
+}
+
+/// A JPEG round trip of 4:2:0 planes without entropy coding (which is lossless):
+/// every 8x8 block is transformed, quantised, dequantised and inverse-transformed as
+/// libjpeg-turbo's encoder and decoder do, in place. Each plane is `(samples, stride,
+/// width, height)` with sides that are multiples of 8 (whole blocks: no edge padding
+/// to reproduce).
+pub(super) fn requantise(tables: &Tables, planes: [(&mut [u8], usize, usize, usize); 3]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(tables: &Tables, planes: [(&mut [u8], usize, usize, usize); 3]) {
+            requantise_impl(
+                tables,
+                planes,
+                |src, stride, divisor, out| {
+                    // SAFETY: AVX2 is enabled here; `src` holds 8 rows `stride` apart.
+                    unsafe { x86::fdct_quant(src, stride, divisor, out) }
+                },
+                |coef, step, out, stride| {
+                    // SAFETY: as above, for `out`.
+                    unsafe { x86::dequant_idct(coef, step, out, stride) }
+                },
+            )
+        }
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        return unsafe { avx2(tables, planes) };
+    }
+    requantise_impl(tables, planes, fdct_quant, dequant_idct)
+}
+
+#[inline(always)]
+fn requantise_impl(
+    tables: &Tables,
+    planes: [(&mut [u8], usize, usize, usize); 3],
+    fdct: impl Fn(&[u8], usize, &[f32; 64], &mut [i32; 64]),
+    idct: impl Fn(&[i32; 64], &[i32; 64], &mut [u8], usize),
+) {
+    let mut coef = [0i32; 64];
+    for ((data, stride, w, h), comp) in planes.into_iter().zip(&tables.comps) {
+        assert!(w % 8 == 0 && h % 8 == 0, "whole blocks only");
+        assert!(h == 0 || data.len() >= (h - 1) * stride + w);
+        let mut step = [0i32; 64];
+        for (s, d) in step.iter_mut().zip(&comp.divisor) {
+            *s = (*d / 8.0) as i32;
+        }
+        for by in 0..h / 8 {
+            for bx in 0..w / 8 {
+                let at = 8 * by * stride + 8 * bx;
+                fdct(&data[at..], stride, &comp.divisor, &mut coef);
+                idct(&coef, &step, &mut data[at..], stride);
+            }
+        }
+    }
+}
+
+/// libjpeg's accurate integer inverse DCT of quantised coefficients (natural order)
+/// times their quantisation steps, written as 8-bit samples (plus 128, saturated as
+/// libjpeg-turbo's SIMD code does). The portable version of [`x86::dequant_idct`].
+#[inline(always)]
+fn dequant_idct(coef: &[i32; 64], step: &[i32; 64], out: &mut [u8], stride: usize) {
+    // d[v][u]: lanes are columns u; the first pass runs down the columns.
+    let mut d: [[i32; 8]; 8] =
+        std::array::from_fn(|v| std::array::from_fn(|u| coef[8 * v + u] * step[8 * v + u]));
+    idct_pass(&mut d, false);
+    transpose(&mut d);
+    idct_pass(&mut d, true);
+    // d[x][y] is now sample (y, x).
+    for y in 0..8 {
+        let line = &mut out[y * stride..][..8];
+        for (x, px) in line.iter_mut().enumerate() {
+            *px = (d[x][y] + 128).clamp(0, 255) as u8;
+        }
+    }
+}
+
+/// One pass of the inverse transform over 8 lanes (see [`fdct_pass`]): the first keeps
+/// 2 extra bits, the second removes them and the 3 bits of the 2-D scale.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn idct_pass(d: &mut [[i32; 8]; 8], second: bool) {
+    use dct::*;
+    let shift = if second {
+        CONST_BITS + PASS1_BITS + 3
+    } else {
+        CONST_BITS - PASS1_BITS
+    };
+    let round = 1i32 << (shift - 1);
+    for l in 0..8 {
+        let z2 = d[2][l];
+        let z3 = d[6][l];
+        let z1 = (z2 + z3) * F0_541;
+        let tmp2 = z1 - z3 * F1_847;
+        let tmp3 = z1 + z2 * F0_765;
+        let tmp0 = (d[0][l] + d[4][l]) << CONST_BITS;
+        let tmp1 = (d[0][l] - d[4][l]) << CONST_BITS;
+        let tmp10 = tmp0 + tmp3;
+        let tmp13 = tmp0 - tmp3;
+        let tmp11 = tmp1 + tmp2;
+        let tmp12 = tmp1 - tmp2;
+
+        let (t0, t1, t2, t3) = (d[7][l], d[5][l], d[3][l], d[1][l]);
+        let z1 = t0 + t3;
+        let z2 = t1 + t2;
+        let z3 = t0 + t2;
+        let z4 = t1 + t3;
+        let z5 = (z3 + z4) * F1_175;
+        let z1 = -z1 * F0_899;
+        let z2 = -z2 * F2_562;
+        let z3 = -z3 * F1_961 + z5;
+        let z4 = -z4 * F0_390 + z5;
+        let t0 = t0 * F0_298 + z1 + z3;
+        let t1 = t1 * F2_053 + z2 + z4;
+        let t2 = t2 * F3_072 + z2 + z3;
+        let t3 = t3 * F1_501 + z1 + z4;
+
+        d[0][l] = (tmp10 + t3 + round) >> shift;
+        d[7][l] = (tmp10 - t3 + round) >> shift;
+        d[1][l] = (tmp11 + t2 + round) >> shift;
+        d[6][l] = (tmp11 - t2 + round) >> shift;
+        d[2][l] = (tmp12 + t1 + round) >> shift;
+        d[5][l] = (tmp12 - t1 + round) >> shift;
+        d[3][l] = (tmp13 + t0 + round) >> shift;
+        d[4][l] = (tmp13 - t0 + round) >> shift;
+    }
+}
+
+/// libjpeg's decoder output for 4:2:0 planes of a `w x h` image (even sides): chroma
+/// upsampled by its "fancy" triangle filter (3/4 of the nearer chroma sample and 1/4
+/// of the farther, in both directions, with its 8/7 rounding biases; edge samples
+/// repeated), then YCbCr converted to RGB with its 16-bit fixed-point tables. Calls
+/// `put(row, [r, g, b])` with each row's three channels.
+pub(super) fn ycc420_to_rgb(
+    planes: [(&[u8], usize); 3],
+    w: usize,
+    h: usize,
+    put: impl FnMut(usize, [&[u8]; 3]),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(
+            planes: [(&[u8], usize); 3],
+            w: usize,
+            h: usize,
+            put: impl FnMut(usize, [&[u8]; 3]),
+        ) {
+            ycc420_to_rgb_impl(planes, w, h, put)
+        }
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        return unsafe { avx2(planes, w, h, put) };
+    }
+    ycc420_to_rgb_impl(planes, w, h, put)
+}
+
+#[inline(always)]
+fn ycc420_to_rgb_impl(
+    planes: [(&[u8], usize); 3],
+    w: usize,
+    h: usize,
+    mut put: impl FnMut(usize, [&[u8]; 3]),
+) {
+    assert!(
+        w.is_multiple_of(2) && h.is_multiple_of(2) && w > 0 && h > 0,
+        "even sides only"
+    );
+    const ONE_HALF: i32 = 1 << 15;
+    let fix = |x: f64| (x * 65536.0 + 0.5) as i32;
+    let (cr_r, cb_b, cr_g, cb_g) = (fix(1.402), fix(1.772), fix(0.71414), fix(0.34414));
+    let (cw, ch) = (w / 2, h / 2);
+    let [(y, ys), cb, cr] = planes;
+    for (p, stride) in [cb, cr] {
+        assert!(p.len() >= (ch - 1) * stride + cw, "chroma plane too small");
+    }
+    assert!(y.len() >= (h - 1) * ys + w, "luma plane too small");
+    // Column sums with the edge repeated: s[0] and s[cw + 1] are the pads.
+    let mut sums = vec![0i32; cw + 2];
+    // up[component][v]: the full-width chroma of output rows 2r and 2r + 1.
+    let mut up = [
+        [vec![0i32; w], vec![0i32; w]],
+        [vec![0i32; w], vec![0i32; w]],
+    ];
+    let mut rgb = [vec![0u8; w], vec![0u8; w], vec![0u8; w]];
+    for r in 0..ch {
+        for ((plane, stride), out) in [cb, cr].into_iter().zip(&mut up) {
+            let row = |i: usize| &plane[i * stride..][..cw];
+            let this = row(r);
+            for (v, near) in [r.saturating_sub(1), (r + 1).min(ch - 1)]
+                .into_iter()
+                .enumerate()
+            {
+                let near = row(near);
+                for ((s, &t), &n) in sums[1..=cw].iter_mut().zip(this).zip(near) {
+                    *s = 3 * t as i32 + n as i32;
+                }
+                // The pads make the edge outputs 4 * s + bias, as libjpeg's edge cases.
+                (sums[0], sums[cw + 1]) = (sums[1], sums[cw]);
+                let o = &mut out[v];
+                for c in 0..cw {
+                    let (prev, this, next) = (sums[c], sums[c + 1], sums[c + 2]);
+                    o[2 * c] = (this * 3 + prev + 8) >> 4;
+                    o[2 * c + 1] = (this * 3 + next + 7) >> 4;
+                }
+            }
+        }
+        let [cb_up, cr_up] = &up;
+        for (v, (cb_row, cr_row)) in cb_up.iter().zip(cr_up).enumerate() {
+            let yy = 2 * r + v;
+            let luma = &y[yy * ys..][..w];
+            let [rr, gg, bb] = &mut rgb;
+            for x in 0..w {
+                let l = luma[x] as i32;
+                let b = cb_row[x] - 128;
+                let r = cr_row[x] - 128;
+                rr[x] = (l + ((cr_r * r + ONE_HALF) >> 16)).clamp(0, 255) as u8;
+                gg[x] = (l + ((-cb_g * b + ONE_HALF - cr_g * r) >> 16)).clamp(0, 255) as u8;
+                bb[x] = (l + ((cb_b * b + ONE_HALF) >> 16)).clamp(0, 255) as u8;
+            }
+            put(yy, [&rgb[0], &rgb[1], &rgb[2]]);
+        }
     }
 }
 
@@ -827,6 +1134,12 @@ mod tests {
                 // SAFETY: AVX2 is present (checked above).
                 unsafe { x86::fdct_quant(&src, 11, &divisor, &mut b) };
                 assert_eq!(a, b, "case {case}");
+                let step: [i32; 64] = std::array::from_fn(|i| (divisor[i] / 8.0) as i32);
+                let (mut x, mut y) = ([0u8; 8 * 11], [0u8; 8 * 11]);
+                dequant_idct(&a, &step, &mut x, 11);
+                // SAFETY: AVX2 is present (checked above).
+                unsafe { x86::dequant_idct(&a, &step, &mut y, 11) };
+                assert_eq!(x, y, "inverse, case {case}");
             }
         }
     }

@@ -14,5 +14,5 @@ pub use decode::{
     decode_bytes, decode_bytes_region, decode_file, decode_file_region, DecodeOptions, Partial,
     Region, DEFAULT_MAX_PIXELS,
 };
-pub use encode::{encode_jpeg, TileSource, JPEG_ENCODER, MCU};
+pub use encode::{encode_jpeg, jpeg_round_trip, TileSource, JPEG_ENCODER, MCU};
 pub use resize::{resize_area, resize_area_into};

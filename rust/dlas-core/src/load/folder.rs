@@ -125,22 +125,65 @@ pub fn window(
 
 /// The `(top, left, h, w)` window of `img`, mirrored when `flip`.
 fn extract(img: Rgb8, top: usize, left: usize, h: usize, w: usize, flip: bool) -> Rgb8 {
-    if !flip && (top, left, h, w) == (0, 0, img.height, img.width) {
+    if (top, left, h, w) == (0, 0, img.height, img.width) {
+        let mut img = img;
+        if flip {
+            // In place, a row at a time through a copy of it.
+            let mut scratch = vec![0u8; 3 * w];
+            for row in img.data.chunks_exact_mut(3 * w) {
+                scratch.copy_from_slice(row);
+                mirror_row(row, &scratch);
+            }
+        }
         return img;
     }
-    let mut data = Vec::with_capacity(h * w * 3);
+    let mut data = vec![0u8; h * w * 3];
     let stride = img.width * 3;
-    for y in top..top + h {
+    for (y, out) in (top..top + h).zip(data.chunks_exact_mut(w * 3)) {
         let row = &img.data[y * stride + left * 3..y * stride + (left + w) * 3];
         if flip {
-            for px in row.chunks_exact(3).rev() {
-                data.extend_from_slice(px);
-            }
+            mirror_row(out, row);
         } else {
-            data.extend_from_slice(row);
+            out.copy_from_slice(row);
         }
     }
     Rgb8::new(w, h, data)
+}
+
+/// `out` = the RGB pixels of `row` in reverse order.
+fn mirror_row(out: &mut [u8], row: &[u8]) {
+    assert_eq!(out.len(), row.len());
+    let n = row.len() / 3;
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("ssse3") && n >= 7 {
+        use std::arch::x86_64::*;
+        // Pixel 0 alone: from pixel 1 on, each 16-byte load (5 pixels and one byte
+        // more) and store stays inside the row.
+        out[..3].copy_from_slice(&row[3 * (n - 1)..]);
+        #[target_feature(enable = "ssse3")]
+        fn five_at_a_time(out: &mut [u8], row: &[u8], n: usize) -> usize {
+            // Output pixel j of a group of 5 is input pixel 4 - j; the 16th byte is spare.
+            let rev = _mm_setr_epi8(12, 13, 14, 9, 10, 11, 6, 7, 8, 3, 4, 5, 0, 1, 2, -1);
+            let mut i = 1;
+            while i + 6 <= n {
+                let s = n - 5 - i;
+                // SAFETY: 3s + 16 <= 3n (s <= n - 6) and 3i + 16 <= 3n (i <= n - 6).
+                unsafe {
+                    let v = _mm_loadu_si128(row.as_ptr().add(3 * s) as *const __m128i);
+                    let v = _mm_shuffle_epi8(v, rev);
+                    _mm_storeu_si128(out.as_mut_ptr().add(3 * i) as *mut __m128i, v);
+                }
+                i += 5;
+            }
+            i
+        }
+        // SAFETY: the CPU supports SSSE3 (checked at run time).
+        i = unsafe { five_at_a_time(out, row, n) };
+    }
+    for j in i..n {
+        out[3 * j..3 * j + 3].copy_from_slice(&row[3 * (n - 1 - j)..3 * (n - j)]);
+    }
 }
 
 /// Crops, flips, squares and jitters one decoded image.
@@ -287,5 +330,16 @@ mod tests {
         assert_eq!(next_frame(Path::new("0000001.jpg")), None); // 7 digits
         assert_eq!(next_frame(Path::new("clip_0000a001.jpg")), None);
         assert_eq!(next_frame(Path::new("noext")), None);
+    }
+
+    #[test]
+    fn mirrored_rows_reverse_their_pixels() {
+        for n in 0..40 {
+            let row: Vec<u8> = (0..3 * n).map(|i| (i * 7 + 1) as u8).collect();
+            let mut out = vec![0u8; 3 * n];
+            mirror_row(&mut out, &row);
+            let expected: Vec<u8> = row.chunks_exact(3).rev().flatten().copied().collect();
+            assert_eq!(out, expected, "{n} pixels");
+        }
     }
 }
