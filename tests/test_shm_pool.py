@@ -1,8 +1,10 @@
 """Recycled shared-memory slots for worker batches (dlas_fast.datasets.shm_pool)."""
 
 import gc
+import os
 
 import dlas_fast
+import numpy as np
 import pytest
 import torch
 from dlas_fast.datasets import shm_pool
@@ -76,8 +78,10 @@ def test_batches_kept_by_the_loop_are_never_overwritten(golden_extracted):
         _check(ds, b, 2 * n if n < 2 else 2 * (n + 1))
     assert kept[1]["hq"][1].equal(part)
     assert view_only.equal(first_of_view)
-    # Past the pool's size, batches went to fresh shared memory instead.
+    # Past the pool's size, batches went to fresh shared memory instead (torch's own,
+    # which it reports as shared; slots are not).
     assert len(kept) + 1 > shm_pool.MAX_SLOTS
+    assert any(b["hq"].is_shared() for b in kept[shm_pool.MAX_SLOTS :])
 
 
 def test_slots_persist_across_epochs_with_persistent_workers(golden_extracted):
@@ -123,3 +127,66 @@ def test_a_freed_batch_marks_its_slot_free():
     with pytest.raises(RuntimeError, match="never received"):
         shm_pool.leased("0:test", 1, None)
     shm_pool._MAPPED.pop(("0:test", 0))
+
+
+def test_image_folder_batches_rewrite_every_value_in_recycled_slots(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (48, 48, 3), np.uint8)).save(tmp_path / f"{i:03d}.png")
+    opt = {"mode": "imagefolder", "paths": str(tmp_path), "target_size": 32, "scale": 2,
+           "random_seed": 5, "disable_flip": False, "fetch_alt_tiled_image": True,
+           "fixed_corruptions": ["jpeg-low", "gaussian_blur"], "fixed_parameters": {"k": 2},
+           "normalize": "imagenet"}  # fmt: skip
+    ds = dlas_fast.create_dataset(opt)
+    before = set(shm_pool._MAPPED)
+    n = 0
+    for n, b in enumerate(_loader(ds)):
+        for j in range(len(b["HQ_path"])):
+            item = ds[2 * n + j]
+            for key in ("hq", "lq", "alt_hq", "corruption_entropy", "k"):
+                torch.testing.assert_close(b[key][j], item[key], rtol=0, atol=0)
+            assert bool(b["has_alt"][j]) == item["has_alt"]
+        del b
+    assert n >= 6 and 1 <= len(_slots_of_this_run(before)) <= 4
+
+
+def test_stopping_mid_epoch_with_persistent_workers(golden_extracted):
+    dst, _ = golden_extracted
+    ds = _dataset(dst, need_ref=True)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate,
+                                         persistent_workers=True, prefetch_factor=3,
+                                         multiprocessing_context="fork",
+                                         worker_init_fn=_poison_recycled_slots)  # fmt: skip
+    for _epoch in range(3):
+        for n, b in enumerate(loader):
+            _check(ds, b, 2 * n)
+            if n == 1:
+                break  # batches already prefetched are drained by the next epoch's reset
+    for n, b in enumerate(loader):
+        _check(ds, b, 2 * n)
+
+
+def test_a_forked_copy_of_a_batch_never_frees_its_slot():
+    flat, _views, _zeroed, slot = shm_pool.SlotPool().block([((4,), torch.float32)])
+    batch = shm_pool.leased("0:fork", 0, flat)
+    pid = os.fork()
+    if pid == 0:  # the child drops its copy of the batch and collects it
+        del batch
+        gc.collect()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    assert not slot.free  # the parent still holds the batch
+    del batch
+    gc.collect()
+    assert slot.free
+    shm_pool._MAPPED.pop(("0:fork", 0))
+
+
+def test_a_slot_batch_cannot_be_rebuilt_in_the_worker_that_made_it():
+    pool = shm_pool.SlotPool()
+    flat, _views, _zeroed, slot = pool.block([((4,), torch.float32)])
+    with pytest.raises(RuntimeError, match="worker that made it"):
+        shm_pool.leased(pool.token, slot.ident, flat)

@@ -116,9 +116,8 @@ class OneStorage(dict):
         slot = self._slot
         if slot is None:
             return (_views, (self._storage, layout, plain, list(self), zeros))
-        # A recycled slot: its storage goes with its first batch only.
-        first = None if slot.sent else self._storage
-        slot.sent = True
+        # A recycled slot: its storage goes along until the main process has it mapped.
+        first = None if slot.mapped else self._storage
         return (_slot_views, (slot.token, slot.ident, first, layout, plain, list(self), zeros))
 
 

@@ -285,6 +285,10 @@ class ImageFolderDataset(EpochDataset):
             self.collated_as_is = False
             return None
         tensors = {k: v for (k, _, _), v in zip(layout, views)}
-        for k, v in self.fixed_parameters.items():
-            tensors[k].copy_(v.expand(n, *v.shape))
+        try:
+            for k, v in self.fixed_parameters.items():
+                tensors[k].copy_(v.expand(n, *v.shape))
+        except BaseException:
+            release(slot)
+            raise
         return flat, tensors, zeroed, slot

@@ -21,6 +21,7 @@ overwritten while in use.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 import weakref
 
@@ -30,7 +31,8 @@ import torch
 from dlas_fast._native import prefault
 
 FREE, BUSY = 0, 1
-# Bytes before a slot's data: its state word, padded to keep the data 64-byte aligned.
+# Bytes before a slot's data: its state word, then a word the main process sets to 1
+# once it has the slot mapped, padded to keep the data 64-byte aligned.
 HEADER = 64
 # Slots a worker keeps at most: the prefetched batches, the one the loop holds and
 # one being sent need about four.
@@ -77,13 +79,18 @@ class Slot:
         self.token, self.ident = token, ident
         self.flat, _ = fresh_block([((HEADER + nbytes,), torch.uint8)])
         self.capacity = nbytes
-        self._state = self.flat.numpy()[:8].view(np.int64)
-        # Whether the main process has the mapping yet (set when first sent).
-        self.sent = False
+        self._state = self.flat.numpy()[:16].view(np.int64)
 
     @property
     def free(self) -> bool:
         return int(self._state[0]) == FREE
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the main process has the slot mapped: until then, every batch in
+        it carries the storage (a message that never arrived cannot leave a later one
+        naming a slot the main process does not know)."""
+        return int(self._state[1]) == 1
 
     def take(self) -> None:
         self._state[0] = BUSY
@@ -124,8 +131,12 @@ def release(slot: Slot | None) -> None:
         slot.release()
 
 
-# Main process: the slots mapped so far, by (pool token, slot id).
+# Main process: the slots mapped so far, by (pool token, slot id). A forked child
+# (a worker, another loader's worker) starts without them: it must neither keep them
+# mapped nor free them.
 _MAPPED: dict[tuple[str, int], torch.Tensor] = {}
+_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_MAPPED.clear)
 
 
 def _alive(token: str) -> bool:
@@ -138,27 +149,39 @@ def _alive(token: str) -> bool:
     return True
 
 
-def _set_free(state: np.ndarray) -> None:
-    state[0] = FREE
+def _set_free(state: np.ndarray, owner: int) -> None:
+    # Only in the process that received the batch: a forked copy of it collecting the
+    # same garbage must not free a slot its parent may still use.
+    if os.getpid() == owner:
+        state[0] = FREE
 
 
 def leased(token: str, ident: int, flat: torch.Tensor | None) -> torch.Tensor:
     """In the main process: a byte tensor over slot `ident` of pool `token` whose
     death (with every view of it) marks the slot free. `flat` is the slot's storage
-    the first time it arrives, else None."""
+    until the slot is known to be mapped here, else None."""
+    if token.startswith(f"{os.getpid()}:"):
+        raise RuntimeError(
+            "dlas_fast: a worker batch in shared-memory slot cannot be copied in the "
+            "worker that made it (copy it in the main process, or collate without "
+            "dlas_fast's collate)"
+        )
     key = (token, ident)
-    if flat is not None:
-        for old in [k for k in _MAPPED if not _alive(k[0])]:
-            del _MAPPED[old]  # tensors still in use keep their own mapping alive
-        _MAPPED[key] = flat
-    mapped = _MAPPED.get(key)
+    with _LOCK:
+        if flat is not None:
+            for old in [k for k in list(_MAPPED) if not _alive(k[0])]:
+                del _MAPPED[old]  # tensors still in use keep their own mapping alive
+            _MAPPED[key] = flat
+        mapped = _MAPPED.get(key)
     if mapped is None:
         raise RuntimeError(
             f"dlas_fast: a batch arrived in shared-memory slot {ident} of worker pool "
             f"{token}, which this process never received"
         )
     whole = mapped.numpy()
+    state = whole[:16].view(np.int64)
+    state[1] = 1  # mapped: later batches in this slot may leave the storage out
     lease = whole[:]  # an array for this batch alone: its death frees the slot
     out = torch.from_numpy(lease)
-    weakref.finalize(lease, _set_free, whole[:8].view(np.int64))
+    weakref.finalize(lease, _set_free, state, os.getpid())
     return out

@@ -250,14 +250,18 @@ class SingleImageDataset(EpochDataset):
             flat, views, zeroed, slot = self._shared_block(
                 [x for i, x in enumerate(shapes) if i not in zero]
             )
-            views = iter(views)
-            tensors = tuple(
-                torch.from_numpy(np.zeros(shape, np.float32)) if i in zero else next(views)
-                for i, (shape, _) in enumerate(shapes)
-            )
-            return flat, tensors, frozenset(_BATCH_KEYS[i] for i in zero), zeroed, slot
         except (AttributeError, RuntimeError):
             # A torch without this (private) allocator, or no shared memory: batches
             # go the way torch's own collate sends them.
             self.collated_as_is = False
             return None
+        try:
+            views = iter(views)
+            tensors = tuple(
+                torch.from_numpy(np.zeros(shape, np.float32)) if i in zero else next(views)
+                for i, (shape, _) in enumerate(shapes)
+            )
+        except BaseException:
+            release(slot)
+            raise
+        return flat, tensors, frozenset(_BATCH_KEYS[i] for i in zero), zeroed, slot

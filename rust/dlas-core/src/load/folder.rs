@@ -127,7 +127,7 @@ pub fn window(
 fn extract(img: Rgb8, top: usize, left: usize, h: usize, w: usize, flip: bool) -> Rgb8 {
     if (top, left, h, w) == (0, 0, img.height, img.width) {
         let mut img = img;
-        if flip {
+        if flip && w > 0 {
             // In place, a row at a time through a copy of it.
             let mut scratch = vec![0u8; 3 * w];
             for row in img.data.chunks_exact_mut(3 * w) {
@@ -138,6 +138,9 @@ fn extract(img: Rgb8, top: usize, left: usize, h: usize, w: usize, flip: bool) -
         return img;
     }
     let mut data = vec![0u8; h * w * 3];
+    if w == 0 {
+        return Rgb8::new(w, h, data);
+    }
     let stride = img.width * 3;
     for (y, out) in (top..top + h).zip(data.chunks_exact_mut(w * 3)) {
         let row = &img.data[y * stride + left * 3..y * stride + (left + w) * 3];
