@@ -14,6 +14,7 @@ import torch
 
 from dlas_fast._native import DlasError
 from dlas_fast.corruptor import SharedEpoch
+from dlas_fast.datasets.shm_pool import SlotPool
 
 #: What a sample that cannot be loaded raises: a file that is missing, unreadable,
 #: undecodable, or whose metadata is damaged. (Bad options raise ValueError instead.)
@@ -84,8 +85,6 @@ class EpochDataset(torch.utils.data.Dataset):
         """Tensors of these (shape, dtype)s for a batch this worker sends as it is:
         (byte tensor over their shared memory, tensors, zeroed, slot or None), from
         this worker's recycled slots (see :mod:`dlas_fast.datasets.shm_pool`)."""
-        from dlas_fast.datasets.shm_pool import SlotPool
-
         pool = self._slot_pool
         if pool is None or not pool.token.startswith(f"{os.getpid()}:"):
             pool = self._slot_pool = SlotPool()

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from dlas_fast.datasets.shm_pool import leased
+
 
 class Batch(Sequence):
     """A batch loaded in one native call: ``stacked`` holds the batch tensors.
@@ -122,8 +124,6 @@ class OneStorage(dict):
 
 
 def _slot_views(token: str, ident: int, first, layout, plain, order, zeros) -> dict:
-    from dlas_fast.datasets.shm_pool import leased
-
     return _views(leased(token, ident, first), layout, plain, order, zeros)
 
 

@@ -50,7 +50,9 @@ def _aligned(shapes) -> tuple[list[int], int]:
     return sizes, sum(sizes)
 
 
-def _views(flat: torch.Tensor, start: int, shapes, sizes) -> tuple:
+def _carve(flat: torch.Tensor, start: int, shapes, sizes) -> tuple:
+    """Tensors of these (shape, dtype)s laid one after another in `flat` from byte
+    `start`, each at its size from `_aligned`."""
     views, offset = [], start
     for (shape, dtype), size in zip(shapes, sizes):
         n = dtype.itemsize
@@ -69,7 +71,7 @@ def fresh_block(shapes) -> tuple[torch.Tensor, tuple]:
     flat = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (total,))
     # All its pages faulted in at once: cheaper than a fault per page as it is written.
     prefault(flat.data_ptr(), flat.numel())
-    return flat, _views(flat, 0, shapes, sizes)
+    return flat, _carve(flat, 0, shapes, sizes)
 
 
 class Slot:
@@ -122,7 +124,7 @@ class SlotPool:
             flat, views = fresh_block(shapes)
             return flat, views, True, None
         slot.take()
-        return slot.flat, _views(slot.flat, HEADER, shapes, sizes), False, slot
+        return slot.flat, _carve(slot.flat, HEADER, shapes, sizes), False, slot
 
 
 def release(slot: Slot | None) -> None:

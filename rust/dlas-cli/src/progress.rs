@@ -64,13 +64,7 @@ impl Progress for Reporter {
     fn source_done(&self, path: &Path, status: &str, tiles: usize, pixels: u64) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let px = self.pixels.fetch_add(pixels, Ordering::Relaxed) + pixels;
-        let secs = self
-            .started
-            .lock()
-            .expect("lock")
-            .elapsed()
-            .as_secs_f64()
-            .max(1e-9);
+        let secs = secs_since(&self.started);
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{:.1} MP/s", px as f64 / 1e6 / secs));
             bar.inc(1);
@@ -171,13 +165,7 @@ impl dlas_core::survey::verify::Progress for VerifyReporter {
         }
         *last = (Instant::now(), done);
         drop(last);
-        let secs = self
-            .started
-            .lock()
-            .expect("lock")
-            .elapsed()
-            .as_secs_f64()
-            .max(1e-9);
+        let secs = secs_since(&self.started);
         let rate = done as f64 / secs;
         let eta = (total - done.min(total)) as f64 / rate.max(1e-9);
         eprintln!(
@@ -185,4 +173,14 @@ impl dlas_core::survey::verify::Progress for VerifyReporter {
             done as f64 * 100.0 / total.max(1) as f64
         );
     }
+}
+
+/// Seconds since the instant in `started` (never zero, to divide by).
+fn secs_since(started: &Mutex<Instant>) -> f64 {
+    started
+        .lock()
+        .expect("lock")
+        .elapsed()
+        .as_secs_f64()
+        .max(1e-9)
 }
