@@ -87,12 +87,45 @@ fn separable(img: &mut Planes, kx: &[f32], ky: &[f32]) {
     separable_generic(img, kx, ky)
 }
 
+/// Outputs accumulated together in registers (four AVX2 vectors).
+const STRIP: usize = 32;
+
+/// `out[x] = sum_i src[starts[i] + x] * k[i]` for `x < out.len()`, the taps added in
+/// order (as a plain tap-after-tap loop adds them: the same values), a strip of outputs
+/// kept in registers through all the taps.
+#[inline(always)]
+fn weighted_rows(src: &[f32], starts: &[usize], k: &[f32], out: &mut [f32]) {
+    let w = out.len();
+    let mut x = 0;
+    while x + STRIP <= w {
+        let mut acc = [0f32; STRIP];
+        for (&at, &kv) in starts.iter().zip(k) {
+            let v: &[f32; STRIP] = src[at + x..at + x + STRIP].try_into().expect("a strip");
+            for (a, &v) in acc.iter_mut().zip(v) {
+                *a += v * kv;
+            }
+        }
+        out[x..x + STRIP].copy_from_slice(&acc);
+        x += STRIP;
+    }
+    for (j, o) in out.iter_mut().enumerate().skip(x) {
+        let mut a = 0f32;
+        for (&at, &kv) in starts.iter().zip(k) {
+            a += src[at + j] * kv;
+        }
+        *o = a;
+    }
+}
+
 #[inline(always)]
 fn separable_generic(img: &mut Planes, kx: &[f32], ky: &[f32]) {
     let (h, w) = (img.h, img.w);
     let (rx, ry) = (kx.len() / 2, ky.len() / 2);
     let mut pad = vec![0f32; w + 2 * rx];
     let mut tmp = vec![0f32; h * w];
+    // Tap i of a row reads the padded row from offset i.
+    let shifts: Vec<usize> = (0..kx.len()).collect();
+    let mut rows = vec![0usize; ky.len()];
     for plane in planes_mut(img) {
         for y in 0..h {
             let row = &plane[y * w..(y + 1) * w];
@@ -100,23 +133,13 @@ fn separable_generic(img: &mut Planes, kx: &[f32], ky: &[f32]) {
             for i in (0..rx).chain(rx + w..w + 2 * rx) {
                 pad[i] = row[reflect101(i as i64 - rx as i64, w)];
             }
-            let out = &mut tmp[y * w..(y + 1) * w];
-            out.fill(0.0);
-            for (k, &kv) in kx.iter().enumerate() {
-                for (o, &v) in out.iter_mut().zip(&pad[k..k + w]) {
-                    *o += v * kv;
-                }
-            }
+            weighted_rows(&pad, &shifts, kx, &mut tmp[y * w..(y + 1) * w]);
         }
         for y in 0..h {
-            let out = &mut plane[y * w..(y + 1) * w];
-            out.fill(0.0);
-            for (k, &kv) in ky.iter().enumerate() {
-                let src = reflect101(y as i64 + k as i64 - ry as i64, h);
-                for (o, &v) in out.iter_mut().zip(&tmp[src * w..(src + 1) * w]) {
-                    *o += v * kv;
-                }
+            for (i, r) in rows.iter_mut().enumerate() {
+                *r = reflect101(y as i64 + i as i64 - ry as i64, h) * w;
             }
+            weighted_rows(&tmp, &rows, ky, &mut plane[y * w..(y + 1) * w]);
         }
     }
 }
@@ -237,15 +260,7 @@ pub(crate) fn motion_blur(img: &mut Planes, len: usize, angle: f64) {
 
 /// Adds uniform noise in `[0, amp)` to every value (not clipped, as DLAS).
 pub(super) fn add_noise(img: &mut Planes, amp: f32, rng: &mut Rng) {
-    let mut bulk = rng.bulk();
-    let mut noise = [0f32; 1024];
-    for chunk in img.data.chunks_mut(noise.len()) {
-        let noise = &mut noise[..chunk.len()];
-        bulk.fill_scaled(noise, amp);
-        for (v, n) in chunk.iter_mut().zip(noise.iter()) {
-            *v += n;
-        }
-    }
+    rng.bulk().add_scaled(&mut img.data, amp);
 }
 
 /// A JPEG round trip at `quality`.
@@ -257,13 +272,7 @@ pub(super) fn jpeg_round_trip(img: &mut Planes, quality: u8) -> Result<()> {
     let mut rgb = vec![0u8; 3 * n];
     let (r, rest) = img.data.split_at(n);
     let (g, b) = rest.split_at(n);
-    // astype(np.uint8) truncates; clamp first so out-of-range values saturate.
-    let byte = |v: f32| (v * 255.0).clamp(0.0, 255.0) as u8;
-    for (((px, &r), &g), &b) in rgb.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
-        px[0] = byte(r);
-        px[1] = byte(g);
-        px[2] = byte(b);
-    }
+    planes_to_rgb8(r, g, b, &mut rgb);
     let src = Rgb8::new(img.w, img.h, rgb);
     let w = img.w;
     let (r, rest) = img.data.split_at_mut(n);
@@ -276,6 +285,73 @@ pub(super) fn jpeg_round_trip(img: &mut Planes, quality: u8) -> Result<()> {
             }
         }
     })
+}
+
+/// `(v * 255).clamp(0, 255)` truncated to a byte, as DLAS's `astype(np.uint8)` after
+/// clamping (NaN gives 0).
+#[inline(always)]
+fn to_byte(v: f32) -> u8 {
+    (v * 255.0).clamp(0.0, 255.0) as u8
+}
+
+/// Three planes of values in `[0, 1]` to interleaved RGB bytes ([`to_byte`] each).
+fn planes_to_rgb8(r: &[f32], g: &[f32], b: &[f32], out: &mut [u8]) {
+    let n = out.len() / 3;
+    assert!(r.len() == n && g.len() == n && b.len() == n && out.len() == 3 * n);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        done = unsafe { planes_to_rgb8_avx2(r, g, b, out) };
+    }
+    for i in done..n {
+        out[3 * i..3 * i + 3].copy_from_slice(&[to_byte(r[i]), to_byte(g[i]), to_byte(b[i])]);
+    }
+}
+
+/// [`planes_to_rgb8`] eight pixels at a time while a 16-byte store stays inside `out`;
+/// returns how many pixels it wrote.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn planes_to_rgb8_avx2(r: &[f32], g: &[f32], b: &[f32], out: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let n = r.len().min(g.len()).min(b.len()).min(out.len() / 3);
+    let (scale, lo, hi) = (
+        _mm256_set1_ps(255.0),
+        _mm256_setzero_ps(),
+        _mm256_set1_ps(255.0),
+    );
+    // max(x, 0) returns 0 for NaN (the second operand), as the scalar clamp-then-cast.
+    let bytes = |p: &[f32], i: usize| {
+        // SAFETY: the loop below keeps i + 8 <= n <= p.len().
+        let v = unsafe { _mm256_loadu_ps(p.as_ptr().add(i)) };
+        let v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, scale), lo), hi);
+        _mm256_cvttps_epi32(v)
+    };
+    // Per 128-bit lane, after the packs: r0-3 g0-3 b0-3 and four zeros -> r0 g0 b0 r1 ...
+    let order = _mm256_setr_epi8(
+        0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1, 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11,
+        -1, -1, -1, -1,
+    );
+    let mut i = 0;
+    // The second 16-byte store of a step reaches byte 3 * i + 28.
+    while i + 8 <= n && 3 * i + 28 <= out.len() {
+        let rg = _mm256_packs_epi32(bytes(r, i), bytes(g, i));
+        let b0 = _mm256_packs_epi32(bytes(b, i), _mm256_setzero_si256());
+        let px = _mm256_shuffle_epi8(_mm256_packus_epi16(rg, b0), order);
+        // SAFETY: bytes 3 * i .. 3 * i + 28 are inside `out` (checked above); the 4
+        // bytes past each lane's 12 are rewritten by the next store.
+        unsafe {
+            let at = out.as_mut_ptr().add(3 * i);
+            _mm_storeu_si128(at as *mut __m128i, _mm256_castsi256_si128(px));
+            _mm_storeu_si128(
+                at.add(12) as *mut __m128i,
+                _mm256_extracti128_si256::<1>(px),
+            );
+        }
+        i += 8;
+    }
+    i
 }
 
 /// `clip(v + amount, 0, 1)`.
@@ -551,6 +627,84 @@ mod tests {
         let got: Vec<usize> = (-3..8).map(|i| reflect101(i, 5)).collect();
         assert_eq!(got, [3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1]);
         assert_eq!(reflect101(-7, 1), 0);
+    }
+
+    #[test]
+    fn planes_to_rgb8_clamps_truncates_and_interleaves_at_every_length() {
+        let special = [
+            -1.0,
+            -0.0,
+            0.0,
+            0.5,
+            0.999,
+            1.0,
+            1.5,
+            f32::NAN,
+            f32::INFINITY,
+        ];
+        for n in [0, 1, 7, 8, 9, 16, 17, 100] {
+            let plane = |c: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|i| match (i + c) % 4 {
+                        0 => special[(i * 7 + c) % special.len()],
+                        _ => ((i * 37 + c * 11) % 1000) as f32 / 999.0,
+                    })
+                    .collect()
+            };
+            let (r, g, b) = (plane(0), plane(1), plane(2));
+            let mut got = vec![7u8; 3 * n];
+            planes_to_rgb8(&r, &g, &b, &mut got);
+            let want: Vec<u8> = (0..n)
+                .flat_map(|i| [to_byte(r[i]), to_byte(g[i]), to_byte(b[i])])
+                .collect();
+            assert_eq!(got, want, "{n} pixels");
+        }
+        assert_eq!(to_byte(f32::NAN), 0);
+        assert_eq!(to_byte(0.999), 254);
+    }
+
+    /// The separable filter as plainly written: each tap added over the whole row.
+    fn separable_plain(img: &mut Planes, kx: &[f32], ky: &[f32]) {
+        let (h, w) = (img.h, img.w);
+        let (rx, ry) = (kx.len() as i64 / 2, ky.len() as i64 / 2);
+        for plane in planes_mut(img) {
+            let mut tmp = vec![0f32; h * w];
+            for y in 0..h {
+                for (i, &kv) in kx.iter().enumerate() {
+                    for x in 0..w {
+                        let sx = reflect101(x as i64 + i as i64 - rx, w);
+                        tmp[y * w + x] += plane[y * w + sx] * kv;
+                    }
+                }
+            }
+            plane.fill(0.0);
+            for (i, &kv) in ky.iter().enumerate() {
+                for y in 0..h {
+                    let sy = reflect101(y as i64 + i as i64 - ry, h);
+                    for x in 0..w {
+                        plane[y * w + x] += tmp[sy * w + x] * kv;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_separable_filter_gives_the_plain_filters_values() {
+        // Widths below, at and past a strip, and kernels of 3 to 13 taps.
+        for (h, w) in [(1, 1), (5, 7), (33, 32), (40, 70), (128, 128)] {
+            for sigma in [0.3, 0.8, 1.5] {
+                let k = gaussian_kernel(sigma).unwrap();
+                let data: Vec<f32> = (0..3 * h * w)
+                    .map(|i| ((i * 2_654_435_761usize) % 1000) as f32 / 999.0)
+                    .collect();
+                let mut a = Planes { c: 3, h, w, data };
+                let mut b = a.clone();
+                separable(&mut a, &k, &k);
+                separable_plain(&mut b, &k, &k);
+                assert_eq!(a.data, b.data, "{h}x{w}, sigma {sigma}");
+            }
+        }
     }
 
     #[test]

@@ -923,12 +923,64 @@ pub(super) fn ycc420_to_rgb(
             h: usize,
             put: impl FnMut(usize, [&[u8]; 3]),
         ) {
-            ycc420_to_rgb_impl(planes, w, h, put)
+            // The closure is compiled for AVX2 too, so the call needs no unsafe.
+            ycc420_to_rgb_impl(planes, w, h, put, |sums, o| upsample_row_avx2(sums, o))
         }
         // SAFETY: the CPU supports AVX2 (checked at run time).
         return unsafe { avx2(planes, w, h, put) };
     }
-    ycc420_to_rgb_impl(planes, w, h, put)
+    ycc420_to_rgb_impl(planes, w, h, put, upsample_row)
+}
+
+/// One output row of libjpeg's fancy chroma upsampling, horizontally: from the column
+/// sums `s` of a chroma row (`3 * nearer + farther`, with one pad each side), output
+/// `2c` is `(3 s[c+1] + s[c] + 8) >> 4` and output `2c + 1` is `(3 s[c+1] + s[c+2] +
+/// 7) >> 4`.
+#[inline(always)]
+fn upsample_row(sums: &[i32], o: &mut [i32]) {
+    upsample_row_from(sums, o, 0)
+}
+
+#[inline(always)]
+fn upsample_row_from(sums: &[i32], o: &mut [i32], from: usize) {
+    let cw = o.len() / 2;
+    assert!(sums.len() >= cw + 2, "column sums with pads");
+    for c in from..cw {
+        let (prev, this, next) = (sums[c], sums[c + 1], sums[c + 2]);
+        o[2 * c] = (this * 3 + prev + 8) >> 4;
+        o[2 * c + 1] = (this * 3 + next + 7) >> 4;
+    }
+}
+
+/// [`upsample_row`] eight chroma samples (sixteen outputs) at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn upsample_row_avx2(sums: &[i32], o: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let cw = o.len() / 2;
+    assert!(sums.len() >= cw + 2, "column sums with pads");
+    let (eight, seven) = (_mm256_set1_epi32(8), _mm256_set1_epi32(7));
+    let mut c = 0;
+    while c + 8 <= cw {
+        // SAFETY: c + 10 <= cw + 2 <= sums.len() and 2c + 16 <= 2 cw <= o.len().
+        unsafe {
+            let at = sums.as_ptr().add(c);
+            let prev = _mm256_loadu_si256(at as *const __m256i);
+            let this = _mm256_loadu_si256(at.add(1) as *const __m256i);
+            let next = _mm256_loadu_si256(at.add(2) as *const __m256i);
+            let t3 = _mm256_add_epi32(_mm256_add_epi32(this, this), this);
+            let even = _mm256_srai_epi32::<4>(_mm256_add_epi32(_mm256_add_epi32(t3, prev), eight));
+            let odd = _mm256_srai_epi32::<4>(_mm256_add_epi32(_mm256_add_epi32(t3, next), seven));
+            // e0 o0 e1 o1 | e4 o4 e5 o5 and e2 o2 e3 o3 | e6 o6 e7 o7 -> in order.
+            let lo = _mm256_unpacklo_epi32(even, odd);
+            let hi = _mm256_unpackhi_epi32(even, odd);
+            let out = o.as_mut_ptr().add(2 * c) as *mut __m256i;
+            _mm256_storeu_si256(out, _mm256_permute2x128_si256::<0x20>(lo, hi));
+            _mm256_storeu_si256(out.add(1), _mm256_permute2x128_si256::<0x31>(lo, hi));
+        }
+        c += 8;
+    }
+    upsample_row_from(sums, o, c);
 }
 
 #[inline(always)]
@@ -937,6 +989,7 @@ fn ycc420_to_rgb_impl(
     w: usize,
     h: usize,
     mut put: impl FnMut(usize, [&[u8]; 3]),
+    upsample: impl Fn(&[i32], &mut [i32]),
 ) {
     assert!(
         w.is_multiple_of(2) && h.is_multiple_of(2) && w > 0 && h > 0,
@@ -973,12 +1026,7 @@ fn ycc420_to_rgb_impl(
                 }
                 // The pads make the edge outputs 4 * s + bias, as libjpeg's edge cases.
                 (sums[0], sums[cw + 1]) = (sums[1], sums[cw]);
-                let o = &mut out[v];
-                for c in 0..cw {
-                    let (prev, this, next) = (sums[c], sums[c + 1], sums[c + 2]);
-                    o[2 * c] = (this * 3 + prev + 8) >> 4;
-                    o[2 * c + 1] = (this * 3 + next + 7) >> 4;
-                }
+                upsample(&sums, &mut out[v]);
             }
         }
         let [cb_up, cr_up] = &up;
@@ -1108,6 +1156,24 @@ impl<'a> BitWriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn avx2_upsampling_matches_the_portable_rows() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            for cw in [1, 7, 8, 9, 16, 33, 64] {
+                // Column sums of 3 * nearer + farther bytes: 0 to 1020.
+                let sums: Vec<i32> = (0..cw + 2)
+                    .map(|i| ((i * 389 + cw) % 1021) as i32)
+                    .collect();
+                let (mut a, mut b) = (vec![-1; 2 * cw], vec![-1; 2 * cw]);
+                upsample_row(&sums, &mut a);
+                // SAFETY: the CPU supports AVX2 (checked above).
+                unsafe { upsample_row_avx2(&sums, &mut b) };
+                assert_eq!(a, b, "{cw} chroma samples");
+            }
+        }
+    }
 
     #[test]
     fn avx2_transform_matches_the_portable_one() {
