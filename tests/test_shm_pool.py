@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from dlas_fast.datasets import shm_pool
-from dlas_fast.datasets.batch import collate
+from dlas_fast.datasets.batch import collate, zeros_tensor
 
 
 def _poison_recycled_slots(_worker_id):
@@ -190,3 +190,34 @@ def test_a_slot_batch_cannot_be_rebuilt_in_the_worker_that_made_it():
     flat, _views, _zeroed, slot = pool.block([((4,), torch.float32)])
     with pytest.raises(RuntimeError, match="worker that made it"):
         shm_pool.leased(pool.token, slot.ident, flat)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (16, 4, 128, 128)])
+def test_zero_tensors_are_zero_writable_and_independent(shape):
+    # Small ones come from numpy, large ones from a memory map of their own: both are
+    # zeros of the asked shape and dtype, writable, and no two share memory.
+    a, b = zeros_tensor(shape), zeros_tensor(shape)
+    assert a.shape == shape and a.dtype == torch.float32
+    assert not a.any()
+    a += 1
+    assert a.sum().item() == a.numel()
+    assert not b.any()
+    c = zeros_tensor(shape, torch.int64)
+    assert c.dtype == torch.int64 and not c.any()
+    del a
+    gc.collect()
+    assert not b.any()
+
+
+def test_ref_less_batches_carry_zero_refs_threaded_and_from_workers(golden_extracted):
+    # The all-zero ref tensors of a ref-less dataset, made as mapped zero pages both by
+    # the threaded batch path and in the main process for worker batches.
+    dst, _ = golden_extracted
+    ds = _dataset(dst)  # gt refs of 4 x 4 x 64 x 64 float32: 256 KiB, mapped
+    threaded = next(iter(dlas_fast.create_dataloader(ds, {"batch_size": 4, "n_workers": 0})))
+    loader = dlas_fast.create_dataloader(ds, {"batch_size": 4, "n_workers": 2})
+    for batch in (threaded, *[b for _, b in zip(range(3), loader)]):
+        assert batch["gt_fullsize_ref"].shape == (4, 4, 64, 64)
+        assert batch["lq_fullsize_ref"].shape == (4, 4, 32, 32)
+        assert not batch["gt_fullsize_ref"].any() and not batch["lq_fullsize_ref"].any()
+        assert batch["hq"].abs().sum() > 0

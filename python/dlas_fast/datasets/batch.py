@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 
 import numpy as np
@@ -135,6 +136,26 @@ def _views(storage: torch.Tensor, layout: list, plain: dict, order: list, zeros=
             n *= d
         out[key] = storage[offset : offset + n].view(dtype).view(shape)
     for key, dtype, shape in zeros:
-        # numpy's zeros come from calloc: zero pages, not written until used.
-        out[key] = torch.from_numpy(np.zeros(shape, torch.empty(0, dtype=dtype).numpy().dtype))
+        out[key] = zeros_tensor(shape, dtype)
     return {k: out[k] for k in order}
+
+
+#: Below this many bytes, :func:`zeros_tensor` leaves the zeros to numpy.
+_MAP_ZEROS_FROM = 1 << 18
+
+
+def zeros_tensor(shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A tensor of zeros whose pages are not written until used.
+
+    Large ones are anonymous memory maps of their own: the kernel's zero pages, so a
+    batch's all-zero ref tensors cost a system call, not a 4 MB memset. (numpy's zeros
+    come from calloc, and glibc's calloc serves such sizes from its heap, clearing them,
+    once a large block has been freed: it raises its mmap threshold to the size freed.)
+    """
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    nbytes = np_dtype.itemsize
+    for d in shape:
+        nbytes *= d
+    if nbytes < _MAP_ZEROS_FROM:
+        return torch.from_numpy(np.zeros(shape, np_dtype))
+    return torch.from_numpy(np.frombuffer(mmap.mmap(-1, nbytes), np_dtype).reshape(shape))

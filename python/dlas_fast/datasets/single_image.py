@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 
 from dlas_fast._native import (
@@ -27,7 +26,7 @@ from dlas_fast._native import (
 )
 from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
-from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.batch import Batch, zeros_tensor
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
 from dlas_fast.datasets.shm_pool import release
 from dlas_fast.index import ChunkedTiles
@@ -233,8 +232,9 @@ class SingleImageDataset(EpochDataset):
         bytes, (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres), zero keys, zeroed,
         slot), else None. They view one shared-memory storage (a recycled slot, or
         fresh zeroed memory), except the ref tensors when no item can have a ref
-        (`need_ref` off): those are numpy zeros (pages never written) and travel to the
-        main process as their shape alone."""
+        (`need_ref` off): those are zeros whose pages are never written
+        (:func:`~dlas_fast.datasets.batch.zeros_tensor`) and travel to the main process
+        as their shape alone."""
         if self.target_size is None:
             return None
         side = self.target_size - self.target_size % (self.multiple * self.scale)
@@ -258,7 +258,7 @@ class SingleImageDataset(EpochDataset):
         try:
             views = iter(views)
             tensors = tuple(
-                torch.from_numpy(np.zeros(shape, np.float32)) if i in zero else next(views)
+                zeros_tensor(shape) if i in zero else next(views)
                 for i, (shape, _) in enumerate(shapes)
             )
         except BaseException:

@@ -187,6 +187,24 @@ pub(crate) fn writable<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
     })
 }
 
+/// A float32 array of zeros whose pages are not written until used: for large ones an
+/// anonymous memory map of their own (the kernel's zero pages), since numpy's zeros
+/// come from calloc, which clears a heap block of that size once glibc has raised its
+/// mmap threshold (it does so when a large block is freed: a batch's 4 MB memset).
+/// `dlas_fast.datasets.batch.zeros_tensor` is the same for the worker path.
+fn zero_pages<'py>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    let nbytes = shape.iter().product::<usize>() * std::mem::size_of::<f32>();
+    if nbytes < 1 << 18 {
+        return Ok(PyArray::<f32, _>::zeros(py, shape, false).into_any());
+    }
+    let buf = py.import("mmap")?.getattr("mmap")?.call1((-1, nbytes))?;
+    let flat = py
+        .import("numpy")?
+        .getattr("frombuffer")?
+        .call1((buf, "float32"))?;
+    flat.call_method1("reshape", (shape.to_vec(),))
+}
+
 /// Loads and stacks; `batched` keeps the leading batch axis. With `out`, fills and
 /// returns those arrays instead of new ones.
 #[allow(clippy::too_many_arguments)]
@@ -323,14 +341,12 @@ fn arrays<'py>(
         .map_err(to_pyerr)?;
     let arr = |data: Vec<f32>, c: usize, (h, w): (usize, usize)| -> PyResult<Bound<'py, PyAny>> {
         if data.is_empty() {
-            // Ref arrays of ref-less items (see `Stacked::hq_ref`): numpy's zeros, from
-            // calloc, are zero pages until something writes them.
-            let z = if batched {
-                PyArray::<f32, _>::zeros(py, [n, c, h, w], false).into_any()
+            // Ref arrays of ref-less items (see `Stacked::hq_ref`).
+            return if batched {
+                zero_pages(py, &[n, c, h, w])
             } else {
-                PyArray::<f32, _>::zeros(py, [c, h, w], false).into_any()
+                zero_pages(py, &[c, h, w])
             };
-            return Ok(z);
         }
         let a = PyArray1::from_vec(py, data);
         Ok(if batched {

@@ -72,41 +72,44 @@ fn gaussian_kernel(sigma: f64) -> Option<Vec<f32>> {
 }
 
 /// Separable correlation of every plane with `kx` along rows and `ky` along columns
-/// (both odd-sized, centred), reflect-101 borders. Compiled for the baseline target and
-/// for AVX2 (picked at run time); plain multiply-adds, so both give the same values.
+/// (both odd-sized, centred), reflect-101 borders. Compiled for the baseline target, for
+/// AVX2 and for AVX-512 with strips of twice the outputs (picked at run time); plain
+/// multiplies and adds in the same order, so all give the same values.
 fn separable(img: &mut Planes, kx: &[f32], ky: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(img: &mut Planes, kx: &[f32], ky: &[f32]) {
+            separable_generic::<{ 2 * STRIP }>(img, kx, ky)
+        }
+        // SAFETY: the CPU supports AVX-512F (checked at run time).
+        return unsafe { avx512(img, kx, ky) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
         fn avx2(img: &mut Planes, kx: &[f32], ky: &[f32]) {
-            separable_generic(img, kx, ky)
+            separable_generic::<STRIP>(img, kx, ky)
         }
         // SAFETY: the CPU supports AVX2 (checked at run time).
         return unsafe { avx2(img, kx, ky) };
     }
-    separable_generic(img, kx, ky)
+    separable_generic::<STRIP>(img, kx, ky)
 }
 
-/// Outputs accumulated together in registers (four AVX2 vectors).
+/// Outputs accumulated together in registers: four AVX2 vectors (and four AVX-512
+/// vectors in the AVX-512 build).
 const STRIP: usize = 32;
 
 /// `out[x] = sum_i src[starts[i] + x] * k[i]` for `x < out.len()`, the taps added in
-/// order (as a plain tap-after-tap loop adds them: the same values), a strip of outputs
-/// kept in registers through all the taps.
+/// order (as a plain tap-after-tap loop adds them: the same values), a strip of `S`
+/// outputs kept in registers through all the taps (then strips of [`STRIP`], then one
+/// output at a time).
 #[inline(always)]
-fn weighted_rows(src: &[f32], starts: &[usize], k: &[f32], out: &mut [f32]) {
-    let w = out.len();
-    let mut x = 0;
-    while x + STRIP <= w {
-        let mut acc = [0f32; STRIP];
-        for (&at, &kv) in starts.iter().zip(k) {
-            let v: &[f32; STRIP] = src[at + x..at + x + STRIP].try_into().expect("a strip");
-            for (a, &v) in acc.iter_mut().zip(v) {
-                *a += v * kv;
-            }
-        }
-        out[x..x + STRIP].copy_from_slice(&acc);
-        x += STRIP;
+fn weighted_rows<const S: usize>(src: &[f32], starts: &[usize], k: &[f32], out: &mut [f32]) {
+    let mut x = weighted_strips::<S>(src, starts, k, out, 0);
+    if S > STRIP {
+        x = weighted_strips::<STRIP>(src, starts, k, out, x);
     }
     for (j, o) in out.iter_mut().enumerate().skip(x) {
         let mut a = 0f32;
@@ -117,8 +120,31 @@ fn weighted_rows(src: &[f32], starts: &[usize], k: &[f32], out: &mut [f32]) {
     }
 }
 
+/// [`weighted_rows`] for whole strips of `S` outputs from `x`; returns where they end.
 #[inline(always)]
-fn separable_generic(img: &mut Planes, kx: &[f32], ky: &[f32]) {
+fn weighted_strips<const S: usize>(
+    src: &[f32],
+    starts: &[usize],
+    k: &[f32],
+    out: &mut [f32],
+    mut x: usize,
+) -> usize {
+    while x + S <= out.len() {
+        let mut acc = [0f32; S];
+        for (&at, &kv) in starts.iter().zip(k) {
+            let v: &[f32; S] = src[at + x..at + x + S].try_into().expect("a strip");
+            for (a, &v) in acc.iter_mut().zip(v) {
+                *a += v * kv;
+            }
+        }
+        out[x..x + S].copy_from_slice(&acc);
+        x += S;
+    }
+    x
+}
+
+#[inline(always)]
+fn separable_generic<const S: usize>(img: &mut Planes, kx: &[f32], ky: &[f32]) {
     let (h, w) = (img.h, img.w);
     let (rx, ry) = (kx.len() / 2, ky.len() / 2);
     let mut pad = vec![0f32; w + 2 * rx];
@@ -133,13 +159,13 @@ fn separable_generic(img: &mut Planes, kx: &[f32], ky: &[f32]) {
             for i in (0..rx).chain(rx + w..w + 2 * rx) {
                 pad[i] = row[reflect101(i as i64 - rx as i64, w)];
             }
-            weighted_rows(&pad, &shifts, kx, &mut tmp[y * w..(y + 1) * w]);
+            weighted_rows::<S>(&pad, &shifts, kx, &mut tmp[y * w..(y + 1) * w]);
         }
         for y in 0..h {
             for (i, r) in rows.iter_mut().enumerate() {
                 *r = reflect101(y as i64 + i as i64 - ry as i64, h) * w;
             }
-            weighted_rows(&tmp, &rows, ky, &mut plane[y * w..(y + 1) * w]);
+            weighted_rows::<S>(&tmp, &rows, ky, &mut plane[y * w..(y + 1) * w]);
         }
     }
 }
@@ -691,8 +717,10 @@ mod tests {
 
     #[test]
     fn blocked_separable_filter_gives_the_plain_filters_values() {
-        // Widths below, at and past a strip, and kernels of 3 to 13 taps.
-        for (h, w) in [(1, 1), (5, 7), (33, 32), (40, 70), (128, 128)] {
+        // Widths below, at and past a strip of either size, and kernels of 3 to 13
+        // taps; through the dispatcher (AVX-512, AVX2 or baseline, whichever this CPU
+        // runs) and through both strip sizes compiled for the baseline.
+        for (h, w) in [(1, 1), (5, 7), (33, 32), (40, 70), (9, 100), (128, 128)] {
             for sigma in [0.3, 0.8, 1.5] {
                 let k = gaussian_kernel(sigma).unwrap();
                 let data: Vec<f32> = (0..3 * h * w)
@@ -700,9 +728,19 @@ mod tests {
                     .collect();
                 let mut a = Planes { c: 3, h, w, data };
                 let mut b = a.clone();
+                let (mut c, mut d) = (a.clone(), a.clone());
                 separable(&mut a, &k, &k);
                 separable_plain(&mut b, &k, &k);
+                separable_generic::<STRIP>(&mut c, &k, &k);
+                separable_generic::<{ 2 * STRIP }>(&mut d, &k, &k);
                 assert_eq!(a.data, b.data, "{h}x{w}, sigma {sigma}");
+                assert_eq!(c.data, b.data, "{h}x{w}, sigma {sigma}, strip {STRIP}");
+                assert_eq!(
+                    d.data,
+                    b.data,
+                    "{h}x{w}, sigma {sigma}, strip {}",
+                    2 * STRIP
+                );
             }
         }
     }
