@@ -319,7 +319,19 @@ def parse_args(doc: str, configs: dict, batches: int):
     args = p.parse_args()
     data = ensure_data(args.photos, args.data)
     print(f"command: {' '.join(sys.argv)}")
+    warn_if_dev_build()
     return args, data
+
+
+def warn_if_dev_build() -> None:
+    """Says so when dlas_fast is a development build, which loads at about half the
+    speed of a release build (``pip install .`` or ``maturin develop --release``)."""
+    from dlas_fast import _native
+
+    if not _native.optimized_build():
+        print("WARNING: dlas_fast is a development build (`maturin develop` without "
+              "--release): its figures are about half a release build's. For benchmarks: "
+              "maturin develop --release --features turbojpeg", flush=True)  # fmt: skip
 
 
 def main() -> int:

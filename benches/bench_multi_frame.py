@@ -34,7 +34,7 @@ import cv2
 import dlas_fast
 import numpy as np
 import torch
-from bench_loader import DlasStyleCorruptor, read, samples_per_sec
+from bench_loader import DlasStyleCorruptor, read, samples_per_sec, warn_if_dev_build
 from dlas_fast.datasets.batch import collate
 
 OPT = {
@@ -123,6 +123,7 @@ def main() -> int:
     args = p.parse_args()
     root = ensure_data(args.photos, args.data, args.videos, args.frames)
     print(f"command: {' '.join(sys.argv)}")
+    warn_if_dev_build()
     ours = dlas_fast.create_dataset(dict(OPT, paths=str(root)))
     dlas = DlasStyleFrames(ours)
     print(f"{len(ours)} items of {OPT['num_frames']} frames")

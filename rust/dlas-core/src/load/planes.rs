@@ -86,25 +86,18 @@ impl Planes {
         let scale = 1.0 / (255.0 * (k * k) as f32);
         let stride = img.width * 3;
         if k == 2 {
-            // Two source rows summed as whole byte slices (vectorised), then pixel pairs.
-            let mut sum = vec![0u16; w * 6];
+            let (pr, rest) = out.split_at_mut(n);
+            let (pg, pb) = rest.split_at_mut(n);
             for y in 0..h {
                 let r0 = &img.data[2 * y * stride..][..w * 6];
                 let r1 = &img.data[(2 * y + 1) * stride..][..w * 6];
-                crate::image::resize::simd::add_rows(&mut sum, r0, r1);
-                let (pr, rest) = out.split_at_mut(n);
-                let (pg, pb) = rest.split_at_mut(n);
                 let row = y * w..(y + 1) * w;
-                for (((s, r), g), b) in sum
-                    .chunks_exact(6)
-                    .zip(&mut pr[row.clone()])
-                    .zip(&mut pg[row.clone()])
-                    .zip(&mut pb[row])
-                {
-                    r.write((s[0] + s[3]) as f32 * scale);
-                    g.write((s[1] + s[4]) as f32 * scale);
-                    b.write((s[2] + s[5]) as f32 * scale);
-                }
+                shrink2_row(
+                    r0,
+                    r1,
+                    scale,
+                    [&mut pr[row.clone()], &mut pg[row.clone()], &mut pb[row]],
+                );
             }
             return;
         }
@@ -166,6 +159,85 @@ impl Planes {
             data,
         }
     }
+}
+
+/// One output row of a 2x shrink: `out[c][x]` = the sum of channel `c` of pixels
+/// `2x, 2x + 1` of rows `r0` and `r1` (RGB bytes, `6 * w` each), times `scale`. The sums
+/// are exact integers, so every path gives the same values. With AVX2, eight outputs a
+/// step: byte shuffles sort 16 pixels of a row by channel, `pmaddubsw` adds pixel
+/// pairs, and the two rows' pair sums are added, converted and scaled.
+fn shrink2_row(r0: &[u8], r1: &[u8], scale: f32, out: [&mut [MaybeUninit<f32>]; 3]) {
+    let w = out[0].len();
+    assert!(r0.len() >= 6 * w && r1.len() >= 6 * w && out.iter().all(|o| o.len() == w));
+    let [pr, pg, pb] = out;
+    let mut x = 0;
+    #[cfg(target_arch = "x86_64")]
+    if w >= 8 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked at run time); lengths checked above.
+        x = unsafe { shrink2_avx2(r0, r1, scale, [&mut *pr, &mut *pg, &mut *pb]) };
+    }
+    for x in x..w {
+        let px = |c: usize| {
+            let i = 6 * x + c;
+            (r0[i] as u32 + r0[i + 3] as u32 + r1[i] as u32 + r1[i + 3] as u32) as f32 * scale
+        };
+        pr[x].write(px(0));
+        pg[x].write(px(1));
+        pb[x].write(px(2));
+    }
+}
+
+/// [`shrink2_row`]'s outputs `0..8 * (w / 8)`; returns how many it wrote.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn shrink2_avx2(r0: &[u8], r1: &[u8], scale: f32, out: [&mut [MaybeUninit<f32>]; 3]) -> usize {
+    use std::arch::x86_64::*;
+    let w = out[0].len();
+    let steps = w / 8;
+    // Byte positions of each channel in the three 16-byte thirds of 16 RGB pixels, in
+    // pixel order (-1: none): OR-ing the three shuffles gives the channel's 16 bytes.
+    const Z: i8 = -1;
+    #[rustfmt::skip]
+    const MASKS: [[[i8; 16]; 3]; 3] = [
+        [[0, 3, 6, 9, 12, 15, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z],
+         [Z, Z, Z, Z, Z, Z, 2, 5, 8, 11, 14, Z, Z, Z, Z, Z],
+         [Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, 1, 4, 7, 10, 13]],
+        [[1, 4, 7, 10, 13, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z],
+         [Z, Z, Z, Z, Z, 0, 3, 6, 9, 12, 15, Z, Z, Z, Z, Z],
+         [Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, 2, 5, 8, 11, 14]],
+        [[2, 5, 8, 11, 14, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, Z],
+         [Z, Z, Z, Z, Z, 1, 4, 7, 10, 13, Z, Z, Z, Z, Z, Z],
+         [Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, 0, 3, 6, 9, 12, 15]],
+    ];
+    // SAFETY: the masks are 16 bytes each; every load reads 16 bytes inside the first
+    // 48 * steps <= 6 * w bytes of a row, every store writes 8 values inside `out[c]`
+    // (8 * steps <= w).
+    unsafe {
+        let m: [[__m128i; 3]; 3] =
+            MASKS.map(|c| c.map(|t| _mm_loadu_si128(t.as_ptr() as *const __m128i)));
+        let ones = _mm_set1_epi8(1);
+        let sc = _mm256_set1_ps(scale);
+        // The 8 pixel-pair sums of channel `c` of 16 pixels at `p`.
+        let pairs = |p: *const u8, c: usize| {
+            let a = _mm_loadu_si128(p as *const __m128i);
+            let b = _mm_loadu_si128(p.add(16) as *const __m128i);
+            let d = _mm_loadu_si128(p.add(32) as *const __m128i);
+            let v = _mm_or_si128(
+                _mm_or_si128(_mm_shuffle_epi8(a, m[c][0]), _mm_shuffle_epi8(b, m[c][1])),
+                _mm_shuffle_epi8(d, m[c][2]),
+            );
+            _mm_maddubs_epi16(v, ones)
+        };
+        for s in 0..steps {
+            let (p0, p1) = (r0.as_ptr().add(48 * s), r1.as_ptr().add(48 * s));
+            for (c, o) in out.iter().enumerate() {
+                let sum = _mm_add_epi16(pairs(p0, c), pairs(p1, c));
+                let f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(sum)), sc);
+                _mm256_storeu_ps(o.as_ptr().add(8 * s) as *mut f32, f);
+            }
+        }
+    }
+    steps * 8
 }
 
 /// RGB bytes to three planes of `value / 255`: a plain loop over pixels (the
@@ -306,6 +378,35 @@ mod tests {
             (out[0] - 0.1).abs() < 1e-6 && (out[1] - 0.5).abs() < 1e-6,
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn halving_bytes_gives_the_exact_block_means() {
+        // Output widths below, at and past the 8-wide step, a crop of the top-left, and
+        // bytes up to 255 (pair sums past a signed byte).
+        for (h, w, src_h, src_w) in [(1, 1, 2, 2), (3, 7, 7, 15), (2, 8, 4, 16), (4, 21, 9, 43)] {
+            let data: Vec<u8> = (0..src_h * src_w * 3)
+                .map(|i| ((i * 2_654_435_761usize) >> 7) as u8)
+                .collect();
+            let img = Rgb8::new(src_w, src_h, data.clone());
+            let mut out = vec![MaybeUninit::new(f32::NAN); 3 * h * w];
+            Planes::write_rgb8_shrunk(&img, 2, h, w, &mut out);
+            let scale = 1.0 / (255.0 * 4.0f32);
+            for c in 0..3 {
+                for y in 0..h {
+                    for x in 0..w {
+                        let at = |yy: usize, xx: usize| data[(yy * src_w + xx) * 3 + c] as u32;
+                        let sum = at(2 * y, 2 * x)
+                            + at(2 * y, 2 * x + 1)
+                            + at(2 * y + 1, 2 * x)
+                            + at(2 * y + 1, 2 * x + 1);
+                        // SAFETY: initialised above.
+                        let got = unsafe { out[(c * h + y) * w + x].assume_init() };
+                        assert_eq!(got, sum as f32 * scale, "{h}x{w} c{c} y{y} x{x}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
