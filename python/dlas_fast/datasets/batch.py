@@ -140,22 +140,28 @@ def _views(storage: torch.Tensor, layout: list, plain: dict, order: list, zeros=
     return {k: out[k] for k in order}
 
 
-#: Below this many bytes, :func:`zeros_tensor` leaves the zeros to numpy.
+#: Below this many bytes, :func:`zeros_array` leaves the zeros to numpy.
 _MAP_ZEROS_FROM = 1 << 18
 
 
-def zeros_tensor(shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A tensor of zeros whose pages are not written until used.
+def zeros_array(shape: tuple, dtype=np.float32) -> np.ndarray:
+    """A numpy array of zeros whose pages are not written until used.
 
     Large ones are anonymous memory maps of their own: the kernel's zero pages, so a
     batch's all-zero ref tensors cost a system call, not a 4 MB memset. (numpy's zeros
     come from calloc, and glibc's calloc serves such sizes from its heap, clearing them,
     once a large block has been freed: it raises its mmap threshold to the size freed.)
+    The native threaded batch path makes its all-zero ref arrays here too.
     """
-    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    nbytes = np_dtype.itemsize
+    dtype = np.dtype(dtype)
+    nbytes = dtype.itemsize
     for d in shape:
         nbytes *= d
     if nbytes < _MAP_ZEROS_FROM:
-        return torch.from_numpy(np.zeros(shape, np_dtype))
-    return torch.from_numpy(np.frombuffer(mmap.mmap(-1, nbytes), np_dtype).reshape(shape))
+        return np.zeros(shape, dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype).reshape(shape)
+
+
+def zeros_tensor(shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """:func:`zeros_array` as a tensor of `dtype`."""
+    return torch.from_numpy(zeros_array(shape, torch.empty(0, dtype=dtype).numpy().dtype))

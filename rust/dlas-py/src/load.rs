@@ -13,8 +13,9 @@ use dlas_core::load::{
     pool, stack, stack_into, Corruption, Geometry, Loaded, Outs, PreparedMask, PreparedRef, Shape,
     Wanted,
 };
-use numpy::{PyArray, PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::corrupt::PyCorruptor;
 use crate::errors::{to_pyerr, MixedSizesError};
@@ -187,22 +188,13 @@ pub(crate) fn writable<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
     })
 }
 
-/// A float32 array of zeros whose pages are not written until used: for large ones an
-/// anonymous memory map of their own (the kernel's zero pages), since numpy's zeros
-/// come from calloc, which clears a heap block of that size once glibc has raised its
-/// mmap threshold (it does so when a large block is freed: a batch's 4 MB memset).
-/// `dlas_fast.datasets.batch.zeros_tensor` is the same for the worker path.
+/// A float32 array of zeros whose pages are not written until used:
+/// `dlas_fast.datasets.batch.zeros_array`, which the worker path uses too (large ones
+/// are memory maps of their own rather than numpy's calloc'd and cleared zeros).
 fn zero_pages<'py>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
-    let nbytes = shape.iter().product::<usize>() * std::mem::size_of::<f32>();
-    if nbytes < 1 << 18 {
-        return Ok(PyArray::<f32, _>::zeros(py, shape, false).into_any());
-    }
-    let buf = py.import("mmap")?.getattr("mmap")?.call1((-1, nbytes))?;
-    let flat = py
-        .import("numpy")?
-        .getattr("frombuffer")?
-        .call1((buf, "float32"))?;
-    flat.call_method1("reshape", (shape.to_vec(),))
+    py.import("dlas_fast.datasets.batch")?
+        .getattr("zeros_array")?
+        .call1((PyTuple::new(py, shape)?,))
 }
 
 /// Loads and stacks; `batched` keeps the leading batch axis. With `out`, fills and
