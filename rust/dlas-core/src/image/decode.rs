@@ -1,8 +1,10 @@
 //! Decoding any supported image file (JPEG, PNG, WebP, BMP, PPM) into RGB8.
 //!
-//! JPEG goes straight through zune-jpeg (the decoder the `image` crate itself uses) so
-//! that we can ask for RGB output and strict error handling; the other formats go
-//! through `image`. The format is sniffed from the content, not the file name.
+//! JPEG goes through libjpeg-turbo in the `turbojpeg` build (OpenCV's decoder, hence
+//! DLAS's pixels), with baseline 4:2:0 frames Huffman-decoded by our own
+//! `jpeg_decode` on x86-64 (the same pixels, faster), and through zune-jpeg (the
+//! decoder the `image` crate itself uses) otherwise, with RGB output and strict error
+//! handling; the other formats go through `image`. The format is sniffed from the content, not the file name.
 //! Alpha is dropped, grey is expanded to three channels, 16-bit samples are rounded to
 //! 8 bits. EXIF orientation is ignored, as DLAS does.
 
@@ -185,12 +187,53 @@ fn decode_jpeg(
     opts: &DecodeOptions,
     want: impl FnOnce(usize, usize) -> Option<Region>,
 ) -> Result<Option<Partial>> {
+    // A whole frame of the layout tiles use goes through our own decoder (the same
+    // pixels as libjpeg-turbo, faster); anything else it hands on, with the region
+    // already chosen if the frame's size had to be read for that.
+    #[cfg(all(feature = "turbojpeg", target_arch = "x86_64"))]
+    let want = {
+        let mut want = Some(want);
+        let mut asked: Option<Option<Region>> = None;
+        let mut refused = None;
+        let fast = super::jpeg_decode::decode(bytes, |w, h| {
+            if let Err(e) = check_pixels(w as u64, h as u64, opts) {
+                refused = Some(e);
+                return false;
+            }
+            let r = (want.take().expect("asked once"))(w, h);
+            asked = Some(r);
+            r == Some(Region::full(w, h))
+        });
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        if let Some(img) = fast {
+            return Ok(Some(whole(img)));
+        }
+        let rest: Box<dyn FnOnce(usize, usize) -> Option<Region>> = match asked {
+            None => Box::new(want.take().expect("not asked")),
+            Some(None) => return Ok(None),
+            Some(Some(r)) => Box::new(move |_, _| Some(r)),
+        };
+        rest
+    };
     #[cfg(feature = "turbojpeg")]
     let want = match turbo_jpeg::decode(bytes, opts, want) {
         turbo_jpeg::Outcome::Done(result) => return result,
         turbo_jpeg::Outcome::Unsupported(want) => want,
     };
     zune_jpeg_decode(bytes, opts, want)
+}
+
+/// The whole frame through libjpeg-turbo alone (never [`super::jpeg_decode`]): what
+/// that decoder is tested against.
+#[cfg(all(test, feature = "turbojpeg", target_arch = "x86_64"))]
+pub(super) fn libjpeg_turbo_only(bytes: &[u8]) -> Result<Rgb8> {
+    let full = |w, h| Some(Region::full(w, h));
+    match turbo_jpeg::decode(bytes, &DecodeOptions::default(), full) {
+        turbo_jpeg::Outcome::Done(r) => Ok(r?.expect("whole frame").img),
+        turbo_jpeg::Outcome::Unsupported(_) => Err(decode_err("not for libjpeg-turbo")),
+    }
 }
 
 /// JPEG through zune-jpeg: the pure-Rust build's decoder, and the fallback for what

@@ -374,7 +374,7 @@ mod backend {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::image::{decode_bytes, DecodeOptions, Rgb8};
 
@@ -440,7 +440,7 @@ mod tests {
     /// Images whose blocks reach every coefficient magnitude: gradients, a 0/255
     /// checkerboard (largest AC values, many 0xFF bytes to stuff), flat areas (long
     /// zero runs, ZRL codes) and noise.
-    fn hard_image(w: usize, h: usize, seed: u64) -> Rgb8 {
+    pub(in crate::image) fn hard_image(w: usize, h: usize, seed: u64) -> Rgb8 {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut data = Vec::with_capacity(w * h * 3);
         for y in 0..h {
