@@ -515,7 +515,7 @@ fn decode_420(bytes: &[u8], go: impl FnOnce(usize, usize) -> bool) -> Option<Rgb
     let (w, h) = (f.width, f.height);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     // Rows with room for libjpeg-turbo's whole 32-sample blocks (and the upsampler's
-    // extra sample) past the MCUs; the planes need no zeroing, every block is written.
+    // extra sample) past the MCUs, zeroed: those routines read that padding too.
     let ys = 16 * mx + 32;
     let cs = (8 * mx).next_multiple_of(32) + 32;
     let mut y = vec![0u8; ys * 16 * my];
