@@ -4,6 +4,7 @@
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
+use super::planes::{copy_into, stream_fence, stream_into};
 use super::{resize_plane, Geometry, Planes, PreparedMask, PreparedRef};
 use crate::corrupt::{Corruptor, Key};
 use crate::error::Result;
@@ -271,48 +272,6 @@ impl<'a> Outs<'a> {
     }
 }
 
-fn copy_into<T: Copy>(out: &mut [MaybeUninit<T>], src: &[T]) {
-    assert_eq!(out.len(), src.len(), "slot size");
-    for (o, &v) in out.iter_mut().zip(src) {
-        o.write(v);
-    }
-}
-
-/// [`copy_into`] for large outputs that this thread will not read again (a batch's
-/// copies of a chunk's ref planes): with non-temporal stores where AVX is available,
-/// which skip reading the destination into the cache first and leave the cache to the
-/// source, which is read again for the chunk's next tile.
-fn stream_into(out: &mut [MaybeUninit<f32>], src: &[f32]) {
-    assert_eq!(out.len(), src.len(), "slot size");
-    #[cfg(target_arch = "x86_64")]
-    if out.len() >= 4096 && std::arch::is_x86_feature_detected!("avx") {
-        use std::arch::x86_64::*;
-        // Up to the first 32-byte aligned output value, then whole vectors, then the rest.
-        let head = out.as_ptr().align_offset(32).min(out.len());
-        copy_into(&mut out[..head], &src[..head]);
-        let body = (out.len() - head) / 8 * 8;
-        #[target_feature(enable = "avx")]
-        fn stream(out: &mut [MaybeUninit<f32>], src: &[f32]) {
-            for (o, s) in out.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
-                // SAFETY: 8 values each side; `o` is 32-byte aligned (the chunks start
-                // at an aligned value and are 32 bytes long).
-                unsafe {
-                    let v = _mm256_loadu_ps(s.as_ptr());
-                    _mm256_stream_ps(o.as_mut_ptr() as *mut f32, v);
-                }
-            }
-            // Orders the streaming stores before any later store (e.g. a flag another
-            // process reads).
-            _mm_sfence();
-        }
-        // SAFETY: the CPU supports AVX (checked at run time).
-        unsafe { stream(&mut out[head..head + body], &src[head..head + body]) };
-        copy_into(&mut out[head + body..], &src[head + body..]);
-        return;
-    }
-    copy_into(out, src)
-}
-
 /// Writes an image's HQ planes (resize_hq and the crop to a multiple): straight from
 /// its bytes when it needs no resize or crop, or shrinks by an integer factor.
 fn write_hq(img: &Pixels, g: &Geometry, out: &mut [MaybeUninit<f32>]) {
@@ -380,12 +339,21 @@ struct Slots<'a> {
 fn fill(it: &Loaded, s: Slots<'_>, lq_later: bool, zeroed: bool) {
     let g = &it.geo;
     let [hq, hq_ref, lq, lq_ref, alt_hq, alt_lq] = s.f32s;
-    write_hq(&it.img, g, hq);
-    // SAFETY: write_hq writes every element of `hq` (write_rgb8 and write_rgb8_shrunk
-    // write all 3 * H * W values; copy_into asserts equal lengths and writes each one).
-    let hq = unsafe { init(hq) };
-    if !lq.is_empty() && !lq_later {
-        write_lq(hq, g, lq);
+    match (&it.img, g.lq_factor()) {
+        // The tile's own bytes as HQ and their block means as LQ, in one pass.
+        (Pixels::Bytes(img), Some(k)) if g.hq_is_tile() && !lq.is_empty() && !lq_later => {
+            Planes::write_rgb8_boxed(img, k, hq, lq, true)
+        }
+        _ => {
+            write_hq(&it.img, g, hq);
+            // SAFETY: write_hq writes every element of `hq` (write_rgb8 and
+            // write_rgb8_shrunk write all 3 * H * W values; copy_into asserts equal
+            // lengths and writes each one).
+            let hq = unsafe { init(hq) };
+            if !lq.is_empty() && !lq_later {
+                write_lq(hq, g, lq);
+            }
+        }
     }
     if let Some(alt) = &it.alt {
         write_hq(alt, g, alt_hq);
@@ -402,6 +370,7 @@ fn fill(it: &Loaded, s: Slots<'_>, lq_later: bool, zeroed: bool) {
             stream_into(&mut hq_ref[3 * hn..], &m.hq.data);
             stream_into(&mut lq_ref[..3 * ln], &r.lq.data);
             stream_into(&mut lq_ref[3 * ln..], &m.lq.data);
+            stream_fence();
             copy_into(s.hq_centre, &[m.hq_centre.0, m.hq_centre.1]);
             copy_into(s.lq_centre, &[m.lq_centre.0, m.lq_centre.1]);
         }
@@ -764,28 +733,4 @@ pub fn stack_into(
         zeroed,
         wanted.affine,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn streamed_copies_equal_their_source_at_every_alignment() {
-        let src: Vec<f32> = (0..5000).map(|i| i as f32 * 0.5).collect();
-        let mut buf = vec![MaybeUninit::new(-1f32); 5100];
-        for start in 0..9 {
-            for len in [0, 7, 4095, 4096, 4097, 4100, 5000] {
-                for v in buf.iter_mut() {
-                    v.write(-1.0);
-                }
-                stream_into(&mut buf[start..start + len], &src[..len]);
-                // SAFETY: every element was written above.
-                let got = unsafe { init(&buf) };
-                assert_eq!(&got[start..start + len], &src[..len], "{start}+{len}");
-                assert!(got[..start].iter().all(|&v| v == -1.0));
-                assert!(got[start + len..].iter().all(|&v| v == -1.0));
-            }
-        }
-    }
 }

@@ -180,6 +180,14 @@ impl Geometry {
         self.resize.is_none() && self.hq == self.tile
     }
 
+    /// `Some(k)` when the LQ planes are the HQ planes' `k x k` block means (every
+    /// training geometry: the HQ sides are multiples of `scale`, the LQ sides the HQ
+    /// sides over `scale`); None in eval mode.
+    pub fn lq_factor(&self) -> Option<usize> {
+        let k = self.hq.0.checked_div(self.lq.0)?;
+        (!self.eval && self.hq == (self.lq.0 * k, self.lq.1 * k)).then_some(k)
+    }
+
     /// Planes of tile size -> (HQ planes, LQ planes).
     pub fn apply(&self, p: Planes) -> (Planes, Planes) {
         let hq = self.hq_planes(p);
@@ -220,11 +228,18 @@ pub struct PreparedRef {
 
 impl PreparedRef {
     pub fn new(image: &Rgb8, geo: &Geometry) -> PreparedRef {
-        let planes = Planes::from_rgb8(image);
         // resize_hq takes the ref straight to the target size, as DLAS does, whatever
         // its own size. Without a target, a ref of another size than its tiles is fitted
         // to the tile size (DLAS would fail to stack the two).
         let size = geo.resize.unwrap_or(geo.tile);
+        if let Some(k) = geo.lq_factor() {
+            if (image.height, image.width) == size && size == geo.hq {
+                // Neither resized nor cropped: both sizes in one pass over the bytes.
+                let (hq, lq) = Planes::boxed_from_rgb8(image, k);
+                return PreparedRef { hq, lq };
+            }
+        }
+        let planes = Planes::from_rgb8(image);
         let planes = if (planes.h, planes.w) == size {
             planes
         } else {
