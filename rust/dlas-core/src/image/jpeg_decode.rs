@@ -226,7 +226,7 @@ fn block(
     ac: &Huff,
     pred: &mut i32,
     coef: &mut [i16; 64],
-) -> Option<()> {
+) -> Option<bool> {
     bits.ensure();
     let size = bits.symbol(dc)?;
     let diff = bits.value(size);
@@ -234,6 +234,7 @@ fn block(
     // libjpeg stores coefficients as 16-bit JCOEFs.
     coef[0] = *pred as i16;
     let mut k = 1usize;
+    let mut any = false;
     while k < 64 {
         bits.ensure();
         let e = ac.ac[bits.peek(FAST) as usize];
@@ -253,6 +254,7 @@ fn block(
                 break;
             }
             coef[NATURAL[k] as usize & 63] = v as i16;
+            any = true;
             k += 1;
         } else {
             let sym = bits.symbol(ac)?;
@@ -270,10 +272,11 @@ fn block(
             }
             // At most 15 value bits: within i16.
             coef[NATURAL[k] as usize & 63] = bits.value(size) as i16;
+            any = true;
             k += 1;
         }
     }
-    Some(())
+    Some(any)
 }
 
 /// 64 coefficients or quantisation steps (natural order) as libjpeg-turbo's SIMD
@@ -329,6 +332,38 @@ fn idct(coef: &Coefs, steps: &Coefs, out: &mut [u8], stride: usize) {
     // SAFETY: AVX2 was checked before decoding; both tables are 64 aligned i16s; the
     // transform writes 8 bytes at each row pointer (column 0) and nothing else.
     unsafe { jsimd_idct_islow_avx2(steps.0.as_ptr(), coef.0.as_ptr(), rows.as_ptr(), 0) };
+}
+
+/// The one sample libjpeg-turbo's AVX2 transform gives a block whose only non-zero
+/// coefficient is its DC term, `coef` times `step`: dequantised and scaled in 16-bit
+/// arithmetic (wrapping, as its `pmullw` and `psllw` do), descaled, clamped to the
+/// signed byte range and centred. Equal to the transform's output for every 16-bit
+/// product (tested exhaustively), so such blocks (flat areas: many chroma blocks) are
+/// filled without running it.
+#[inline(always)]
+fn dc_sample(coef: i16, step: i16) -> u8 {
+    let scaled = coef.wrapping_mul(step).wrapping_shl(2) as i32;
+    (((scaled + 16) >> 5).clamp(-128, 127) + 128) as u8
+}
+
+/// One block of `dc_sample` into `out` (8 rows `stride` apart).
+#[inline(always)]
+fn fill_block(v: u8, out: &mut [u8], stride: usize) {
+    for row in out.chunks_mut(stride).take(8) {
+        row[..8].fill(v);
+    }
+}
+
+/// One block's samples: the transform's, or its flat block when no AC coefficient
+/// was stored (`ac` false).
+#[inline(always)]
+fn samples(ac: bool, coef: &Coefs, steps: &Coefs, out: &mut [u8], stride: usize) {
+    if ac {
+        idct(coef, steps, out, stride);
+    } else {
+        assert!(out.len() >= 7 * stride + 8, "block outside its plane");
+        fill_block(dc_sample(coef.0[0], steps.0[0]), out, stride);
+    }
 }
 
 /// What the headers say, for the one layout decoded here.
@@ -537,24 +572,21 @@ fn decode_420(bytes: &[u8], go: impl FnOnce(usize, usize) -> bool) -> Option<Rgb
             }
             for (dx, dy) in [(0, 0), (8, 0), (0, 8), (8, 8)] {
                 coef.0 = [0; 64];
-                block(&mut bits, t[0].0, t[0].1, &mut pred[0], &mut coef.0)?;
-                idct(
-                    &coef,
-                    &steps[0],
-                    &mut y[(16 * r + dy) * ys + 16 * c + dx..],
-                    ys,
-                );
+                let ac = block(&mut bits, t[0].0, t[0].1, &mut pred[0], &mut coef.0)?;
+                let out = &mut y[(16 * r + dy) * ys + 16 * c + dx..];
+                samples(ac, &coef, &steps[0], out, ys);
             }
             for (k, plane) in [&mut cb, &mut cr].into_iter().enumerate() {
                 coef.0 = [0; 64];
-                block(
-                    &mut bits,
-                    t[k + 1].0,
-                    t[k + 1].1,
-                    &mut pred[k + 1],
-                    &mut coef.0,
-                )?;
-                idct(&coef, &steps[k + 1], &mut plane[8 * r * cs + 8 * c..], cs);
+                let (dc, ac) = t[k + 1];
+                let ac = block(&mut bits, dc, ac, &mut pred[k + 1], &mut coef.0)?;
+                samples(
+                    ac,
+                    &coef,
+                    &steps[k + 1],
+                    &mut plane[8 * r * cs + 8 * c..],
+                    cs,
+                );
             }
         }
     }
@@ -778,6 +810,41 @@ mod tests {
         assert!(ours(&tail).is_some());
         // Many flips only change pixels (both decode them); many others are damage.
         assert!(taken > 100 && left > 100, "{taken} taken, {left} left");
+    }
+
+    /// A block with only a DC term gives `dc_sample` everywhere, for every 16-bit
+    /// product of coefficient and step, and the product is all that counts.
+    #[test]
+    fn dc_only_blocks_are_the_transforms_own_samples() {
+        if !avx2() {
+            return;
+        }
+        let transform = |coef: i16, step: i16| {
+            let mut c = Coefs([0; 64]);
+            c.0[0] = coef;
+            let mut q = Coefs([1; 64]);
+            q.0[0] = step;
+            let mut out = [0u8; 64];
+            idct(&c, &q, &mut out, 8);
+            out
+        };
+        for v in i16::MIN..=i16::MAX {
+            let want = transform(v, 1);
+            assert!(want.iter().all(|&s| s == want[0]), "{v}: not flat");
+            assert_eq!(dc_sample(v, 1), want[0], "product {v}");
+        }
+        let mut state = 99u32;
+        for _ in 0..100_000 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let (coef, step) = (state as i16, (state >> 16) as u8 as i16);
+            assert_eq!(
+                dc_sample(coef, step),
+                transform(coef, step)[0],
+                "{coef} x {step}"
+            );
+        }
     }
 
     /// Coefficients far past what 8-bit pixels give (a crafted file) still decode to
