@@ -284,6 +284,9 @@ def samples_per_sec(ds, batches: int, workers: int, batch_size: int, collate=Non
         drop_last=True, multiprocessing_context="fork" if workers else None,
         collate_fn=collate,
     )  # fmt: skip
+    if batches + 10 > len(loader):
+        sys.exit(f"--batches: at most {len(loader) - 10} on this dataset (one epoch, "
+                 "less the 10 warm-up batches)")  # fmt: skip
     it = iter(loader)
     for _ in range(10):  # warm-up: starts the workers
         next(it)

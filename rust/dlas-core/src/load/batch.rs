@@ -483,31 +483,38 @@ fn fill_part(
     } = outs;
     let sizes = layout.f32s;
     let [hq, hq_ref, lq, lq_ref, alt_hq, alt_lq] = f32s;
-    for (j, it) in items.iter().enumerate() {
-        let at = |k: usize| j * k..(j + 1) * k;
-        let slots = Slots {
-            f32s: [
-                &mut hq[at(sizes[0])],
-                &mut hq_ref[at(sizes[1])],
-                &mut lq[at(sizes[2])],
-                &mut lq_ref[at(sizes[3])],
-                &mut alt_hq[at(sizes[4])],
-                &mut alt_lq[at(sizes[5])],
-            ],
-            hq_centre: &mut hc[at(2)],
-            lq_centre: &mut lc[at(2)],
-        };
-        fill(it, slots, lq_later, zeroed);
-    }
-    if let Some(c) = corruption {
-        corrupt_part(
-            items,
-            layout,
-            c,
-            (&*hq, &mut *lq),
-            (&*alt_hq, &mut *alt_lq),
-            entropy,
-        )?;
+    // Group after group: filled, then corrupted while its HQ images are still in the
+    // cache.
+    let group = layout.group;
+    for (gi, members) in items.chunks(group).enumerate() {
+        for (jj, it) in members.iter().enumerate() {
+            let j = gi * group + jj;
+            let at = |k: usize| j * k..(j + 1) * k;
+            let slots = Slots {
+                f32s: [
+                    &mut hq[at(sizes[0])],
+                    &mut hq_ref[at(sizes[1])],
+                    &mut lq[at(sizes[2])],
+                    &mut lq_ref[at(sizes[3])],
+                    &mut alt_hq[at(sizes[4])],
+                    &mut alt_lq[at(sizes[5])],
+                ],
+                hq_centre: &mut hc[at(2)],
+                lq_centre: &mut lc[at(2)],
+            };
+            fill(it, slots, lq_later, zeroed);
+        }
+        if let Some(c) = corruption {
+            let at = |k: usize| gi * group * k..(gi * group + members.len()) * k;
+            corrupt_part(
+                members,
+                layout,
+                c,
+                (&hq[at(sizes[0])], &mut lq[at(sizes[2])]),
+                (&alt_hq[at(sizes[4])], &mut alt_lq[at(sizes[5])]),
+                &mut entropy[gi * layout.entropy..(gi + 1) * layout.entropy],
+            )?;
+        }
     }
     if let Some(ab) = affine {
         for out in [hq, lq, alt_hq, alt_lq] {
