@@ -366,9 +366,17 @@ fn fill(it: &Loaded, s: Slots<'_>, lq_later: bool, zeroed: bool) {
     match &it.reference {
         Some((r, m)) => {
             let hn = g.hq.0 * g.hq.1;
-            stream_into(&mut hq_ref[..3 * hn], &r.hq.data);
+            let (rgb, lq_rgb) = (&mut hq_ref[..3 * hn], &mut lq_ref[..3 * ln]);
+            match &**r {
+                PreparedRef::Planes { hq, lq } => {
+                    stream_into(rgb, &hq.data);
+                    stream_into(lq_rgb, &lq.data);
+                }
+                PreparedRef::Bytes { image, k } => {
+                    Planes::write_rgb8_boxed(image, *k, rgb, lq_rgb, true)
+                }
+            }
             stream_into(&mut hq_ref[3 * hn..], &m.hq.data);
-            stream_into(&mut lq_ref[..3 * ln], &r.lq.data);
             stream_into(&mut lq_ref[3 * ln..], &m.lq.data);
             stream_fence();
             copy_into(s.hq_centre, &[m.hq_centre.0, m.hq_centre.1]);

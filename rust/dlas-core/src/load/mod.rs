@@ -218,12 +218,18 @@ impl Geometry {
     }
 }
 
-/// The part of an item that depends only on the chunk's ref and the geometry: the ref's
-/// HQ and LQ RGB planes. Shared by every tile of the chunk.
+/// The part of an item that depends only on the chunk's ref and the geometry, shared
+/// by every tile of the chunk.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PreparedRef {
-    pub hq: Planes,
-    pub lq: Planes,
+pub enum PreparedRef {
+    /// The ref's HQ and LQ RGB planes.
+    Planes { hq: Planes, lq: Planes },
+    /// A ref already of the HQ size whose LQ planes are its `k x k` block means: its
+    /// bytes, converted into each item's slots in one pass
+    /// ([`Planes::write_rgb8_boxed`]), which reads a quarter of the memory that
+    /// copying prepared float planes reads (each item of a batch writes 1 MB of ref
+    /// planes; the prepared planes of a batch's chunks do not stay in the cache).
+    Bytes { image: Rgb8, k: usize },
 }
 
 impl PreparedRef {
@@ -234,9 +240,11 @@ impl PreparedRef {
         let size = geo.resize.unwrap_or(geo.tile);
         if let Some(k) = geo.lq_factor() {
             if (image.height, image.width) == size && size == geo.hq {
-                // Neither resized nor cropped: both sizes in one pass over the bytes.
-                let (hq, lq) = Planes::boxed_from_rgb8(image, k);
-                return PreparedRef { hq, lq };
+                // Neither resized nor cropped.
+                return PreparedRef::Bytes {
+                    image: image.clone(),
+                    k,
+                };
             }
         }
         let planes = Planes::from_rgb8(image);
@@ -255,7 +263,7 @@ impl PreparedRef {
         } else {
             hq.resized(geo.lq.0, geo.lq.1)
         };
-        PreparedRef { hq, lq }
+        PreparedRef::Planes { hq, lq }
     }
 }
 
@@ -398,6 +406,47 @@ mod tests {
         assert_eq!(eval.lq, eval.hq);
         assert_eq!(eval.hq_centre, (0, 0));
         assert!(eval.hq_ref.data.iter().all(|&v| v == 0.0));
+    }
+
+    /// A ref of the HQ size is converted into each item's slots from its bytes: the
+    /// same planes as converting it once and shrinking (and for a ref of another size).
+    #[test]
+    fn refs_from_bytes_give_the_planes_of_refs_from_planes() {
+        let bytes = |w: usize, h: usize, seed: usize| {
+            let data = (0..w * h * 3)
+                .map(|i| ((i * 2_654_435_761usize + seed) >> 9) as u8)
+                .collect();
+            Rgb8::new(w, h, data)
+        };
+        let tile = bytes(64, 48, 1);
+        let shape = Shape {
+            target_size: None,
+            multiple: 1,
+            scale: 4,
+            eval: false,
+        };
+        let geo = Geometry::new((48, 64), &shape);
+        for ref_img in [bytes(64, 48, 2), bytes(80, 60, 3)] {
+            let same = (ref_img.height, ref_img.width) == (48, 64);
+            assert_eq!(
+                matches!(PreparedRef::new(&ref_img, &geo), PreparedRef::Bytes { .. }),
+                same
+            );
+            let r = Reference {
+                image: &ref_img,
+                centre: (20, 30),
+                width: 32,
+            };
+            let item = build_item(&tile, Some(r), &shape, None).unwrap();
+            let planes = Planes::from_rgb8(&ref_img).resized(48, 64);
+            let small = planes.resized(12, 16);
+            let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&item.hq_ref.data[..3 * 48 * 64]), bits(&planes.data));
+            assert_eq!(bits(&item.lq_ref.data[..3 * 12 * 16]), bits(&small.data));
+            let mask = PreparedMask::new(&geo, (20, 30), 32);
+            assert_eq!(item.hq_ref.data[3 * 48 * 64..], mask.hq.data[..]);
+            assert_eq!(item.lq_ref.data[3 * 12 * 16..], mask.lq.data[..]);
+        }
     }
 
     #[test]

@@ -122,29 +122,6 @@ impl Planes {
         }
     }
 
-    /// [`Planes::from_rgb8`] and its `k x k` block means, from
-    /// [`Planes::write_rgb8_boxed`].
-    pub fn boxed_from_rgb8(img: &Rgb8, k: usize) -> (Planes, Planes) {
-        let (h, w) = (img.height, img.width);
-        let (lh, lw) = (h / k, w / k);
-        let mut hq = Vec::with_capacity(3 * h * w);
-        let mut lq = Vec::with_capacity(3 * lh * lw);
-        Planes::write_rgb8_boxed(
-            img,
-            k,
-            &mut hq.spare_capacity_mut()[..3 * h * w],
-            &mut lq.spare_capacity_mut()[..3 * lh * lw],
-            false,
-        );
-        // SAFETY: write_rgb8_boxed wrote every value of both.
-        unsafe {
-            hq.set_len(3 * h * w);
-            lq.set_len(3 * lh * lw);
-        }
-        let planes = |c, h, w, data| Planes { c, h, w, data };
-        (planes(3, h, w, hq), planes(3, lh, lw, lq))
-    }
-
     /// Writes `img` as RGB planes in `[0, 1]` into `hq` (as [`Planes::write_rgb8`]) and
     /// their `k x k` block means into `lq` (`3 * (h / k) * (w / k)` values), with the
     /// same values as [`resize_plane`] gives from those planes, in one pass over the
@@ -788,9 +765,6 @@ mod tests {
             boxed::<false>(&img, k, &mut hq, &mut lq, false);
             assert_eq!(bits(&hq), want_hq, "scalar hq {k} {h}x{w}");
             assert_eq!(bits(&lq), want_lq, "scalar lq {k} {h}x{w}");
-            let (hq, lq) = Planes::boxed_from_rgb8(&img, k);
-            assert_eq!(hq, planes);
-            assert_eq!(lq, planes.resized(lh, lw));
         }
     }
 
