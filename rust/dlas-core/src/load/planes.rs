@@ -146,32 +146,22 @@ impl Planes {
         assert_eq!(hq.len(), 3 * h * w, "output size");
         assert_eq!(lq.len(), 3 * (h / k) * (w / k), "output size");
         #[cfg(target_arch = "x86_64")]
-        let vector = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma");
-        #[cfg(not(target_arch = "x86_64"))]
-        let vector = false;
-        if vector {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2(
-                    img: &Rgb8,
-                    k: usize,
-                    hq: &mut [MaybeUninit<f32>],
-                    lq: &mut [MaybeUninit<f32>],
-                    streamed: bool,
-                ) {
-                    boxed::<true>(img, k, hq, lq, streamed)
-                }
-                // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-                unsafe { avx2(img, k, hq, lq, streamed) };
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2(
+                img: &Rgb8,
+                k: usize,
+                hq: &mut [MaybeUninit<f32>],
+                lq: &mut [MaybeUninit<f32>],
+                streamed: bool,
+            ) {
+                boxed::<true>(img, k, hq, lq, streamed)
             }
-        } else {
-            boxed::<false>(img, k, hq, lq, streamed);
+            // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+            return unsafe { avx2(img, k, hq, lq, streamed) };
         }
-        if streamed {
-            stream_fence();
-        }
+        boxed::<false>(img, k, hq, lq, streamed)
     }
 
     pub fn plane(&self, i: usize) -> &[f32] {
@@ -372,6 +362,9 @@ fn boxed<const VECTOR: bool>(
                 }
             }
         }
+    }
+    if streamed {
+        stream_fence();
     }
 }
 
