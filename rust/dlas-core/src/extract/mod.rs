@@ -5,6 +5,7 @@ mod dest;
 pub mod grid;
 mod job;
 mod options;
+pub mod record;
 mod source;
 pub mod sources;
 mod summary;
