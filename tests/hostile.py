@@ -7,6 +7,122 @@ from __future__ import annotations
 # ---- Extraction: destinations, names, source lists ------------------------------------
 
 
+def _photo(path, w: int = 640, h: int = 560, seed: int = 0):
+    """A small source photo (big enough for the default crops) at `path`."""
+    from conftest import gradient, save
+
+    return save(gradient(w, h, seed=seed), path)
+
+
+def foreign_folder_at_chunk_name(src, dst, name: str = "important") -> dict:
+    """A source `SRC/<name>.jpg` and, in DST, a user's folder `DST/<name>/thesis.tex`
+    that is in the way of its chunk. Returns {"source", "folder", "file", "text"}."""
+    from pathlib import Path
+
+    src, dst = Path(src), Path(dst)
+    source = _photo(src / f"{name}.jpg")
+    folder = dst / name
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "\\documentclass{article} % years of work\n"
+    (folder / "thesis.tex").write_text(text)
+    return {"source": source, "folder": folder, "file": folder / "thesis.tex", "text": text}
+
+
+def entries_in_the_way(dst, outside) -> dict:
+    """Things a user may have at chunk names in DST, none written by dlas-fast: a
+    folder holding a file, a folder holding a folder, a folder holding only a
+    `ref.jpg` of the user's, a plain file, and a symbolic link to a folder `outside`
+    (which holds `keep.txt`). Returns {chunk name: path}."""
+    from pathlib import Path
+
+    dst, outside = Path(dst), Path(outside)
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "keep.txt").write_text("outside DST")
+    made = {}
+    made["notes"] = dst / "notes"
+    (dst / "notes").mkdir(parents=True)
+    (dst / "notes" / "todo.txt").write_text("mine")
+    made["album"] = dst / "album"
+    (dst / "album" / "2019").mkdir(parents=True)
+    (dst / "album" / "2019" / "00000001.jpg").write_bytes(b"a user's photo")
+    made["portrait"] = dst / "portrait"
+    (dst / "portrait").mkdir()
+    (dst / "portrait" / "ref.jpg").write_bytes(b"a user's ref.jpg")
+    made["letter"] = dst / "letter"
+    (dst / "letter").write_text("not a folder")
+    made["linked"] = dst / "linked"
+    (dst / "linked").symlink_to(outside, target_is_directory=True)
+    return made
+
+
+def planted_temporaries(dst, outside) -> dict:
+    """Entries named like the extractor's temporary folders that it did not make: a
+    symbolic link to `outside` (a folder holding `keep.txt`) and a real folder holding
+    a user's file. Returns {"link", "folder", "outside"}."""
+    from pathlib import Path
+
+    dst, outside = Path(dst), Path(outside)
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "keep.txt").write_text("outside DST")
+    (outside / "00000001.jpg").write_bytes(b"looks like a tile")
+    link = dst / ".dlas_fast-tmp-1of1-planted-link"
+    link.symlink_to(outside, target_is_directory=True)
+    folder = dst / ".dlas_fast-tmp-1of1-planted"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("not a tile")
+    return {"link": link, "folder": folder, "outside": outside}
+
+
+def long_named_sources(src) -> dict:
+    """Sources whose names push the file system's limit of 255 bytes a name: a
+    255-byte name (a 251-byte stem), two 250-byte stems in two folders (the second
+    chunk is `<stem>_2`, 252 bytes), and a name of 120 bytes that are not UTF-8 (its
+    chunk name, with each byte replaced by U+FFFD, is 360 bytes: no file system takes
+    it). Returns {"longest", "twin_a", "twin_b", "not_utf8"} -> path."""
+    import os
+    from pathlib import Path
+
+    src = Path(src)
+    made = {
+        "longest": _photo(src / ("L" * 251 + ".jpg"), seed=1),
+        "twin_a": _photo(src / "a" / ("T" * 250 + ".png"), seed=2),
+        "twin_b": _photo(src / "b" / ("T" * 250 + ".png"), seed=3),
+    }
+    raw = os.fsencode(src) + b"/" + b"\xff" * 120 + b".jpg"
+    _photo(Path(os.fsdecode(raw)), seed=4)
+    made["not_utf8"] = Path(os.fsdecode(raw))
+    return made
+
+
+def grow_source_list(src, rel: str = "a/x.jpg"):
+    """Adds a source that sorts before the existing ones (`a/x.jpg` before `b/x.jpg`):
+    every later name shifts. Returns its path."""
+    from pathlib import Path
+
+    return _photo(Path(src) / rel, seed=7)
+
+
+def snapshot(root) -> dict:
+    """Everything under `root` (dotfiles, folders and links included): relative path
+    -> bytes for files, ("dir",) for folders, ("link", target) for links."""
+    import os
+    from pathlib import Path
+
+    root = Path(root)
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir",)
+            else:
+                out[rel] = p.read_bytes()
+    return out
+
+
 # ---- Decoding: special files, decompression bombs, oversized options ------------------
 
 

@@ -111,7 +111,7 @@ def extract_ray(
     src, dst = os.path.abspath(os.fspath(src)), os.path.abspath(os.fspath(dst))
     if not os.path.isdir(src):
         raise FileNotFoundError(f"{src}: the source folder does not exist")
-    _native.check_destination(dst, opts, resume, overwrite)
+    _native.check_destination(src, dst, opts, resume, overwrite)
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]

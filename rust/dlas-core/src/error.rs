@@ -42,6 +42,9 @@ pub enum CoreError {
     /// The destination cannot be used for this job.
     #[error("{}: {reason}", path.display())]
     Destination { path: PathBuf, reason: String },
+    /// The run was asked to stop (Ctrl-C) before it finished; DST is left resumable.
+    #[error("interrupted: rerun with --resume to finish")]
+    Interrupted,
 }
 
 impl CoreError {

@@ -66,22 +66,26 @@ fn options_of(options_json: &str, resume: bool, overwrite: bool) -> PyResult<Ext
     Ok(opts)
 }
 
-/// Checks the extraction options and that a run of that job (every shard) may write
-/// into `dst` (the rules of `extract`), without locking or writing anything.
+/// Checks the extraction options and that a run of that job (every shard) from `src`
+/// may write into `dst` (the rules of `extract`: no overlap with SRC, nothing of
+/// anyone else's in the way, the same source list as DST's output), without locking
+/// or writing anything.
 ///
 /// Raises:
 ///     ValueError: an invalid option. DestinationError: DST would be refused.
 #[pyfunction]
-#[pyo3(signature = (dst, options_json, resume=false, overwrite=false))]
+#[pyo3(signature = (src, dst, options_json, resume=false, overwrite=false))]
 fn check_destination(
     py: Python<'_>,
+    src: PathBuf,
     dst: PathBuf,
     options_json: &str,
     resume: bool,
     overwrite: bool,
 ) -> PyResult<()> {
     let opts = options_of(options_json, resume, overwrite)?;
-    py.detach(|| core_check(&dst, &opts)).map_err(to_pyerr)
+    py.detach(|| core_check(&src, &dst, &opts))
+        .map_err(to_pyerr)
 }
 
 /// Runs the `dlas-fast` command line (`argv` includes the program name).

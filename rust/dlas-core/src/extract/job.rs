@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
-use super::dest::{prepare, write_atomic, Shard};
+use super::dest::{check_overlap, job_chunk_names, prepare, write_atomic, Plan, Shard};
 use super::options::ExtractOptions;
-use super::source::{process_source, Chunk, Outcome};
-use super::sources::{chunk_names, list_sources};
+use super::record::SourceRecord;
+use super::source::{process_source_until, Chunk, Outcome};
+use super::sources::list_sources;
 use super::summary::{SourceIssue, Summary};
-use super::writer::{write_chunk, Written};
+use super::writer::{write_chunk, WriteError, Written};
 use crate::error::{CoreError, Result};
 use crate::image::JPEG_ENCODER;
 
@@ -21,6 +22,12 @@ pub trait Progress: Sync {
     fn start(&self, _total: usize) {}
     /// One source is done; `status` is "extracted", "kept", "skipped" or "failed".
     fn source_done(&self, _path: &Path, _status: &str, _tiles: usize, _pixels: u64) {}
+    /// Polled between sources and between the tiles of a source: true asks the run to
+    /// stop. It then finishes no more chunks and returns [`CoreError::Interrupted`],
+    /// leaving DST as a killed run would (its manifest "running", for `resume`).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A progress sink that ignores everything.
@@ -29,6 +36,8 @@ impl Progress for Silent {}
 
 /// A source's chunks, on their way from a worker to the writer thread.
 struct Finished<'a> {
+    /// The source's number in the job's list.
+    index: usize,
     path: &'a Path,
     names: &'a [String],
     chunks: Vec<Chunk>,
@@ -37,8 +46,10 @@ struct Finished<'a> {
 
 /// Extracts the chunked dataset of SPEC §2 from `src` into `dst`.
 ///
-/// Bad sources are reported in the summary (and the report file), never abort the
-/// run. Errors: invalid options, an unusable SRC, a refused DST, or a write failure.
+/// Bad sources (and chunk names DST's file system refuses) are reported in the summary
+/// (and the report file), never abort the run. Errors: invalid options, an unusable
+/// SRC, a refused DST, a write failure, or [`CoreError::Interrupted`] when `progress`
+/// asked the run to stop.
 pub fn extract(
     src: &Path,
     dst: &Path,
@@ -61,27 +72,34 @@ pub fn extract_shard(
     if shard.index == 0 || shard.index > shard.count {
         return Err(CoreError::option("shard", "must be K/N with 1 <= K <= N"));
     }
-    let listed = list_sources(src)?;
-    let suffixes: &[&str] = if opts.vertical_split {
-        &["_left", "_right"]
-    } else {
-        &[]
-    };
-    let names = chunk_names(&listed.files, suffixes);
-    let per = suffixes.len().max(1);
-    let mut mine: Vec<usize> = (0..listed.files.len())
-        .filter(|i| i % shard.count == shard.index - 1)
-        .collect();
-    // Largest files first, so no thread is left decoding a big source alone at the end.
-    // The output does not depend on this order (names and ids are fixed above).
-    let size = |i: &usize| std::fs::metadata(&listed.files[*i]).map_or(0, |m| m.len());
-    mine.sort_by_cached_key(|i| std::cmp::Reverse(size(i)));
-    let dest = prepare(dst, opts, shard)?;
+    // SRC and DST must not overlap; checked before SRC is even listed.
+    check_overlap(src, dst)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.n_thread)
         .thread_name(|i| format!("dlas-extract-{i}"))
         .build()
         .map_err(|e| CoreError::option("n_thread", e.to_string()))?;
+    let listed = list_sources(src)?;
+    let record = pool.install(|| SourceRecord::of(src, &listed.files));
+    let (names, per) = job_chunk_names(&listed.files, opts.vertical_split);
+    let mut mine: Vec<usize> = (0..listed.files.len())
+        .filter(|i| i % shard.count == shard.index - 1)
+        .collect();
+    // Largest files first, so no thread is left decoding a big source alone at the end.
+    // The output does not depend on this order (names and ids are fixed above).
+    mine.sort_by_key(|&i| std::cmp::Reverse(record.entries[i].size));
+    let plan = Plan {
+        record: &record,
+        files: &listed.files,
+        names: &names,
+        per,
+        mine: &mine,
+    };
+    if progress.cancelled() {
+        // Asked to stop while SRC was being listed: DST is not touched.
+        return Err(CoreError::Interrupted);
+    }
+    let (dest, found) = pool.install(|| prepare(dst, opts, shard, &plan))?;
 
     // Folders that could not be listed belong to no shard: the first one reports them,
     // so that a merged summary lists each once.
@@ -102,22 +120,63 @@ pub fn extract_shard(
     });
     let fatal: Mutex<Option<CoreError>> = Mutex::new(None);
     let abort = AtomicBool::new(false);
+    // Set when a source was left unfinished because the run was asked to stop.
+    let stopped = AtomicBool::new(false);
+    let stop = || {
+        let asked = progress.cancelled();
+        if asked {
+            stopped.store(true, Ordering::Relaxed);
+        }
+        asked
+    };
     progress.start(mine.len());
     // Workers decode and encode; one writer thread creates the files, so a worker
     // never waits on the file system (creating thousands of small files can block on
     // the journal) and a slow disk throttles the workers through the bounded queue.
     let (to_writer, finished) = mpsc::sync_channel::<Finished<'_>>(2 * opts.n_thread);
+    let fail = |path: &Path, reason: String| {
+        summary
+            .lock()
+            .expect("summary lock")
+            .failed
+            .push(SourceIssue {
+                path: path.to_string_lossy().into_owned(),
+                reason,
+            });
+        progress.source_done(path, "failed", 0, 0);
+    };
     let write_one = |f: Finished<'_>| {
         let mut tiles = 0;
-        let mut written = 0;
+        let mut written = Vec::new();
         for chunk in &f.chunks {
-            match write_chunk(&dest, &f.names[chunk.part], chunk) {
+            if abort.load(Ordering::Relaxed) || stop() {
+                return;
+            }
+            let name = &f.names[chunk.part];
+            match write_chunk(&dest, f.index, name, chunk) {
                 Ok(Written::New) => {
                     tiles += chunk.tiles.len();
-                    written += 1;
+                    written.push(name);
                 }
                 Ok(Written::Kept) => {}
-                Err(e) => {
+                Err(WriteError::Source(reason)) => {
+                    // A source is extracted whole or not at all: the chunks of it this
+                    // run already placed go again.
+                    for name in written {
+                        let path = dest.root.join(name);
+                        if let Err(e) = std::fs::remove_dir_all(&path) {
+                            abort.store(true, Ordering::Relaxed);
+                            fatal
+                                .lock()
+                                .expect("fatal lock")
+                                .get_or_insert(CoreError::io(path, e));
+                            return;
+                        }
+                    }
+                    fail(f.path, reason);
+                    return;
+                }
+                Err(WriteError::Fatal(e)) => {
                     abort.store(true, Ordering::Relaxed);
                     fatal.lock().expect("fatal lock").get_or_insert(e);
                     return;
@@ -127,29 +186,37 @@ pub fn extract_shard(
         {
             let mut s = summary.lock().expect("summary lock");
             s.sources_extracted += 1;
-            s.chunks_written += written;
+            s.chunks_written += written.len();
             s.tiles_written += tiles;
             s.input_pixels += f.pixels;
         }
         progress.source_done(f.path, "extracted", tiles, f.pixels);
     };
     let process_one = |i: usize, to_writer: &mpsc::SyncSender<_>| {
-        if abort.load(Ordering::Relaxed) {
+        if abort.load(Ordering::Relaxed) || stop() {
             return;
         }
         let path = &listed.files[i];
         let my_names = &names[i * per..(i + 1) * per];
         let shown = path.to_string_lossy().into_owned();
-        if dest.mode == super::dest::Mode::Resume
-            && my_names.iter().all(|n| dest.root.join(n).is_dir())
-        {
+        if found.kept.contains(&i) {
             summary.lock().expect("summary lock").sources_kept += 1;
             progress.source_done(path, "kept", 0, 0);
             return;
         }
-        let (status, pixels) = match process_source(path, opts, &levels) {
+        if let Some(reason) = found.refused.get(&i) {
+            fail(path, reason.clone());
+            return;
+        }
+        let outcome = process_source_until(path, opts, &levels, &stop);
+        if stop() {
+            // Whatever it became, it was cut short: `resume` does it again.
+            return;
+        }
+        let (status, pixels) = match outcome {
             Outcome::Extracted { chunks, pixels } => {
                 let f = Finished {
+                    index: i,
                     path,
                     names: my_names,
                     chunks,
@@ -207,6 +274,10 @@ pub fn extract_shard(
     })?;
     if let Some(e) = fatal.into_inner().expect("fatal lock") {
         return Err(e);
+    }
+    if stopped.load(Ordering::Relaxed) {
+        // The manifest stays "running": `resume` keeps the finished chunks.
+        return Err(CoreError::Interrupted);
     }
     let mut summary = summary.into_inner().expect("summary lock");
     summary.skipped.sort_by(|a, b| a.path.cmp(&b.path));

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::grid::{centre, positions, ref_factor, width};
 use super::options::{ExtractOptions, Level};
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::image::{
     decode_file, decode_file_region, encode_jpeg, resize_area, DecodeOptions, Region, Rgb8,
     Rgb8View, TileSource,
@@ -42,7 +42,18 @@ pub enum Outcome {
 
 /// Processes one source. Never panics on bad input; failures are in the outcome.
 pub fn process_source(path: &Path, opts: &ExtractOptions, levels: &[Level]) -> Outcome {
-    match try_process(path, opts, levels) {
+    process_source_until(path, opts, levels, &|| false)
+}
+
+/// [`process_source`], giving up between tiles once `stop()` is true (the outcome is
+/// then a failure to be discarded).
+pub fn process_source_until(
+    path: &Path,
+    opts: &ExtractOptions,
+    levels: &[Level],
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Outcome {
+    match try_process(path, opts, levels, stop) {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Failed {
             reason: e.to_string(),
@@ -50,7 +61,12 @@ pub fn process_source(path: &Path, opts: &ExtractOptions, levels: &[Level]) -> O
     }
 }
 
-fn try_process(path: &Path, opts: &ExtractOptions, levels: &[Level]) -> Result<Outcome> {
+fn try_process(
+    path: &Path,
+    opts: &ExtractOptions,
+    levels: &[Level],
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Outcome> {
     let decode = DecodeOptions {
         max_pixels: opts.max_pixels,
     };
@@ -102,9 +118,12 @@ fn try_process(path: &Path, opts: &ExtractOptions, levels: &[Level]) -> Result<O
     }
     let mut chunks = Vec::new();
     for (part, sq) in layout.squares.iter().enumerate() {
+        if stop() {
+            return Err(CoreError::Interrupted);
+        }
         let square = work.crop(sq.top - origin.0, sq.left - origin.1, sq.dim, sq.dim);
         let mask_sums = mask.as_ref().map(|m| MaskSums::new(m, square.width));
-        let tiles = tiles_of(square, &active, opts, mask_sums.as_ref())?;
+        let tiles = tiles_of(square, &active, opts, mask_sums.as_ref(), stop)?;
         if tiles.is_empty() {
             continue;
         }
@@ -247,6 +266,7 @@ fn tiles_of(
     levels: &[&Level],
     opts: &ExtractOptions,
     mask: Option<&MaskSums>,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Tile>> {
     let dim = square.width;
     let f = ref_factor(dim, opts.tile_dim());
@@ -300,6 +320,9 @@ fn tiles_of(
         .collect::<Result<_>>()?;
     jobs.par_iter()
         .map(|&(r, c, li)| {
+            if stop() {
+                return Err(CoreError::Interrupted);
+            }
             let level = levels[li];
             let k = level.crop / level.out;
             let mut jpeg = Vec::with_capacity(level.out * level.out / 2);
@@ -327,7 +350,7 @@ fn load_mask(dir: &Path, source: &Path, decode: &DecodeOptions) -> Result<Rgb8> 
     let mut name = source.file_name().unwrap_or_default().to_os_string();
     name.push(".png");
     let path: PathBuf = dir.join(name);
-    decode_file(&path, decode).map_err(|e| crate::CoreError::Decode {
+    decode_file(&path, decode).map_err(|e| CoreError::Decode {
         path: path.clone(),
         reason: format!("mask: {e}"),
     })

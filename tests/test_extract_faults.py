@@ -1,0 +1,292 @@
+"""Extraction faults: a DST holding files we did not write (``--overwrite`` removes only
+our own chunks), SRC and DST that overlap, file names at the file system's limit, a
+source list that changed before ``--resume``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dlas_fast
+import hostile
+import pytest
+from conftest import gradient, save, tree_bytes
+
+CLI = [sys.executable, "-m", "dlas_fast"]
+
+
+def run_cli(*args, **kw):
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, **kw
+    )
+
+
+def chunk_dirs(dst: Path) -> list[str]:
+    return sorted(p.name for p in dst.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    src = tmp_path / "S"
+    for i in range(3):
+        save(gradient(640 + 16 * i, 560, seed=i), src / f"img{i}.jpg", quality=92)
+    return src
+
+
+# ---- --overwrite removes only what this tool wrote ------------------------------------
+
+
+def test_overwrite_keeps_a_users_folder_that_has_a_chunks_name(tmp_path):
+    # mkdir -p S D/important; cp p.jpg S/important.jpg; echo t > D/important/thesis.tex
+    src, dst = tmp_path / "S", tmp_path / "D"
+    made = hostile.foreign_folder_at_chunk_name(src, dst)
+    before = hostile.snapshot(dst)
+    r = run_cli("extract", src, dst, "--overwrite")
+    assert r.returncode == 2, r.stderr
+    assert made["file"].read_text() == made["text"]
+    assert "important" in r.stderr and "thesis.tex" in r.stderr
+    assert "--overwrite" not in r.stderr  # never suggested for files we did not write
+    assert "empty or new" in r.stderr
+    assert hostile.snapshot(dst) == before  # nothing written, nothing removed
+    with pytest.raises(dlas_fast.DestinationError, match="thesis.tex") as e:
+        dlas_fast.extract(src, dst, overwrite=True)
+    assert "overwrite" not in str(e.value).split(": ", 1)[1]  # (the path aside)
+    assert hostile.snapshot(dst) == before
+
+
+@pytest.mark.parametrize("mode", [[], ["--resume"], ["--overwrite"]])
+def test_a_dst_of_files_we_did_not_write_is_refused_in_every_mode(photos, tmp_path, mode):
+    dst = tmp_path / "D"
+    dst.mkdir()
+    (dst / "precious.txt").write_text("keep me")
+    r = run_cli("extract", photos, dst, *mode)
+    assert r.returncode == 2
+    assert "precious.txt" in r.stderr and "--overwrite" not in r.stderr
+    assert hostile.snapshot(dst) == {"precious.txt": b"keep me"}
+
+
+def test_overwrite_refuses_anything_in_the_way_that_is_not_our_chunk(photos, tmp_path):
+    dst = tmp_path / "D"
+    assert run_cli("extract", photos, dst).returncode == 0
+    ours = tree_bytes(dst)
+    made = hostile.entries_in_the_way(dst, tmp_path / "outside")
+    for name in made:
+        save(gradient(600, 540, seed=len(name)), photos / f"{name}.jpg")
+    before = hostile.snapshot(dst)
+    outside = hostile.snapshot(tmp_path / "outside")
+    r = run_cli("extract", photos, dst, "--overwrite")
+    assert r.returncode == 2, r.stderr
+    assert str(dst / "album") in r.stderr  # the first in the way, named
+    assert "--overwrite" not in r.stderr
+    # Decided before anything was written or removed: not even our own chunks were
+    # replaced, and no new chunk was made.
+    assert hostile.snapshot(dst) == before
+    assert hostile.snapshot(tmp_path / "outside") == outside
+    # Each of them alone is refused too, whatever its kind.
+    for name, path in made.items():
+        for other in made:
+            if other != name:
+                (photos / f"{other}.jpg").rename(tmp_path / f"{other}.jpg")
+        r = run_cli("extract", photos, dst, "--overwrite")
+        assert r.returncode == 2 and str(path) in r.stderr, (name, r.stderr)
+        assert hostile.snapshot(dst) == before, name
+        for other in made:
+            if other != name:
+                (tmp_path / f"{other}.jpg").rename(photos / f"{other}.jpg")
+    assert {k: v for k, v in tree_bytes(dst).items() if k in ours} == ours
+
+
+def test_overwrite_replaces_our_own_earlier_output(photos, tmp_path):
+    dst = tmp_path / "D"
+    assert run_cli("extract", photos, dst, "--compression-level", "80").returncode == 0
+    r = run_cli("extract", photos, dst, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    fresh = tmp_path / "fresh"
+    dlas_fast.extract(photos, fresh)
+    assert tree_bytes(dst) == tree_bytes(fresh)
+    # and once more, the same job
+    assert dlas_fast.extract(photos, dst, overwrite=True).sources_extracted == 3
+    assert tree_bytes(dst) == tree_bytes(fresh)
+
+
+def test_resume_does_not_keep_a_foreign_folder_with_a_chunks_name(photos, tmp_path):
+    dst = tmp_path / "D"
+    assert run_cli("extract", photos, dst).returncode == 0
+    for f in (dst / "img1").iterdir():
+        f.unlink()
+    (dst / "img1").rmdir()
+    (dst / "img1").mkdir()
+    (dst / "img1" / "thesis.tex").write_text("mine")
+    r = run_cli("extract", photos, dst, "--resume")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert str(dst / "img1") in r.stderr and "thesis.tex" in r.stderr
+    assert (dst / "img1" / "thesis.tex").read_text() == "mine"
+
+
+def test_temporaries_we_did_not_make_are_left_alone(photos, tmp_path):
+    dst = tmp_path / "D"
+    assert run_cli("extract", photos, dst).returncode == 0
+    made = hostile.planted_temporaries(dst, tmp_path / "outside")
+    outside = hostile.snapshot(made["outside"])
+    for mode in ("--resume", "--overwrite"):
+        r = run_cli("extract", photos, dst, mode)
+        assert r.returncode == 0, r.stderr
+        assert hostile.snapshot(made["outside"]) == outside
+        assert made["link"].is_symlink()
+        assert (made["folder"] / "thesis.tex").read_text() == "not a tile"
+
+
+# ---- SRC and DST must not overlap ----------------------------------------------------
+
+
+def overlap_cases(tmp_path: Path):
+    """(name, src, dst, root of everything to compare before/after)."""
+    w = tmp_path / "W"
+    save(gradient(640, 560, seed=1), w / "holiday.jpg")
+    save(gradient(600, 540, seed=2), w / "holiday" / "IMG_0001.jpg")
+    save(gradient(600, 540, seed=3), w / "holiday" / "IMG_0002.jpg")
+    (tmp_path / "L").symlink_to(w, target_is_directory=True)
+    (tmp_path / "D" / "photos").mkdir(parents=True)
+    save(gradient(640, 560, seed=4), tmp_path / "D" / "photos" / "p.jpg")
+    return [
+        ("same", w, w),
+        ("same through a link", tmp_path / "L", w),
+        ("dst inside src", w, w / "out"),
+        ("dst deep inside src, not yet made", w, w / "new" / "deeper"),
+        ("dst inside src through a link", w, tmp_path / "L" / "out"),
+        ("dst inside src with ..", w, tmp_path / "D" / ".." / "W" / "holiday"),
+        ("src inside dst", tmp_path / "D" / "photos", tmp_path / "D"),
+        ("src inside dst through a link", tmp_path / "L" / "holiday", tmp_path / "L"),
+    ]
+
+
+def test_overlapping_src_and_dst_are_refused_before_anything_is_touched(tmp_path):
+    for name, src, dst in overlap_cases(tmp_path):
+        before = hostile.snapshot(tmp_path)
+        r = run_cli("extract", src, dst, "--overwrite")
+        assert r.returncode == 2, (name, r.stderr)
+        assert "SRC" in r.stderr and "choose a DST" in r.stderr, (name, r.stderr)
+        for mode in ({}, {"resume": True}, {"overwrite": True}):
+            with pytest.raises(dlas_fast.DestinationError, match="choose a DST"):
+                dlas_fast.extract(src, dst, **mode)
+        with pytest.raises(dlas_fast.DestinationError, match="choose a DST"):
+            dlas_fast.extract(src, dst, shard="1/2")
+        r = run_cli("extract", src, dst, "--shard", "2/2")
+        assert r.returncode == 2, (name, r.stderr)
+        assert hostile.snapshot(tmp_path) == before, name  # no lock, no manifest, no chunk
+
+
+def test_overlap_is_refused_on_the_ray_path_before_ray_starts(tmp_path):
+    from dlas_fast.distributed import extract_ray
+
+    for name, src, dst in overlap_cases(tmp_path):
+        before = hostile.snapshot(tmp_path)
+        with pytest.raises(dlas_fast.DestinationError, match="choose a DST"):
+            extract_ray(src, dst, tasks=2, progress=False)
+        assert hostile.snapshot(tmp_path) == before, name
+
+
+# ---- names at the file system's limit -------------------------------------------------
+
+
+def test_file_names_at_the_limit_are_extracted_and_resumed(tmp_path):
+    src, dst = tmp_path / "S", tmp_path / "D"
+    made = hostile.long_named_sources(src)
+    r = run_cli("extract", src, dst, "--threads", "2")
+    assert r.returncode == 3, r.stdout + r.stderr  # only the not-UTF-8 name fails
+    names = set(chunk_dirs(dst))
+    assert {"L" * 251, "T" * 250, "T" * 250 + "_2"} <= names
+    report = json.loads(next(dst.glob(".dlas_fast-report-*.json")).read_text())
+    # Reported with its bytes that are not UTF-8 replaced.
+    assert [f["path"] for f in report["failed"]] == [f"{src}/{chr(0xFFFD) * 120}.jpg"]
+    assert os.path.exists(made["not_utf8"])
+    assert "name" in report["failed"][0]["reason"]
+    assert not list(dst.glob(".dlas_fast-tmp-*"))
+    before = tree_bytes(dst)
+    r = run_cli("extract", src, dst, "--resume")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "3 kept" in r.stdout and "1 failed" in r.stdout
+    assert tree_bytes(dst) == before
+
+
+def test_a_chunk_name_the_file_system_refuses_fails_that_source_only(tmp_path):
+    src, dst = tmp_path / "S", tmp_path / "D"
+    save(gradient(1200, 560, seed=1), src / ("V" * 251 + ".jpg"))  # _left: 256 bytes
+    save(gradient(1200, 560, seed=2), src / ("W" * 250 + ".jpg"))  # _right: 256 bytes
+    save(gradient(1200, 560, seed=3), src / "pair.jpg")
+    r = run_cli("extract", src, dst, "--vertical-split")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "2 failed" in r.stdout and "1 extracted" in r.stdout
+    # A failed source leaves no chunk (not even the half whose name fits).
+    assert chunk_dirs(dst) == ["pair_left", "pair_right"]
+    before = tree_bytes(dst)
+    r = run_cli("extract", src, dst, "--vertical-split", "--resume")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "1 kept" in r.stdout and "2 failed" in r.stdout
+    assert tree_bytes(dst) == before
+    summary = dlas_fast.extract(src, dst, vertical_split=True, resume=True)
+    assert sorted(len(Path(f.path).name) for f in summary.failed) == [254, 255]
+
+
+# ---- --resume after the source list changed ------------------------------------------
+
+
+def two_folder_source(tmp_path: Path) -> tuple[Path, Path]:
+    src, dst = tmp_path / "S", tmp_path / "D"
+    save(gradient(640, 560, seed=11), src / "b" / "x.jpg")
+    save(gradient(660, 560, seed=12), src / "c" / "y.jpg")
+    assert run_cli("extract", src, dst).returncode == 0
+    return src, dst
+
+
+def test_resume_refuses_a_source_list_that_grew(tmp_path):
+    src, dst = two_folder_source(tmp_path)
+    before = hostile.snapshot(dst)
+    hostile.grow_source_list(src, "a/x.jpg")  # would take `x`; b/x.jpg would be `x_2`
+    r = run_cli("extract", src, dst, "--resume")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "a/x.jpg" in r.stderr and "1 added" in r.stderr
+    assert "--overwrite" in r.stderr and "new" in r.stderr
+    assert hostile.snapshot(dst) == before
+    with pytest.raises(dlas_fast.DestinationError, match="a/x.jpg"):
+        dlas_fast.extract(src, dst, resume=True)
+    # --overwrite redoes the job from the new list: as a fresh run into a new DST.
+    assert run_cli("extract", src, dst, "--overwrite").returncode == 0
+    fresh = tmp_path / "fresh"
+    dlas_fast.extract(src, fresh)
+    assert tree_bytes(dst) == tree_bytes(fresh)
+    assert run_cli("extract", src, dst, "--resume").returncode == 0
+
+
+def test_resume_refuses_modified_and_removed_sources(tmp_path):
+    src, dst = two_folder_source(tmp_path)
+    save(gradient(700, 560, seed=13), src / "b" / "x.jpg")  # new content
+    r = run_cli("extract", src, dst, "--resume")
+    assert r.returncode == 2 and "b/x.jpg" in r.stderr and "modified" in r.stderr
+    assert run_cli("extract", src, dst, "--overwrite").returncode == 0
+    st = (src / "c" / "y.jpg").stat()
+    os.utime(src / "c" / "y.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched
+    r = run_cli("extract", src, dst, "--resume")
+    assert r.returncode == 2 and "c/y.jpg" in r.stderr and "modified" in r.stderr
+    assert run_cli("extract", src, dst, "--overwrite").returncode == 0
+    (src / "c" / "y.jpg").unlink()
+    r = run_cli("extract", src, dst, "--resume")
+    assert r.returncode == 2 and "c/y.jpg" in r.stderr and "1 removed" in r.stderr
+
+
+def test_shards_of_one_job_must_see_one_source_list(tmp_path):
+    src, dst = tmp_path / "S", tmp_path / "D"
+    save(gradient(640, 560, seed=11), src / "b" / "x.jpg")
+    save(gradient(660, 560, seed=12), src / "c" / "y.jpg")
+    assert run_cli("extract", src, dst, "--shard", "1/2").returncode == 0
+    hostile.grow_source_list(src, "a/x.jpg")
+    for mode in ([], ["--resume"]):
+        r = run_cli("extract", src, dst, "--shard", "2/2", *mode)
+        assert r.returncode == 2 and "a/x.jpg" in r.stderr, r.stderr
+    from dlas_fast.distributed import extract_ray
+
+    with pytest.raises(dlas_fast.DestinationError, match="a/x.jpg"):
+        extract_ray(src, dst, tasks=2, resume=True, progress=False)
