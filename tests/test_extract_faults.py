@@ -1,19 +1,22 @@
 """Extraction faults: a DST holding files we did not write (``--overwrite`` removes only
 our own chunks), SRC and DST that overlap, file names at the file system's limit, a
-source list that changed before ``--resume``."""
+source list that changed before ``--resume``, and Ctrl-C / SIGTERM during a run."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import dlas_fast
 import hostile
 import pytest
-from conftest import gradient, save, tree_bytes
+from conftest import gradient, jpeg_bytes, save, tree_bytes
 
 CLI = [sys.executable, "-m", "dlas_fast"]
 
@@ -290,3 +293,104 @@ def test_shards_of_one_job_must_see_one_source_list(tmp_path):
 
     with pytest.raises(dlas_fast.DestinationError, match="a/x.jpg"):
         extract_ray(src, dst, tasks=2, resume=True, progress=False)
+
+
+# ---- Ctrl-C and SIGTERM --------------------------------------------------------------
+
+#: Enough sources for a run of several seconds on one thread (about 40 ms a megapixel).
+N_SLOW = 40
+
+
+@pytest.fixture(scope="module")
+def slow_corpus(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    src = tmp_path_factory.mktemp("slow") / "S"
+    photos = [jpeg_bytes(gradient(2000, 2000, seed=i), quality=95) for i in range(4)]
+    src.mkdir()
+    for i in range(N_SLOW):
+        (src / f"p{i:02d}.jpg").write_bytes(photos[i % 4])
+    ref = src.parent / "ref"
+    dlas_fast.extract(src, ref, threads=2)
+    return src, tree_bytes(ref)
+
+
+def wait_for_chunks(dst: Path, proc: subprocess.Popen, n: int = 2) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if dst.exists() and len(chunk_dirs(dst)) >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the run wrote fewer than {n} chunks (exit {proc.poll()})")
+
+
+def finish_and_compare(src: Path, dst: Path, ref: dict[str, bytes]) -> None:
+    done = chunk_dirs(dst)
+    assert 2 <= len(done) < N_SLOW, "the signal should land mid-run"
+    for name in done:  # nothing partial looks complete
+        assert {"ref.jpg", "centers.pt"} <= {p.name for p in (dst / name).iterdir()}
+    manifest = json.loads((dst / ".dlas_fast-job-1of1.json").read_text())
+    assert manifest["state"] == "running"
+    resumed = run_cli("extract", src, dst, "--resume", "--threads", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert tree_bytes(dst) == ref
+    assert not list(dst.glob(".dlas_fast-tmp-*"))
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT] * 2])
+def test_the_cli_stops_on_a_signal_and_resume_finishes(slow_corpus, tmp_path, signals):
+    src, ref = slow_corpus
+    dst = tmp_path / "D"
+    proc = subprocess.Popen(
+        [*CLI, "extract", str(src), str(dst), "--threads", "1", "--no-progress-bar"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_chunks(dst, proc)
+        sent = time.monotonic()
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    print(f"stopped {took:.2f} s after the signal")
+    assert took < 2.5, took
+    assert "interrupted: rerun with --resume to finish" in err
+    assert "Traceback" not in err
+    finish_and_compare(src, dst, ref)
+
+
+def test_the_python_api_raises_keyboard_interrupt_promptly(slow_corpus, tmp_path):
+    src, ref = slow_corpus
+    dst = tmp_path / "D"
+    code = textwrap.dedent(f"""
+        import signal, sys, time
+        import dlas_fast
+        try:
+            dlas_fast.extract({str(src)!r}, {str(dst)!r}, threads=1)
+        except KeyboardInterrupt:
+            restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            print("KeyboardInterrupt", restored, flush=True)
+            sys.exit(7)
+        print("finished", flush=True)
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_chunks(dst, proc)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 7, out + err
+    assert out.split() == ["KeyboardInterrupt", "True"]
+    assert took < 2.5, took
+    finish_and_compare(src, dst, ref)

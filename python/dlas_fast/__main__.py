@@ -21,7 +21,13 @@ def main() -> None:
         sys.exit(extract_ray_main(["dlas-fast", *args]))
     from dlas_fast._native import cli_main
 
-    sys.exit(cli_main(["dlas-fast", *args]))
+    try:
+        code = cli_main(["dlas-fast", *args])
+    except KeyboardInterrupt:
+        # Ctrl-C outside the extraction run (which handles it itself): no traceback.
+        print("dlas-fast: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -70,8 +70,10 @@ def extract(
     Args:
         src: folder of source images (recursive).
         dst: output folder.
-        resume: keep the complete chunks of an interrupted run of the same job.
-        overwrite: write into a DST holding earlier output, replacing its chunks.
+        resume: keep the complete chunks of an interrupted run of the same job (from the
+            same sources: a changed source list is refused).
+        overwrite: write into a DST holding earlier output of dlas-fast, replacing its
+            chunks (never anything it did not write).
         shard: ``"K/N"`` or ``(K, N)``: only the sources whose 0-based position in the
             sorted source list is K-1 mod N. All N shards, run into one DST together
             or one after another, write exactly the chunks of one whole run.
@@ -87,8 +89,12 @@ def extract(
 
     Raises:
         ValueError: an unknown or invalid option (named in the message).
-        DestinationError: DST holds other output, or another run holds its lock.
+        DestinationError: DST overlaps SRC, holds other output or files this tool did
+            not write, holds output from another source list, or another run holds its
+            lock (decided before anything in DST is written or removed).
         FileNotFoundError: SRC does not exist.
+        KeyboardInterrupt: Ctrl-C stopped the run (within a second); the chunks it
+            finished stay, and ``resume=True`` completes it.
     """
     opts = options_json(options)
     raw = json.loads(

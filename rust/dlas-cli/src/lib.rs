@@ -4,8 +4,10 @@
 //! [`run`] is the whole command (the binary and `python -m dlas_fast` both call it)
 //! and returns the process exit status: 0 success, 2 usage errors (a refused DST, a
 //! PATH that is not a folder), 3 when the run finished but found files that cannot be
-//! read or decoded, 1 for any other failure.
+//! read or decoded, 130 when `extract` was interrupted (Ctrl-C, SIGTERM), 1 for any
+//! other failure.
 
+mod interrupt;
 mod progress;
 
 use std::ffi::OsString;
@@ -272,14 +274,21 @@ fn run_extract(a: &ExtractArgs) -> i32 {
     let opts = a.options();
     let reporter = progress::Reporter::new(a.quiet, a.no_progress_bar);
     let shard = a.shard.unwrap_or(Shard::ALL);
-    match extract_shard(&a.src, &a.dst, &opts, shard, &reporter) {
+    let result = {
+        let _signals = interrupt::Guard::install();
+        extract_shard(&a.src, &a.dst, &opts, shard, &reporter)
+    };
+    reporter.finish();
+    match result {
         Ok(summary) => {
-            reporter.finish();
             print!("{}", summary.render());
             summary.exit_code()
         }
+        Err(CoreError::Interrupted) => {
+            eprintln!("dlas-fast extract: interrupted: rerun with --resume to finish");
+            130
+        }
         Err(e) => {
-            reporter.finish();
             eprintln!("dlas-fast extract: error: {e}");
             match e {
                 CoreError::InvalidOption { .. } | CoreError::Destination { .. } => 2,

@@ -53,6 +53,10 @@ impl Reporter {
 }
 
 impl Progress for Reporter {
+    fn cancelled(&self) -> bool {
+        crate::interrupt::Guard::interrupted()
+    }
+
     fn start(&self, total: usize) {
         self.total.store(total, Ordering::Relaxed);
         *self.started.lock().expect("lock") = Instant::now();

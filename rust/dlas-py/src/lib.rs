@@ -9,8 +9,11 @@ mod load;
 
 use std::path::PathBuf;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use dlas_core::extract::{
-    check_destination as core_check, extract_shard, ExtractOptions, Shard, Silent,
+    check_destination as core_check, extract_shard, ExtractOptions, Progress, Shard,
 };
 use dlas_core::torchfile;
 use pyo3::prelude::*;
@@ -38,6 +41,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// Returns:
 ///     The run summary, as JSON text.
+///
+/// Raises:
+///     KeyboardInterrupt (or what a signal handler raises): the run was stopped; its
+///     finished chunks stay and `resume` completes it.
 #[pyfunction]
 #[pyo3(signature = (src, dst, options_json, resume=false, overwrite=false, shard=None))]
 fn extract(
@@ -51,10 +58,51 @@ fn extract(
 ) -> PyResult<String> {
     let opts = options_of(options_json, resume, overwrite)?;
     let shard = shard.map_or(Shard::ALL, |(index, count)| Shard { index, count });
-    let summary = py
-        .detach(|| extract_shard(&src, &dst, &opts, shard, &Silent))
-        .map_err(to_pyerr)?;
+    let stop = Stop(AtomicBool::new(false));
+    // The run works on its own thread while this one, between waits without the GIL,
+    // lets Python handle signals: Ctrl-C stops the run and is raised here.
+    let summary = std::thread::scope(|scope| {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let finished = std::sync::Mutex::new(finished);
+        let run = std::thread::Builder::new()
+            .name("dlas-extract".into())
+            .spawn_scoped(scope, || {
+                let _done = done; // hung up when the run returns or panics
+                extract_shard(&src, &dst, &opts, shard, &stop)
+            })
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("extract: {e}")))?;
+        let mut raised = None;
+        loop {
+            let waited = py.detach(|| {
+                let finished = finished.lock().expect("only this thread waits");
+                finished.recv_timeout(Duration::from_millis(50))
+            });
+            if !matches!(waited, Err(std::sync::mpsc::RecvTimeoutError::Timeout)) {
+                break;
+            }
+            if let Err(e) = py.check_signals() {
+                stop.0.store(true, Ordering::SeqCst);
+                raised = Some(e);
+                break;
+            }
+        }
+        let result = py.detach(|| run.join());
+        let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match raised {
+            Some(e) => Err(e),
+            None => result.map_err(to_pyerr),
+        }
+    })?;
     Ok(serde_json::to_string(&summary).expect("summary serialises"))
+}
+
+/// Asks a run to stop once set (by a Python signal handler's exception).
+struct Stop(AtomicBool);
+
+impl Progress for Stop {
+    fn cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 fn options_of(options_json: &str, resume: bool, overwrite: bool) -> PyResult<ExtractOptions> {
@@ -91,7 +139,8 @@ fn check_destination(
 /// Runs the `dlas-fast` command line (`argv` includes the program name).
 ///
 /// Returns:
-///     The exit status: 0 ok, 2 usage error or refused DST, 3 some sources failed.
+///     The exit status: 0 ok, 2 usage error or refused DST, 3 some sources failed,
+///     130 interrupted (`extract` handles SIGINT and SIGTERM while it runs).
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
     py.detach(|| dlas_cli::run(argv))
