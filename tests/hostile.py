@@ -56,21 +56,27 @@ def entries_in_the_way(dst, outside) -> dict:
 
 
 def planted_temporaries(dst, outside) -> dict:
-    """Entries named like the extractor's temporary folders that it did not make: a
+    """Entries named like the extractor's temporary files that it did not make: a
     symbolic link to `outside` (a folder holding `keep.txt`) and a real folder holding
-    a user's file. Returns {"link", "folder", "outside"}."""
+    a user's file, both named like temporary chunk folders, and links named like the
+    temporary files of the manifest and the report, to `outside/victim.txt`. Returns
+    {"link", "folder", "file_links", "outside"}."""
     from pathlib import Path
 
     dst, outside = Path(dst), Path(outside)
     outside.mkdir(parents=True, exist_ok=True)
     (outside / "keep.txt").write_text("outside DST")
     (outside / "00000001.jpg").write_bytes(b"looks like a tile")
+    (outside / "victim.txt").write_text("must not be written through a link")
     link = dst / ".dlas_fast-tmp-1of1-planted-link"
     link.symlink_to(outside, target_is_directory=True)
     folder = dst / ".dlas_fast-tmp-1of1-planted"
     folder.mkdir()
     (folder / "thesis.tex").write_text("not a tile")
-    return {"link": link, "folder": folder, "outside": outside}
+    file_links = [dst / ".dlas_fast-job-1of1.partial", dst / ".dlas_fast-report-1of1.partial"]
+    for f in file_links:
+        f.symlink_to(outside / "victim.txt")
+    return {"link": link, "folder": folder, "file_links": file_links, "outside": outside}
 
 
 def long_named_sources(src) -> dict:

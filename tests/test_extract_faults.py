@@ -137,9 +137,12 @@ def test_temporaries_we_did_not_make_are_left_alone(photos, tmp_path):
     for mode in ("--resume", "--overwrite"):
         r = run_cli("extract", photos, dst, mode)
         assert r.returncode == 0, r.stderr
-        assert hostile.snapshot(made["outside"]) == outside
+        assert hostile.snapshot(made["outside"]) == outside  # nothing written through
         assert made["link"].is_symlink()
         assert (made["folder"] / "thesis.tex").read_text() == "not a tile"
+        for f in made["file_links"]:
+            f.unlink(missing_ok=True)
+            f.symlink_to(made["outside"] / "victim.txt")
 
 
 # ---- SRC and DST must not overlap ----------------------------------------------------

@@ -121,8 +121,25 @@ fn sources_path(root: &Path, digest: &str) -> PathBuf {
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).map_err(|e| CoreError::io(&tmp, e))?;
+    write_new(&tmp, bytes)?;
     std::fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))
+}
+
+/// Writes `bytes` to a file `path` created anew: whatever was left at that name (a
+/// killed run's file, or a link someone put there) is unlinked first, and the file is
+/// created exclusively, so the write never goes through a link out of DST.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.is_dir() => std::fs::remove_file(path).map_err(|e| CoreError::io(path, e))?,
+        _ => {}
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| CoreError::io(path, e))?;
+    f.write_all(bytes).map_err(|e| CoreError::io(path, e))
 }
 
 fn refuse(root: &Path, reason: impl Into<String>) -> CoreError {
@@ -471,7 +488,7 @@ fn store_sources(root: &Path, record: &SourceRecord, digest: &str) -> Result<()>
         std::process::id(),
         STORED.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::write(&tmp, record.encode()).map_err(|e| CoreError::io(&tmp, e))?;
+    write_new(&tmp, &record.encode())?;
     std::fs::rename(&tmp, &path).map_err(|e| CoreError::io(&path, e))
 }
 

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
-use super::dest::{check_overlap, job_chunk_names, prepare, write_atomic, Plan, Shard};
+use super::dest::{
+    check_overlap, job_chunk_names, prepare, remove_own_folder, write_atomic, Plan, Shard,
+};
 use super::options::ExtractOptions;
 use super::record::SourceRecord;
 use super::source::{process_source_until, Chunk, Outcome};
@@ -163,13 +165,9 @@ pub fn extract_shard(
                     // A source is extracted whole or not at all: the chunks of it this
                     // run already placed go again.
                     for name in written {
-                        let path = dest.root.join(name);
-                        if let Err(e) = std::fs::remove_dir_all(&path) {
+                        if let Err(e) = remove_own_folder(&dest.root.join(name)) {
                             abort.store(true, Ordering::Relaxed);
-                            fatal
-                                .lock()
-                                .expect("fatal lock")
-                                .get_or_insert(CoreError::io(path, e));
+                            fatal.lock().expect("fatal lock").get_or_insert(e);
                             return;
                         }
                     }
