@@ -367,6 +367,23 @@ def test_the_cli_stops_on_a_signal_and_resume_finishes(slow_corpus, tmp_path, si
     finish_and_compare(src, dst, ref)
 
 
+def test_the_cli_puts_pythons_signal_handler_back(photos, tmp_path):
+    # Under `python -m dlas_fast`, the run's handlers replace Python's for the run only.
+    argv = ["dlas-fast", "extract", "-q", str(photos), str(tmp_path / "D")]
+    code = textwrap.dedent(f"""
+        import os, signal, time
+        from dlas_fast._native import cli_main
+        assert cli_main({argv!r}) == 0
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.splitlines()[-1:] == ["KeyboardInterrupt"], r.stdout + r.stderr
+
+
 def test_the_python_api_raises_keyboard_interrupt_promptly(slow_corpus, tmp_path):
     src, ref = slow_corpus
     dst = tmp_path / "D"

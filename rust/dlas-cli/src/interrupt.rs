@@ -12,7 +12,8 @@ const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
 extern "C" fn on_signal(_: libc::c_int) {
     if RECEIVED.fetch_add(1, Ordering::SeqCst) > 0 {
-        const MSG: &[u8] = b"\ninterrupted again: stopping now; rerun with --resume to finish\n";
+        // The same words as after a stop, for whichever comes first.
+        const MSG: &[u8] = b"\ndlas-fast extract: interrupted: rerun with --resume to finish\n";
         // SAFETY: write and _exit are async-signal-safe; MSG outlives the call.
         unsafe {
             libc::write(2, MSG.as_ptr().cast(), MSG.len());
