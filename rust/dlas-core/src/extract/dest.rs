@@ -175,11 +175,11 @@ pub struct Found {
 ///
 /// Refused, before anything in DST is written or removed (the caller has checked
 /// that SRC and DST do not overlap, [`check_overlap`]): DST holds files and no output
-/// of ours; another run of the same shard holds the lock;
-/// DST holds this job's output (unless `resume` or `overwrite`), output of other
-/// options (unless `overwrite`), or output of this job made from another source list
-/// (unless `overwrite`); something we did not write is where a chunk of this run
-/// goes. Shards of the same job may share DST.
+/// of ours; another run of the same shard holds the lock; DST holds this job's output
+/// (unless `resume` or `overwrite`), output of other options (unless `overwrite`), or
+/// output of this job made from another source list (unless `overwrite`); something
+/// we did not write is where a chunk of this run goes. Shards of the same job may
+/// share DST.
 pub fn prepare(
     root: &Path,
     opts: &ExtractOptions,
