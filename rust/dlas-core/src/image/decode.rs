@@ -19,6 +19,7 @@ use zune_jpeg::JpegDecoder;
 
 use super::{Rgb8, Rgb8View};
 use crate::error::{CoreError, Result};
+use crate::input::{image_max_bytes, read_regular};
 
 /// Default pixel limit: 200 megapixels.
 pub const DEFAULT_MAX_PIXELS: u64 = 200_000_000;
@@ -82,7 +83,7 @@ impl Partial {
 
 /// Reads and decodes the image file at `path` into RGB8.
 pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<Rgb8> {
-    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    let bytes = read_image_file(path, opts)?;
     decode_bytes(&bytes, opts).map_err(|e| with_path(e, path))
 }
 
@@ -105,9 +106,24 @@ pub fn decode_file_region(
     opts: &DecodeOptions,
     want: impl FnOnce(usize, usize) -> Option<Region>,
 ) -> Result<Option<Partial>> {
-    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    let bytes = read_image_file(path, opts)?;
     decode_bytes_region(&bytes, opts, want).map_err(|e| with_path(e, path))
 }
+
+/// The bytes of the image file at `path`: a regular file (see [`crate::input`]) of at
+/// most [`image_max_bytes`] for the pixel limit.
+fn read_image_file(path: &Path, opts: &DecodeOptions) -> Result<Vec<u8>> {
+    read_regular(
+        path,
+        image_max_bytes(opts.max_pixels),
+        IMAGE_FILE,
+        "raise --max-pixels to accept it",
+    )
+    .map_err(|e| CoreError::io(path, e))
+}
+
+/// What an image file is, in the message for one too large.
+pub(crate) const IMAGE_FILE: &str = "an image within the pixel limit";
 
 /// [`decode_file_region`] on bytes held in memory. Errors carry an empty path.
 pub fn decode_bytes_region(

@@ -13,6 +13,7 @@ pub(crate) mod resize;
 mod turbo;
 
 pub use buffer::{Rgb8, Rgb8View};
+pub(crate) use decode::IMAGE_FILE;
 pub use decode::{
     decode_bytes, decode_bytes_region, decode_file, decode_file_region, DecodeOptions, Partial,
     Region, DEFAULT_MAX_PIXELS,

@@ -279,6 +279,39 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A FIFO named like a tile and a link from centers.pt to /dev/zero are reported,
+    /// not read (reading either would never end).
+    #[test]
+    fn special_files_are_reported_not_read() {
+        let dir = temp_dir("verify-special");
+        std::fs::write(dir.join("a.jpg"), jpeg(16, 16)).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("x.jpg").into_os_string().into_encoded_bytes())
+            .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink("/dev/zero", dir.join("centers.pt")).unwrap();
+        let report = verify(&dir, &VerifyOptions::default(), &Silent).unwrap();
+        assert_eq!(report.files_checked, 3);
+        let broken: Vec<_> = report
+            .broken
+            .iter()
+            .map(|b| (b.path.as_str(), b.kind))
+            .collect();
+        let centers = lossy(&dir.join("centers.pt"));
+        let x = lossy(&dir.join("x.jpg"));
+        assert_eq!(
+            broken,
+            [
+                (centers.as_str(), FileKind::Centers),
+                (x.as_str(), FileKind::Image)
+            ]
+        );
+        for b in &report.broken {
+            assert!(b.reason.starts_with("not a regular file"), "{b:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_clean_folder_passes_and_a_missing_one_is_an_error() {
         let dir = temp_dir("verify-clean");
