@@ -16,7 +16,7 @@ from pathlib import Path
 import dlas_fast
 import pytest
 from conftest import gradient, save
-from hostile import special_files
+from hostile import png_bomb, special_files
 
 CLI = [sys.executable, "-m", "dlas_fast"]
 #: Seconds any one subprocess may take; a hang ends here and fails the test.
@@ -232,3 +232,51 @@ def test_special_cache_files_are_rebuilt_not_read(tmp_path):
     assert report["images"] == 3 and report["cache"]["state"] == "missing", report
     got = load_items({"mode": "imagefolder", "paths": str(root), "target_size": 32, "scale": 1})
     assert got["len"] == 3 and len(got["items"]) == 3 and not got["errors"], got
+
+
+# ---- Decompression bombs in PNG metadata --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory) -> Path:
+    """A folder with a good PNG and three 600x600 PNGs whose iCCP, zTXt or iTXt chunk
+    inflates to 2 GiB."""
+    src = tmp_path_factory.mktemp("bombs")
+    save(gradient(600, 600), src / "good.png")
+    for chunk in ("iCCP", "zTXt", "iTXt"):
+        png_bomb(src / f"{chunk}.png", chunk.encode(), size=(600, 600))
+    return src
+
+
+def test_png_bombs_are_refused_by_extraction_verify_and_inspect_under_a_memory_cap(bombs, tmp_path):
+    r = run_cli("extract", bombs, tmp_path / "dst", "--threads", "2", "-q")
+    assert r.returncode == 3, r.stdout + r.stderr
+    iccp = bombs / "iCCP.png"
+    # The profile is refused at its memory limit; text chunks are never inflated, so
+    # those images extract like any other.
+    failed = [line for line in r.stdout.splitlines() if "FAILED:" in line]
+    assert len(failed) == 1 and f"FAILED: {iccp}: " in failed[0], r.stdout
+    assert "memory limit" in failed[0] and "metadata" in failed[0], failed[0]
+    assert "3 extracted" in r.stdout, r.stdout
+    r = run_cli("verify", bombs, "--json", "-q", "--threads", "2")
+    assert r.returncode == 3, r.stderr
+    assert [b["path"] for b in json.loads(r.stdout)["broken"]] == [str(iccp)]
+    r = run_cli("inspect", bombs, "--json", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    # Sizes come from the headers, read within the same memory limit (the profile is
+    # dropped there, unread).
+    report = json.loads(r.stdout)
+    assert report["images"] == 4 and report["unreadable_images"]["count"] == 0, report
+    assert report["sizes"] == [{"width": 600, "height": 600, "count": 4}], report
+
+
+@pytest.mark.parametrize("mode", ["imagefolder", "stylegan2"])
+def test_png_bombs_are_skipped_by_the_datasets_under_a_memory_cap(bombs, mode):
+    opt = {"mode": mode, "target_size": 32}
+    opt.update({"paths": str(bombs), "scale": 1} if mode == "imagefolder" else {"path": str(bombs)})
+    got = load_items(opt)
+    assert got["len"] == 4 and len(got["items"]) == 4 and not got["errors"], got
+    assert got["skipped"] == [str(bombs / "iCCP.png")]
+    raised = load_items(dict(opt, on_error="raise"))
+    assert len(raised["errors"]) == 1 and "iCCP.png" in raised["errors"][0], raised
+    assert raised["errors"][0].startswith("DecodeError"), raised
