@@ -280,3 +280,65 @@ def test_png_bombs_are_skipped_by_the_datasets_under_a_memory_cap(bombs, mode):
     raised = load_items(dict(opt, on_error="raise"))
     assert len(raised["errors"]) == 1 and "iCCP.png" in raised["errors"][0], raised
     assert raised["errors"][0].startswith("DecodeError"), raised
+
+
+# ---- Extraction options that no allocation could satisfy -----------------------------
+
+
+@pytest.mark.parametrize(
+    "args, option, allowed",
+    [
+        (["--crop-sz", "100000,512"], "crop_sz", "1..=14142"),
+        (["--crop-sz", "256,1024", "--max-pixels", "1000000"], "crop_sz", "1..=1000"),
+        (["--step", "0,256"], "step", ">= 1"),
+        (["--step", "-1,256"], "--step", ">= 1"),
+        (["--resize-final-img", "1e300,0.5"], "resize_final_img", "(0, 1]"),
+        (["--resize-final-img", "1,1e-300"], "resize_final_img", "(0, 1]"),
+        (["--max-pixels", "18446744073709551615"], "--max-pixels", "1..=4294967296"),
+        (["--max-pixels", "0"], "--max-pixels", "1..=4294967296"),
+        (["--compression-level", "300"], "--compression-level", "1..=100"),
+        (["--compression-level", "0"], "--compression-level", "1..=100"),
+        (["--threads", "100000"], "--threads", "1..=1024"),
+        (["--thres-sz", "-5"], "--thres-sz", ">= 0"),
+    ],
+)
+def test_oversized_extraction_options_are_refused_by_name(tmp_path, args, option, allowed):
+    src = tmp_path / "src"
+    save(gradient(600, 600), src / "a.png")
+    dst = tmp_path / "dst"
+    r = run_cli("extract", src, dst, "-q", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert option in r.stderr and allowed in r.stderr, r.stderr
+    assert not dst.exists()
+
+
+#: Runs `dlas_fast.extract(argv[1], argv[2], **json.loads(argv[3]))`; prints the error.
+EXTRACT = r"""
+import json, sys
+import dlas_fast
+
+try:
+    dlas_fast.extract(sys.argv[1], sys.argv[2], **json.loads(sys.argv[3]))
+    print("no error")
+except ValueError as e:
+    print(f"ValueError: {e}")
+"""
+
+
+@pytest.mark.parametrize(
+    "options, option, allowed",
+    [
+        ({"crop_sz": [100000, 512]}, "crop_sz", "1..=14142"),
+        ({"max_pixels": 1 << 40}, "max_pixels", "1..=4294967296"),
+        ({"threads": 100000}, "n_thread", "1..=1024"),
+        ({"compression_level": 101}, "compression_level", "1..=100"),
+    ],
+)
+def test_oversized_options_are_refused_by_the_python_api(tmp_path, options, option, allowed):
+    src = tmp_path / "src"
+    save(gradient(600, 600), src / "a.png")
+    dst = tmp_path / "dst"
+    r = run_cli(src, dst, json.dumps(options), program=[sys.executable, "-c", EXTRACT])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith("ValueError") and option in r.stdout and allowed in r.stdout
+    assert not dst.exists()

@@ -12,6 +12,6 @@ mod writer;
 
 pub use dest::{check as check_destination, Mode, Shard, OWN_PREFIX};
 pub use job::{extract, extract_shard, Progress, Silent};
-pub use options::{ExtractOptions, Level};
+pub use options::{ExtractOptions, Level, MAX_THREADS};
 pub use source::{process_source, Chunk, Outcome, Tile};
 pub use summary::{SourceIssue, Summary};

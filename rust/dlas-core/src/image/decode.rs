@@ -24,6 +24,22 @@ use crate::input::{image_max_bytes, read_regular};
 /// Default pixel limit: 200 megapixels.
 pub const DEFAULT_MAX_PIXELS: u64 = 200_000_000;
 
+/// The largest pixel limit that may be set: 2^32 pixels (a 65536 x 65536 image, about
+/// the largest JPEG), 12 GiB of RGB pixels once decoded.
+pub const MAX_MAX_PIXELS: u64 = 1 << 32;
+
+/// Checks a pixel limit given as the option `option`: 1..=[`MAX_MAX_PIXELS`].
+pub fn check_max_pixels(option: &str, max_pixels: u64) -> Result<()> {
+    if (1..=MAX_MAX_PIXELS).contains(&max_pixels) {
+        Ok(())
+    } else {
+        Err(CoreError::option(
+            option,
+            format!("must be in 1..={MAX_MAX_PIXELS}, got {max_pixels}"),
+        ))
+    }
+}
+
 /// How to decode.
 #[derive(Clone, Copy, Debug)]
 pub struct DecodeOptions {
@@ -661,7 +677,7 @@ pub(crate) mod tests {
     }
 
     /// A PNG declaring more pixels than the limit is refused from its IHDR, before any
-    /// other chunk (an ICC profile, say) is read.
+    /// other chunk (an ICC profile, say) is read; the limit itself has a range.
     #[test]
     fn png_dimensions_are_checked_before_any_metadata_is_read() {
         let mut png = png_bytes(&busy(40, 30));
@@ -677,6 +693,15 @@ pub(crate) mod tests {
             &Default::default(),
         );
         assert_eq!(ok.unwrap().max_alloc, Some(METADATA_MAX_BYTES + 8 * 40));
+        assert!(check_max_pixels("max_pixels", 1).is_ok());
+        assert!(check_max_pixels("max_pixels", MAX_MAX_PIXELS).is_ok());
+        for bad in [0, MAX_MAX_PIXELS + 1, u64::MAX] {
+            let err = check_max_pixels("max_pixels", bad).unwrap_err().to_string();
+            assert!(
+                err.contains("`max_pixels`") && err.contains("1..=4294967296"),
+                "{err}"
+            );
+        }
     }
 
     /// libjpeg-turbo decodes only the region (plus margins); its pixels must equal the

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::{in_pool, lossy, reason_of, walk};
 use crate::error::Result;
 use crate::extract::sources::is_image_name;
-use crate::image::{decode_file, DecodeOptions, DEFAULT_MAX_PIXELS};
+use crate::image::{check_max_pixels, decode_file, DecodeOptions, DEFAULT_MAX_PIXELS};
 use crate::torchfile::read_centers;
 
 /// How to verify.
@@ -103,10 +103,11 @@ const CENTERS: &[u8] = b"centers.pt";
 
 /// Checks every image and centers.pt under `root` (see the module docs).
 ///
-/// Errors only when `root` is not a folder that can be listed; every broken file is
-/// in the report instead.
+/// Errors only when `root` is not a folder that can be listed or `max_pixels` is out of
+/// range; every broken file is in the report instead.
 pub fn verify(root: &Path, opts: &VerifyOptions, progress: &dyn Progress) -> Result<VerifyReport> {
     let started = Instant::now();
+    check_max_pixels("max_pixels", opts.max_pixels)?;
     let walked = walk(root, false, |name| is_image_name(name) || name == CENTERS)?;
     progress.start(walked.files.len());
     let decode = DecodeOptions {
@@ -309,6 +310,14 @@ mod tests {
         for b in &report.broken {
             assert!(b.reason.starts_with("not a regular file"), "{b:?}");
         }
+        let bad = VerifyOptions {
+            max_pixels: 0,
+            ..Default::default()
+        };
+        assert!(verify(&dir, &bad, &Silent)
+            .unwrap_err()
+            .to_string()
+            .contains("max_pixels"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
