@@ -11,7 +11,7 @@ both with the GIL released, rounding to 8-bit steps after each resize as PIL doe
 torchvision is not needed. DLAS lists the files in glob order, which depends on the
 file system; here the files of each extension come sorted.
 With ``transparent``, images are read with Pillow, since the native decoder keeps
-only RGB.
+only RGB (from regular files only, as the native decoder reads them).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from dlas_fast._native import decode_image
 from dlas_fast.corruptor import seed_of
 from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.files import open_image
 from dlas_fast.datasets.options import warn_unknown
 
 OPTIONS = frozenset({"path", "target_size", "aug_prob", "transparent", "random_seed", "on_error"})
@@ -121,9 +122,7 @@ class Stylegan2Dataset(EpochDataset):
     def _read(self, path: str) -> np.ndarray:
         if not self.transparent:
             return decode_image(path)
-        from PIL import Image
-
-        with Image.open(path) as img:
+        with open_image(path) as img:
             return np.array(img.convert("RGBA"))
 
     def __getitem__(self, index: int) -> dict:

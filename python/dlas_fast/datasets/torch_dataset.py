@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import torch
 
+from dlas_fast.datasets.files import pil_loader, read_regular
 from dlas_fast.datasets.options import warn_unknown
 
 OPTIONS = frozenset({"dataset", "kwargs", "image_size", "random_crop", "fixed_len", "offset"})
@@ -55,8 +56,8 @@ def _cifar100_with_coarse_labels(tv):
             files = self.train_list if self.train else self.test_list
             self.coarse_targets = []
             for name, _ in files:
-                with open(os.path.join(self.root, self.base_folder, name), "rb") as f:
-                    self.coarse_targets.extend(pickle.load(f, encoding="latin1")["coarse_labels"])
+                data = read_regular(os.path.join(self.root, self.base_folder, name), 1 << 30)
+                self.coarse_targets.extend(pickle.loads(data, encoding="latin1")["coarse_labels"])
 
         def __getitem__(self, index: int):
             img, target = super().__getitem__(index)
@@ -110,6 +111,10 @@ class TorchDataset(torch.utils.data.Dataset):
             "imagenet": tv.datasets.ImageNet,
             "imagefolder": tv.datasets.ImageFolder,
         }
+        if kind in ("imagenet", "imagefolder"):
+            # Pillow through torchvision's loader would open a FIFO named like an image
+            # and wait forever: only regular files are read.
+            kwargs.setdefault("loader", pil_loader)
         self.kind = kind
         self.dataset = classes[kind](transform=transform, **kwargs)
         total = len(self.dataset)

@@ -14,7 +14,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use dlas_core::extract::{extract_shard, ExtractOptions, Shard};
+use dlas_core::extract::{extract_shard, ExtractOptions, Shard, MAX_THREADS};
+use dlas_core::image::MAX_MAX_PIXELS;
 use dlas_core::survey::inspect::{
     CacheReport, ChunkedReport, ImagesReport, InspectOptions, LEVELS_DEFINITION,
 };
@@ -51,14 +52,18 @@ struct ExtractArgs {
     src: PathBuf,
     /// Output folder of the chunked dataset.
     dst: PathBuf,
-    /// Side of the square crop, per scale level.
-    #[arg(long, value_delimiter = ',', default_value = "256,512")]
+    /// Side of the square crop, per scale level (at most the square root of
+    /// --max-pixels).
+    #[arg(long, value_delimiter = ',', default_value = "256,512", allow_hyphen_values = true,
+          value_parser = whole::<usize, 1, { u64::MAX }>)]
     crop_sz: Vec<usize>,
     /// Stride of the sliding window, per level.
-    #[arg(long, value_delimiter = ',', default_value = "128,256")]
+    #[arg(long, value_delimiter = ',', default_value = "128,256", allow_hyphen_values = true,
+          value_parser = whole::<usize, 1, { u64::MAX }>)]
     step: Vec<usize>,
     /// A leftover edge strip wider than this earns one extra crop flush with the edge.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_hyphen_values = true,
+          value_parser = whole::<usize, 0, { u64::MAX }>)]
     thres_sz: usize,
     /// Factor each crop is area-resized by before saving, per level.
     #[arg(long, value_delimiter = ',', default_value = "1,0.5")]
@@ -67,14 +72,17 @@ struct ExtractArgs {
     /// level (e.g. `--exclusions 'thumb|icon,'`).
     #[arg(long, value_delimiter = ',')]
     exclusions: Vec<String>,
-    /// JPEG quality of tiles and ref.
-    #[arg(long, default_value_t = 95)]
+    /// JPEG quality of tiles and ref (1-100).
+    #[arg(long, default_value_t = 95, allow_hyphen_values = true,
+          value_parser = whole::<u8, 1, 100>)]
     compression_level: u8,
     /// Sources whose larger side exceeds this are area-halved first.
-    #[arg(long, default_value_t = 5500)]
+    #[arg(long, default_value_t = 5500, allow_hyphen_values = true,
+          value_parser = whole::<usize, 0, { u64::MAX }>)]
     input_image_max_size_before_being_halved: usize,
     /// Sources whose smaller side is below this (after halving) are skipped.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, allow_hyphen_values = true,
+          value_parser = whole::<usize, 0, { u64::MAX }>)]
     min_size: usize,
     /// Stereo pairs: left and right halves become two chunks (`_left`, `_right`).
     #[arg(long)]
@@ -83,10 +91,12 @@ struct ExtractArgs {
     #[arg(long)]
     mask_path: Option<PathBuf>,
     /// Refuse sources with more pixels than this (decompression bombs).
-    #[arg(long, default_value_t = 200_000_000)]
+    #[arg(long, default_value_t = 200_000_000, allow_hyphen_values = true,
+          value_parser = whole::<u64, 1, MAX_MAX_PIXELS>)]
     max_pixels: u64,
     /// Worker threads (DLAS: n_thread); default: all cores.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true,
+          value_parser = whole::<usize, 1, { MAX_THREADS as u64 }>)]
     threads: Option<usize>,
     /// Finish an interrupted run of the same job: complete chunks are kept.
     #[arg(long, conflicts_with = "overwrite")]
@@ -118,6 +128,22 @@ struct ExtractArgs {
     ray_tasks: Option<usize>,
 }
 
+/// A whole number in `MIN..=MAX` (no upper bound when `MAX` is `u64::MAX`); clap's
+/// message names the option, this one the allowed range.
+fn whole<T: TryFrom<u64>, const MIN: u64, const MAX: u64>(s: &str) -> Result<T, String> {
+    let range = if MAX == u64::MAX {
+        format!(">= {MIN}")
+    } else {
+        format!("in {MIN}..={MAX}")
+    };
+    s.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| (MIN..=MAX).contains(v))
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| format!("expected a whole number {range}"))
+}
+
 /// `K/N` with 1 <= K <= N.
 fn parse_shard(s: &str) -> Result<Shard, String> {
     let bad = || format!("expected K/N with 1 <= K <= N (e.g. 2/8), got {s:?}");
@@ -138,7 +164,8 @@ struct VerifyArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Report images with more pixels than this as broken (decompression bombs).
-    #[arg(long, default_value_t = 200_000_000)]
+    #[arg(long, default_value_t = 200_000_000, allow_hyphen_values = true,
+          value_parser = whole::<u64, 1, MAX_MAX_PIXELS>)]
     max_pixels: u64,
     /// Never draw a progress bar; print plain progress lines.
     #[arg(long)]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod image;
 pub mod index;
+pub mod input;
 pub mod load;
 pub mod survey;
 pub mod torchfile;

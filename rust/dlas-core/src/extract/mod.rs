@@ -13,6 +13,6 @@ mod writer;
 
 pub use dest::{check as check_destination, Mode, Shard, OWN_PREFIX};
 pub use job::{extract, extract_shard, Progress, Silent};
-pub use options::{ExtractOptions, Level};
+pub use options::{ExtractOptions, Level, MAX_THREADS};
 pub use source::{process_source, process_source_until, Chunk, Outcome, Tile};
 pub use summary::{SourceIssue, Summary};

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
-use crate::image::DEFAULT_MAX_PIXELS;
+use crate::image::{check_max_pixels, DEFAULT_MAX_PIXELS};
+
+/// The most worker threads a run may ask for.
+pub const MAX_THREADS: usize = 1024;
+/// The widest JPEG (tiles and refs are JPEGs).
+pub const MAX_JPEG_SIDE: usize = 65535;
 
 /// Everything that decides what the extraction writes, plus how it runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,11 +109,19 @@ impl ExtractOptions {
             ));
         }
         if !(1..=100).contains(&self.compression_level) {
-            return Err(CoreError::option("compression_level", "must be 1-100"));
+            return Err(CoreError::option(
+                "compression_level",
+                format!("must be in 1..=100, got {}", self.compression_level),
+            ));
         }
-        if self.n_thread == 0 {
-            return Err(CoreError::option("n_thread", "must be at least 1"));
+        if !(1..=MAX_THREADS).contains(&self.n_thread) {
+            return Err(CoreError::option(
+                "n_thread",
+                format!("must be in 1..={MAX_THREADS}, got {}", self.n_thread),
+            ));
         }
+        check_max_pixels("max_pixels", self.max_pixels)?;
+        let max_crop = self.max_crop();
         if self.resume && self.overwrite {
             return Err(CoreError::option(
                 "resume",
@@ -119,21 +132,33 @@ impl ExtractOptions {
             .map(|i| {
                 let (crop, step, factor) =
                     (self.crop_sz[i], self.step[i], self.resize_final_img[i]);
-                if crop == 0 {
-                    return Err(CoreError::option("crop_sz", "entries must be positive"));
+                if !(1..=max_crop).contains(&crop) {
+                    return Err(CoreError::option(
+                        "crop_sz",
+                        format!(
+                            "entries must be in 1..={max_crop}, got {crop} (a crop must fit in \
+                             an image of at most max_pixels = {} pixels, and in a JPEG tile, \
+                             at most {MAX_JPEG_SIDE} wide)",
+                            self.max_pixels
+                        ),
+                    ));
                 }
                 if step == 0 {
-                    return Err(CoreError::option("step", "entries must be positive"));
+                    return Err(CoreError::option("step", "entries must be >= 1, got 0"));
                 }
-                if !(factor > 0.0 && factor.is_finite()) {
-                    return Err(CoreError::option("resize_final_img", "entries must be > 0"));
+                if !(factor > 0.0 && factor <= 1.0) {
+                    return Err(CoreError::option(
+                        "resize_final_img",
+                        format!("entries must be in (0, 1], got {factor:e}"),
+                    ));
                 }
                 let out = (crop as f64 * factor) as usize;
-                if out == 0 || out > crop {
+                if out == 0 {
                     return Err(CoreError::option(
                         "resize_final_img",
                         format!(
-                            "level {i}: crop {crop} x {factor} gives a {out}px tile; use (0, 1]"
+                            "level {i}: crop {crop} x {factor:e} gives a 0px tile; entries \
+                             must be in (0, 1] and leave at least 1px"
                         ),
                     ));
                 }
@@ -145,6 +170,21 @@ impl ExtractOptions {
                 })
             })
             .collect()
+    }
+
+    /// The largest crop side allowed: one whose square fits within the pixel limit, and
+    /// in a JPEG tile. (The ref of the first level is a square of up to this side, made
+    /// for every source: a larger one could not be allocated.)
+    pub fn max_crop(&self) -> usize {
+        // The integer square root: the float one, corrected by a step either way.
+        let mut side = (self.max_pixels as f64).sqrt() as u64;
+        while side.saturating_mul(side) > self.max_pixels {
+            side -= 1;
+        }
+        while (side + 1).saturating_mul(side + 1) <= self.max_pixels {
+            side += 1;
+        }
+        (side as usize).min(MAX_JPEG_SIDE)
     }
 
     /// Side of ref.jpg: `int(crop_sz[0] * resize_final_img[0])`.
@@ -222,6 +262,128 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("compression_level"));
+    }
+
+    #[test]
+    fn sizes_no_allocation_could_hold_are_refused_with_their_range() {
+        let refused = |o: ExtractOptions, option: &str, range: &str| {
+            let err = o.levels().unwrap_err().to_string();
+            assert!(err.contains(option) && err.contains(range), "{err}");
+        };
+        let d = ExtractOptions::default;
+        refused(
+            ExtractOptions {
+                crop_sz: vec![100_000, 512],
+                ..d()
+            },
+            "`crop_sz`",
+            "1..=14142",
+        );
+        refused(
+            ExtractOptions {
+                crop_sz: vec![256, 0],
+                ..d()
+            },
+            "`crop_sz`",
+            "1..=14142",
+        );
+        refused(
+            ExtractOptions {
+                max_pixels: 100_000,
+                ..d()
+            },
+            "`crop_sz`",
+            "1..=316",
+        );
+        refused(
+            ExtractOptions {
+                max_pixels: u64::MAX,
+                ..d()
+            },
+            "`max_pixels`",
+            "1..=4294967296",
+        );
+        refused(
+            ExtractOptions {
+                max_pixels: 0,
+                ..d()
+            },
+            "`max_pixels`",
+            "1..=4294967296",
+        );
+        refused(
+            ExtractOptions {
+                step: vec![0, 256],
+                ..d()
+            },
+            "`step`",
+            ">= 1",
+        );
+        refused(
+            ExtractOptions {
+                n_thread: 100_000,
+                ..d()
+            },
+            "`n_thread`",
+            "1..=1024",
+        );
+        for f in [1e300, f64::INFINITY, f64::NAN, 0.0, -1.0, 1.0000001] {
+            refused(
+                ExtractOptions {
+                    resize_final_img: vec![1.0, f],
+                    ..d()
+                },
+                "`resize_final_img`",
+                "(0, 1]",
+            );
+        }
+        refused(
+            ExtractOptions {
+                resize_final_img: vec![1.0, 1e-300],
+                ..d()
+            },
+            "`resize_final_img`",
+            "0px",
+        );
+        // The largest values allowed are accepted.
+        let max = ExtractOptions {
+            crop_sz: vec![14142],
+            step: vec![usize::MAX],
+            thres_sz: usize::MAX,
+            resize_final_img: vec![1.0],
+            n_thread: 1024,
+            ..d()
+        };
+        assert_eq!(max.levels().unwrap()[0].out, 14142);
+        let huge = ExtractOptions {
+            max_pixels: 1 << 32,
+            ..d()
+        };
+        assert_eq!(huge.max_crop(), 65535);
+        assert_eq!(
+            ExtractOptions {
+                max_pixels: 1,
+                ..d()
+            }
+            .max_crop(),
+            1
+        );
+        assert_eq!(
+            ExtractOptions {
+                max_pixels: 15,
+                ..d()
+            }
+            .max_crop(),
+            3
+        );
+        assert_eq!(
+            ExtractOptions {
+                max_pixels: 16,
+                ..d()
+            }
+            .max_crop(),
+            4
+        );
     }
 
     #[test]

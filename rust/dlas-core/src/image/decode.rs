@@ -19,9 +19,26 @@ use zune_jpeg::JpegDecoder;
 
 use super::{Rgb8, Rgb8View};
 use crate::error::{CoreError, Result};
+use crate::input::{image_max_bytes, read_regular};
 
 /// Default pixel limit: 200 megapixels.
 pub const DEFAULT_MAX_PIXELS: u64 = 200_000_000;
+
+/// The largest pixel limit that may be set: 2^32 pixels (a 65536 x 65536 image, about
+/// the largest JPEG), 12 GiB of RGB pixels once decoded.
+pub const MAX_MAX_PIXELS: u64 = 1 << 32;
+
+/// Checks a pixel limit given as the option `option`: 1..=[`MAX_MAX_PIXELS`].
+pub fn check_max_pixels(option: &str, max_pixels: u64) -> Result<()> {
+    if (1..=MAX_MAX_PIXELS).contains(&max_pixels) {
+        Ok(())
+    } else {
+        Err(CoreError::option(
+            option,
+            format!("must be in 1..={MAX_MAX_PIXELS}, got {max_pixels}"),
+        ))
+    }
+}
 
 /// How to decode.
 #[derive(Clone, Copy, Debug)]
@@ -82,7 +99,7 @@ impl Partial {
 
 /// Reads and decodes the image file at `path` into RGB8.
 pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<Rgb8> {
-    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    let bytes = read_image_file(path, opts)?;
     decode_bytes(&bytes, opts).map_err(|e| with_path(e, path))
 }
 
@@ -105,9 +122,24 @@ pub fn decode_file_region(
     opts: &DecodeOptions,
     want: impl FnOnce(usize, usize) -> Option<Region>,
 ) -> Result<Option<Partial>> {
-    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    let bytes = read_image_file(path, opts)?;
     decode_bytes_region(&bytes, opts, want).map_err(|e| with_path(e, path))
 }
+
+/// The bytes of the image file at `path`: a regular file (see [`crate::input`]) of at
+/// most [`image_max_bytes`] for the pixel limit.
+fn read_image_file(path: &Path, opts: &DecodeOptions) -> Result<Vec<u8>> {
+    read_regular(
+        path,
+        image_max_bytes(opts.max_pixels),
+        IMAGE_FILE,
+        "raise --max-pixels to accept it",
+    )
+    .map_err(|e| CoreError::io(path, e))
+}
+
+/// What an image file is, in the message for one too large.
+pub(crate) const IMAGE_FILE: &str = "an image within the pixel limit";
 
 /// [`decode_file_region`] on bytes held in memory. Errors carry an empty path.
 pub fn decode_bytes_region(
@@ -435,6 +467,110 @@ mod turbo_jpeg {
     }
 }
 
+/// Bytes a decoder may allocate for an image's metadata (ICC profile, text and EXIF
+/// chunks, inflated or not) besides the pixels: far more than any real profile holds.
+pub const METADATA_MAX_BYTES: u64 = 64 << 20;
+
+/// The width and height a PNG declares in its IHDR (always its first chunk), if `head`
+/// (the file's first bytes) holds one.
+fn png_size(head: &[u8]) -> Option<(u64, u64)> {
+    if head.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| {
+        head.get(at..at + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
+    };
+    Some((be(16)? as u64, be(20)? as u64))
+}
+
+/// The `image` crate's limits for decoding a file of `format` that starts with `head`.
+///
+/// The PNG decoder reads every chunk before the pixels at once, inflating an iCCP
+/// profile and keeping text and EXIF chunks, and counts those allocations and its row
+/// buffer against `max_alloc` (the pixels themselves are not counted): so `max_alloc`
+/// is [`METADATA_MAX_BYTES`] plus one row of the widest pixels (8 bytes), and an
+/// image declaring more pixels than the limit is refused from its IHDR before any
+/// other chunk is read. The other formats' decoders keep no metadata beyond what the
+/// file holds and allocate only the pixel buffers, which [`check_pixels`] bounds before
+/// any pixel is decoded.
+pub(crate) fn decoder_limits(
+    head: &[u8],
+    format: ImageFormat,
+    opts: &DecodeOptions,
+) -> Result<image::Limits> {
+    let mut limits = image::Limits::no_limits();
+    if format == ImageFormat::Png {
+        if let Some((w, h)) = png_size(head) {
+            check_pixels(w, h, opts)?;
+            limits.max_alloc = Some(METADATA_MAX_BYTES + 8 * w);
+        } else {
+            limits.max_alloc = Some(METADATA_MAX_BYTES);
+        }
+    }
+    Ok(limits)
+}
+
+/// Refuses a PNG whose ICC profile inflates to more than [`METADATA_MAX_BYTES`].
+///
+/// The PNG decoder inflates the iCCP chunk as it reads the header, within its memory
+/// limit (see [`decoder_limits`]), and drops a profile that does not fit, silently: so
+/// the chunks before the pixels are walked here (no other chunk is inflated before
+/// them) and a profile that would not fit is a named failure, the file a decompression
+/// bomb. A damaged chunk or stream is left to the decoder, as before.
+fn check_png_metadata(bytes: &[u8]) -> Result<()> {
+    let mut at = 8usize;
+    while let Some(head) = bytes.get(at..at.saturating_add(8)) {
+        let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+        let kind = &head[4..8];
+        if kind == b"IDAT" {
+            break;
+        }
+        let Some(data) = bytes.get(at + 8..(at + 8).saturating_add(len)) else {
+            break;
+        };
+        if kind == b"iCCP" {
+            // Profile name (1-79 bytes), NUL, compression method, zlib stream.
+            let stream = data
+                .iter()
+                .position(|&b| b == 0)
+                .and_then(|nul| data.get(nul + 2..));
+            if let Some(stream) = stream {
+                let limit = METADATA_MAX_BYTES as usize;
+                if let Err(fdeflate::BoundedDecompressionError::OutputTooLarge { .. }) =
+                    fdeflate::decompress_to_vec_bounded(stream, limit)
+                {
+                    return Err(decode_err(format!(
+                        "PNG: its ICC profile (iCCP chunk) inflates to more than the memory \
+                         limit of {} MiB for metadata (a decompression bomb?)",
+                        METADATA_MAX_BYTES >> 20
+                    )));
+                }
+            }
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    Ok(())
+}
+
+/// The reason for an `image` crate error: a limit reached is named as such.
+/// (`name`, the format, starts it unless empty.)
+pub(crate) fn image_error(name: &str, err: image::ImageError) -> String {
+    let name = if name.is_empty() {
+        String::new()
+    } else {
+        format!("{name}: ")
+    };
+    match err {
+        image::ImageError::Limits(_) => format!(
+            "{name}its metadata (ICC profile, text or EXIF chunks) needs more than the \
+             decoder's memory limit of {} MiB for it (a decompression bomb?)",
+            METADATA_MAX_BYTES >> 20
+        ),
+        other => format!("{name}{other}"),
+    }
+}
+
 fn decode_other(
     bytes: &[u8],
     format: ImageFormat,
@@ -442,18 +578,28 @@ fn decode_other(
     want: impl FnOnce(usize, usize) -> Option<Region>,
 ) -> Result<Option<Partial>> {
     let name = format!("{format:?}").to_uppercase();
+    let limits = decoder_limits(bytes, format, opts)?;
+    if format == ImageFormat::Png {
+        check_png_metadata(bytes)?;
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.no_limits();
+    reader.limits(limits);
     let decoder = reader
         .into_decoder()
-        .map_err(|e| decode_err(format!("{name}: {e}")))?;
+        .map_err(|e| decode_err(image_error(&name, e)))?;
     let (w, h) = decoder.dimensions();
     check_pixels(w as u64, h as u64, opts)?;
+    // At most 16-bit RGBA: anything more is not an image we know.
+    if decoder.total_bytes() > 8 * w as u64 * h as u64 {
+        return Err(decode_err(format!(
+            "{name}: {} bytes of pixels for {w}x{h}",
+            decoder.total_bytes()
+        )));
+    }
     if want(w as usize, h as usize).is_none() {
         return Ok(None);
     }
-    let img =
-        DynamicImage::from_decoder(decoder).map_err(|e| decode_err(format!("{name}: {e}")))?;
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| decode_err(image_error(&name, e)))?;
     let rgb = match img {
         DynamicImage::ImageRgb8(buf) => buf,
         other => other.to_rgb8(),
@@ -528,6 +674,34 @@ pub(crate) mod tests {
         let tight = DecodeOptions { max_pixels: 1000 };
         let err = decode_bytes_region(&bytes, &tight, |_, _| None).unwrap_err();
         assert!(matches!(err, CoreError::TooManyPixels { .. }), "{err}");
+    }
+
+    /// A PNG declaring more pixels than the limit is refused from its IHDR, before any
+    /// other chunk (an ICC profile, say) is read; the limit itself has a range.
+    #[test]
+    fn png_dimensions_are_checked_before_any_metadata_is_read() {
+        let mut png = png_bytes(&busy(40, 30));
+        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let limits = decoder_limits(&png, ImageFormat::Png, &DecodeOptions::default());
+        assert!(matches!(limits, Err(CoreError::TooManyPixels { .. })));
+        let err = decode_bytes(&png, &DecodeOptions::default()).unwrap_err();
+        assert!(matches!(err, CoreError::TooManyPixels { .. }), "{err}");
+        let ok = decoder_limits(
+            &png_bytes(&busy(40, 30)),
+            ImageFormat::Png,
+            &Default::default(),
+        );
+        assert_eq!(ok.unwrap().max_alloc, Some(METADATA_MAX_BYTES + 8 * 40));
+        assert!(check_max_pixels("max_pixels", 1).is_ok());
+        assert!(check_max_pixels("max_pixels", MAX_MAX_PIXELS).is_ok());
+        for bad in [0, MAX_MAX_PIXELS + 1, u64::MAX] {
+            let err = check_max_pixels("max_pixels", bad).unwrap_err().to_string();
+            assert!(
+                err.contains("`max_pixels`") && err.contains("1..=4294967296"),
+                "{err}"
+            );
+        }
     }
 
     /// libjpeg-turbo decodes only the region (plus margins); its pixels must equal the

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use super::fingerprint::is_fresh;
 use super::{Chunk, RootIndex, Tile};
 use crate::error::Result;
+use crate::input::{read_regular, CACHE_MAX_BYTES};
 
 /// The cache file's name in the dataset root.
 pub const FILE_NAME: &str = ".dlas_fast-index.bin";
@@ -68,7 +69,9 @@ fn user_cache_dir() -> Option<PathBuf> {
 /// The cached index of `root`, if a cache file exists, is intact and is fresh.
 pub fn load_fresh(root: &Path) -> Result<Option<RootIndex>> {
     for path in locations(root) {
-        let Ok(bytes) = std::fs::read(&path) else {
+        // A cache that cannot be read (missing, not a regular file, too large) is
+        // rebuilt like a damaged one.
+        let Ok(bytes) = read_regular(&path, CACHE_MAX_BYTES, "a cache file", "") else {
             continue;
         };
         let Some(mut index) = decode(&bytes) else {

@@ -395,7 +395,11 @@ pub fn load_fresh(root: &Path) -> Result<Option<FolderIndex>> {
         ));
     }
     for path in cache_locations(root) {
-        let Ok(bytes) = std::fs::read(&path) else {
+        // A cache that cannot be read (missing, not a regular file, too large) is
+        // rebuilt like a damaged one.
+        let Ok(bytes) =
+            crate::input::read_regular(&path, crate::input::CACHE_MAX_BYTES, "a cache file", "")
+        else {
             continue;
         };
         let Some(mut index) = FolderIndex::decode(&bytes) else {

@@ -21,6 +21,8 @@ pub use inspect::{inspect, Inspection};
 pub use verify::{verify, VerifyOptions, VerifyReport};
 
 use crate::error::{CoreError, Result};
+use crate::image::{decoder_limits, image_error, DecodeOptions, IMAGE_FILE};
+use crate::input::{image_max_bytes, too_large};
 
 /// At most this many example names are kept per problem in a report.
 pub const MAX_EXAMPLES: usize = 5;
@@ -202,15 +204,21 @@ pub(crate) fn lossy(path: &Path) -> String {
 /// `(width, height)`. The format is sniffed from the content, as the decoder does; no
 /// pixel is decoded.
 pub fn image_header(path: &Path) -> (u64, Result<(u32, u32)>) {
-    let file = match std::fs::File::open(path) {
+    // Only a regular file is opened (a FIFO would block, /dev/zero never end).
+    let (file, meta) = match crate::input::open_regular(path) {
         Ok(f) => f,
         Err(e) => return (0, Err(CoreError::io(path, e))),
     };
-    let bytes = file.metadata().map_or(0, |m| m.len());
-    (bytes, header_size(path, file))
+    (meta.len(), header_size(path, file, meta.len()))
 }
 
-fn header_size(path: &Path, file: std::fs::File) -> Result<(u32, u32)> {
+fn header_size(path: &Path, file: std::fs::File, len: u64) -> Result<(u32, u32)> {
+    let decode = DecodeOptions::default();
+    let max = image_max_bytes(decode.max_pixels);
+    if len > max {
+        let err = too_large(&len.to_string(), max, IMAGE_FILE, "");
+        return Err(CoreError::io(path, err));
+    }
     let mut reader = BufReader::new(file);
     let head = reader.fill_buf().map_err(|e| CoreError::io(path, e))?;
     let bad = |reason: String| CoreError::Decode {
@@ -223,11 +231,26 @@ fn header_size(path: &Path, file: std::fs::File) -> Result<(u32, u32)> {
     let (w, h) = if head.starts_with(&[0xFF, 0xD8]) {
         jpeg_dimensions(reader).map_err(|e| bad(format!("JPEG header: {e}")))?
     } else {
-        ::image::ImageReader::new(reader)
+        // The decoder's memory limits, as when decoding (a PNG's metadata is read here).
+        let limits = match ::image::guess_format(head) {
+            Ok(format) => match decoder_limits(head, format, &decode) {
+                Ok(limits) => limits,
+                // Declared beyond the pixel limit: the loaders refuse it, but its size
+                // is what its header says (its metadata is not read).
+                Err(CoreError::TooManyPixels { width, height, .. }) => {
+                    return Ok((width as u32, height as u32))
+                }
+                Err(e) => return Err(bad(reason_of(&e, Path::new("")))),
+            },
+            Err(_) => ::image::Limits::no_limits(),
+        };
+        let mut reader = ::image::ImageReader::new(reader)
             .with_guessed_format()
-            .map_err(|e| CoreError::io(path, e))?
+            .map_err(|e| CoreError::io(path, e))?;
+        reader.limits(limits);
+        reader
             .into_dimensions()
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| bad(image_error("", e)))?
     };
     if w == 0 || h == 0 {
         return Err(bad(format!("image has no pixels ({w}x{h})")));

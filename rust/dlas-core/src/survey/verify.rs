@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::{in_pool, lossy, reason_of, walk};
 use crate::error::Result;
 use crate::extract::sources::is_image_name;
-use crate::image::{decode_file, DecodeOptions, DEFAULT_MAX_PIXELS};
+use crate::image::{check_max_pixels, decode_file, DecodeOptions, DEFAULT_MAX_PIXELS};
 use crate::torchfile::read_centers;
 
 /// How to verify.
@@ -103,10 +103,11 @@ const CENTERS: &[u8] = b"centers.pt";
 
 /// Checks every image and centers.pt under `root` (see the module docs).
 ///
-/// Errors only when `root` is not a folder that can be listed; every broken file is
-/// in the report instead.
+/// Errors only when `root` is not a folder that can be listed or `max_pixels` is out of
+/// range; every broken file is in the report instead.
 pub fn verify(root: &Path, opts: &VerifyOptions, progress: &dyn Progress) -> Result<VerifyReport> {
     let started = Instant::now();
+    check_max_pixels("max_pixels", opts.max_pixels)?;
     let walked = walk(root, false, |name| is_image_name(name) || name == CENTERS)?;
     progress.start(walked.files.len());
     let decode = DecodeOptions {
@@ -276,6 +277,47 @@ mod tests {
             .broken
             .iter()
             .any(|b| b.path == lossy(&chunk.join("00000001.jpg")) && b.reason.contains("limit")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A FIFO named like a tile and a link from centers.pt to /dev/zero are reported,
+    /// not read (reading either would never end).
+    #[test]
+    fn special_files_are_reported_not_read() {
+        let dir = temp_dir("verify-special");
+        std::fs::write(dir.join("a.jpg"), jpeg(16, 16)).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("x.jpg").into_os_string().into_encoded_bytes())
+            .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink("/dev/zero", dir.join("centers.pt")).unwrap();
+        let report = verify(&dir, &VerifyOptions::default(), &Silent).unwrap();
+        assert_eq!(report.files_checked, 3);
+        let broken: Vec<_> = report
+            .broken
+            .iter()
+            .map(|b| (b.path.as_str(), b.kind))
+            .collect();
+        let centers = lossy(&dir.join("centers.pt"));
+        let x = lossy(&dir.join("x.jpg"));
+        assert_eq!(
+            broken,
+            [
+                (centers.as_str(), FileKind::Centers),
+                (x.as_str(), FileKind::Image)
+            ]
+        );
+        for b in &report.broken {
+            assert!(b.reason.starts_with("not a regular file"), "{b:?}");
+        }
+        let bad = VerifyOptions {
+            max_pixels: 0,
+            ..Default::default()
+        };
+        assert!(verify(&dir, &bad, &Silent)
+            .unwrap_err()
+            .to_string()
+            .contains("max_pixels"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

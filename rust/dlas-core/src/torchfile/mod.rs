@@ -54,13 +54,18 @@ pub fn write_centers(
 
 /// Reads a `centers.pt` written by `torch.save` (zip or legacy format).
 ///
+/// Only a regular file of at most [`crate::input::CENTERS_MAX_BYTES`] is read (a FIFO
+/// or a link to a device is refused, see [`crate::input`]).
+///
 /// Errors carry `path`. Nothing in the file is executed; a pickle that tries to import
 /// or call anything is refused with [`TorchFileError::ForbiddenOpcode`].
 pub fn read_centers(path: &Path) -> Result<CentersMap, TorchFileError> {
-    let bytes = std::fs::read(path).map_err(|source| TorchFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::input::read_regular(path, crate::input::CENTERS_MAX_BYTES, "a centers.pt", "")
+            .map_err(|source| TorchFileError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
     read_centers_bytes(&bytes).map_err(|e| e.with_path(path))
 }
 
