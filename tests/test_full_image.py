@@ -114,8 +114,8 @@ def test_lq_noise_and_errors(photos):
     noisy = make(photos, random_seed=3, lq_noise=5)[0]
     diff = noisy["lq"] - plain
     assert 1 / 255 < diff.std() < 10 / 255
-    with pytest.raises(ValueError, match=r"b\.png.*smaller than min_tile_size"):
-        make(photos, min_tile_size=90)[1]
+    with pytest.raises(dlas_fast.ImageSizeError, match=r"b\.png.*smaller than min_tile_size"):
+        make(photos, min_tile_size=90, on_error="raise")[1]
     with pytest.raises(ValueError, match="target_size"):
         make(photos, target_size=None)
     (photos / "empty").mkdir()
@@ -174,5 +174,6 @@ def test_fixed_tiles_are_exact_crops_and_tiny_lq_is_an_error(tmp_path):
         found = [(t, c) for t in range(8) for c in range(8)
                  if np.allclose(hq, img[t : t + 15, c : c + 15] / 255, atol=1e-6)]  # fmt: skip
         assert len(found) == 1, epoch
-    with pytest.raises(ValueError, match="force_multiple"):
-        make(tmp_path / "t", min_tile_size=16, target_size=16, force_multiple=32)[0]
+    with pytest.raises(dlas_fast.ImageSizeError, match="force_multiple"):
+        make(tmp_path / "t", min_tile_size=16, target_size=16, force_multiple=32,
+             on_error="raise")[0]  # fmt: skip

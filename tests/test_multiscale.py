@@ -175,8 +175,10 @@ def test_bad_options_are_named(photos):
         make(photos, scale=3)
     with pytest.raises(ValueError, match="num_scales"):
         make(photos, num_scales=0)
-    with pytest.raises(ValueError, match="num_scales"):
+    with pytest.raises(ValueError, match="hq_tile_size"):
         make(photos, hq_tile_size=2**60, num_scales=4, scale=1)  # t * 2^n overflows
+    with pytest.raises(ValueError, match="num_scales"):
+        make(photos, hq_tile_size=4096, num_scales=2, scale=1)  # t * 2^n over 8192
     with pytest.raises(ValueError, match="hq_tile_size"):
         make(photos, hq_tile_size=None)
     empty = photos.parent / "empty"

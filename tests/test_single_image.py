@@ -301,11 +301,12 @@ def test_tiles_too_small_for_the_multiple_name_the_file(tmp_path):
     save(gradient(600, 600, seed=2), src / "a.png")
     dst = tmp_path / "ds"
     dlas_fast.extract(src, dst, crop_sz=[100], step=[100], resize_final_img=[1], min_size=100)
-    opt = {"mode": "single_image_extensible", "paths": str(dst), "scale": 4, "force_multiple": 32}
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "scale": 4, "force_multiple": 32,
+           "on_error": "raise"}  # fmt: skip
     ds = dlas_fast.create_dataset(opt)
-    with pytest.raises(ValueError, match=r"00000001\.jpg.*force_multiple"):
+    with pytest.raises(dlas_fast.ImageSizeError, match=r"00000001\.jpg.*force_multiple"):
         ds[0]
-    with pytest.raises(ValueError, match="force_multiple"):
+    with pytest.raises(dlas_fast.ImageSizeError, match="force_multiple"):
         ds.__getitems__([0, 1])
 
 

@@ -17,7 +17,10 @@ Public API:
 * :class:`ImageCorruptor` - DLAS's image corruptor, seeded and reproducible (imports
   numpy when first used).
 * The exceptions :class:`DlasError` (base), :class:`DecodeError`,
-  :class:`DestinationError`, :class:`CentersFileError`.
+  :class:`DestinationError`, :class:`CentersFileError`, :class:`ImageSizeError`, and
+  :class:`MixedSizesError` (a ValueError). An error about a file names it in its
+  ``path`` attribute (None otherwise); they pickle with their message and ``path``,
+  so a DataLoader worker's error reaches the main process.
 
 Importing this package does not import torch (the extraction command's start-up time
 counts).
@@ -32,6 +35,8 @@ from dlas_fast._native import (
     DecodeError,
     DestinationError,
     DlasError,
+    ImageSizeError,
+    MixedSizesError,
     jpeg_encoder,
     read_centers,
     write_centers,
@@ -110,6 +115,8 @@ __all__ = [
     "DlasError",
     "ExtractSummary",
     "ImageCorruptor",
+    "ImageSizeError",
+    "MixedSizesError",
     "MultiscaleTreeNode",
     "SourceIssue",
     "TileSet",

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from dlas_fast._native import Corruptor
+from dlas_fast._native import LIMITS, Corruptor
 
 #: Every corruption name ImageCorruptor accepts.
 CORRUPTION_NAMES: tuple[str, ...] = tuple(Corruptor.names())
@@ -46,9 +46,17 @@ def seed_of(value) -> int | None:
 
 def native_corruptor(opt: Mapping) -> Corruptor:
     """The native corruptor for a DLAS option dict; unknown names are errors here."""
+    most = LIMITS["max_corruptions"]  # each image goes through every corruption
     num = opt.get("num_corrupts_per_image", 0)
-    if isinstance(num, bool) or not isinstance(num, int) or num < 0:
-        raise ValueError(f"option 'num_corrupts_per_image' must be an int >= 0, got {num!r}")
+    if isinstance(num, bool) or not isinstance(num, int) or not 0 <= num <= most:
+        raise ValueError(
+            f"option 'num_corrupts_per_image' must be an integer from 0 to {most}, got {num!r}"
+        )
+    fixed = _names(opt.get("fixed_corruptions"))
+    if len(fixed) > most:
+        raise ValueError(
+            f"option 'fixed_corruptions': at most {most} corruptions, got {len(fixed)}"
+        )
     scale = opt.get("corruption_blur_scale", 1)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise ValueError(f"option 'corruption_blur_scale' must be a number, got {scale!r}")

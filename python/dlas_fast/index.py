@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from typing import Union
 
-from dlas_fast._native import ChunkIndex, TileSet
+from dlas_fast._native import LIMITS, ChunkIndex, TileSet
 
 __all__ = ["ChunkIndex", "ChunkedTiles", "TileSet"]
 
@@ -58,8 +58,11 @@ class ChunkedTiles:
             raise ValueError(
                 f"weights: {len(weights)} weights for {len(self.paths)} paths; give one per path"
             )
-        if any(int(w) != w or w < 0 for w in weights):
-            raise ValueError(f"weights: must be non-negative integers, got {list(weights)}")
+        most = LIMITS["max_weight"]
+        if any(isinstance(w, bool) or int(w) != w or not 0 <= w <= most for w in weights):
+            raise ValueError(
+                f"weights: each weight must be an integer from 0 to {most}, got {list(weights)}"
+            )
         if int(ignore_first) != ignore_first or ignore_first < 0:
             raise ValueError(f"ignore_first: must be a non-negative integer, got {ignore_first!r}")
         self.indexes = [ChunkIndex(p, cache) for p in self.paths]

@@ -127,9 +127,10 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
                       collate_fn=None, shuffle: bool = True):  # fmt: skip
     """A ``torch.utils.data.DataLoader`` configured as DLAS's ``create_dataloader``.
 
-    Train phase: ``batch_size`` (divided by the world size when ``opt['dist']``; it must
-    divide evenly), ``n_workers``, ``shuffle``, ``drop_last=True``, ``pin_memory``
-    (default: True when CUDA is available; DLAS: always True). Other phases:
+    Train phase: ``batch_size`` (1 to 65536; divided by the world size when
+    ``opt['dist']``; it must divide evenly), ``n_workers``, ``shuffle``,
+    ``drop_last=True``, ``pin_memory`` (default: True when CUDA is available; DLAS:
+    always True). Other phases:
     ``batch_size`` or 1, no shuffle, no workers. ``persistent_workers: true`` (ours)
     keeps the train loader's workers across epochs. For our datasets that load whole
     batches natively, ``collate_fn`` defaults to :func:`dlas_fast.datasets.batch.collate`,
@@ -142,6 +143,8 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
     """
     import torch
 
+    from dlas_fast.datasets.options import MAX_BATCH_ITEMS, int_option
+
     loader_class = _loader_class()
     if collate_fn is None and callable(getattr(dataset, "__getitems__", None)):
         from dlas_fast.datasets.batch import collate as collate_fn
@@ -150,7 +153,7 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
     # default follows the hardware (an explicit setting is passed on as given).
     pin_memory = dataset_opt.get("pin_memory", torch.cuda.is_available())
     if phase == "train":
-        batch_size = dataset_opt["batch_size"]
+        batch_size = int_option(dataset_opt, "batch_size", hi=MAX_BATCH_ITEMS, required=True)
         if opt is not None and opt.get("dist", False):
             world = torch.distributed.get_world_size()
             if batch_size % world != 0:
@@ -173,7 +176,7 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
         )
     return loader_class(
         dataset,
-        batch_size=dataset_opt.get("batch_size") or 1,
+        batch_size=int_option(dataset_opt, "batch_size", lo=0, hi=MAX_BATCH_ITEMS) or 1,
         shuffle=False,
         num_workers=0,
         pin_memory=pin_memory,

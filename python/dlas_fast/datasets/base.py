@@ -1,9 +1,10 @@
 """What every native-loading dataset shares: the epoch that keys its random draws, the
-``on_error`` policy for samples that cannot be loaded, and pickling for spawned
-DataLoader workers."""
+``on_error`` policy for samples that cannot be loaded, errors that a DataLoader worker
+can send to the main process, and pickling for spawned DataLoader workers."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -22,14 +23,61 @@ BAD_INPUT = (DlasError, OSError)
 
 log = logging.getLogger("dlas_fast")
 
-#: How many following items ``on_error='skip'`` tries in place of a bad one.
+#: How many bad samples in a row ``on_error='skip'`` tries in place of a bad one
+#: before it gives up (a bad chunk-level file counts once for its whole chunk).
 MAX_SUBSTITUTES = 64
 
 
-def _file_of(err: Exception) -> str:
-    """The file an error names (its message starts with the path), else the message."""
+def file_error(cls: type, path, message: str) -> BaseException:
+    """``cls("<path>: <message>")`` with its ``path`` attribute set, as the native
+    errors about a file carry it."""
+    path = os.fspath(path)
+    err = cls(f"{path}: {message}")
+    err.path = path
+    return err
+
+
+def _file_of(err: BaseException) -> str:
+    """The file an error concerns: its ``path``, else the start of its message (the
+    path, for the native errors), else the message."""
+    path = getattr(err, "path", None)
+    if path:
+        return os.fspath(path)
     msg = str(err)
     return msg.split(": ", 1)[0] if ": " in msg else msg
+
+
+def _is_panic(err: BaseException) -> bool:
+    """True for pyo3's PanicException: a Rust panic, surfaced in Python."""
+    kind = type(err)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
+def _panics_as_errors(method: Callable) -> Callable:
+    """`method`, with a Rust panic raised as a :class:`DlasError` carrying its message.
+
+    A panic surfaces as pyo3's PanicException, whose module (``pyo3_runtime``) cannot
+    be imported: a DataLoader worker could not pickle its class to send the error to
+    the main process, which would then wait for ever.
+    """
+    if getattr(method, "_panics_as_errors", False):
+        return method
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException as e:
+            if not _is_panic(e):
+                raise
+            mode = getattr(self, "MODE", type(self).__name__)
+            raise DlasError(
+                f"{mode}: dlas_fast's native code failed while loading (a bug: please report "
+                f"it with this message): {e}"
+            ) from e
+
+    guarded._panics_as_errors = True
+    return guarded
 
 
 def shared_seed(collective: bool = True) -> int:
@@ -50,8 +98,17 @@ class EpochDataset(torch.utils.data.Dataset):
     ``(random_seed, epoch, item index)``.
 
     Subclasses set ``self.opt`` and call :meth:`_init_epoch` in ``__init__``; those that
-    read files call :meth:`_init_errors` too and load through :meth:`_guarded`.
+    read files call :meth:`_init_errors` too and load through :meth:`_guarded`. Their
+    ``__getitem__`` and ``__getitems__`` raise a Rust panic as a :class:`DlasError`
+    (see :func:`_panics_as_errors`).
     """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("__getitem__", "__getitems__"):
+            method = cls.__dict__.get(name)
+            if method is not None:
+                setattr(cls, name, _panics_as_errors(method))
 
     def _init_seed(self) -> None:
         """Without ``random_seed``, draws one, reports it and keeps it in ``self.opt``:
@@ -102,7 +159,11 @@ class EpochDataset(torch.utils.data.Dataset):
     def _guarded(self, index: int, load: Callable[[int], dict]) -> dict:
         """``load(index)``; when that sample cannot be loaded and ``on_error`` is
         ``"skip"``, the first of the items after it that loads (the same one every
-        time: deterministic), with a warning naming the bad file the first time."""
+        time: deterministic), with a warning naming the bad file the first time. A bad
+        file that a run of items shares (a chunk's ref.jpg or centers.pt) is stepped
+        over with its whole run (see :meth:`_substitute`). When no substitute loads
+        (:data:`MAX_SUBSTITUTES` bad samples in a row, or the whole dataset tried), a
+        DlasError says so."""
         try:
             return load(index)
         except BAD_INPUT as e:
@@ -111,17 +172,35 @@ class EpochDataset(torch.utils.data.Dataset):
             err = e
         n = len(self)
         index = range(n)[index]
-        for step in range(1, min(n, MAX_SUBSTITUTES + 1)):
+        pos, travelled, failures = index, 0, 1
+        while True:
             self._skip(err)
+            nxt = self._substitute(pos, err) % n
+            travelled += (nxt - pos) % n or n
+            if travelled >= n:
+                raise DlasError(
+                    f"on_error='skip': item {index} cannot be loaded and no other item of the "
+                    f"{n} can take its place (the whole dataset was searched; the bad files "
+                    f"are named in warnings); the last error: {err}"
+                ) from err
+            if failures > MAX_SUBSTITUTES:
+                raise DlasError(
+                    f"on_error='skip': item {index} and the {failures - 1} items tried in its "
+                    f"place cannot be loaded ({failures} bad samples in a row, named in "
+                    f"warnings); the last error: {err}"
+                ) from err
+            pos = nxt
             try:
-                return load((index + step) % n)
+                return load(pos)
             except BAD_INPUT as e:
                 err = e
-        self._skip(err)
-        raise DlasError(
-            f"on_error='skip': item {index} and the {min(n, MAX_SUBSTITUTES + 1) - 1} items "
-            f"after it cannot be loaded; the last error: {err}"
-        ) from err
+                failures += 1
+
+    def _substitute(self, item: int, err: BaseException) -> int:
+        """The next item to try in place of `item`, which failed with `err` (may be
+        ``len(self)`` or more: it wraps around). Datasets whose items share files
+        step over every item that shares the bad one."""
+        return item + 1
 
     def _skip(self, err: Exception) -> None:
         name = _file_of(err)

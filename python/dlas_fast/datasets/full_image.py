@@ -24,7 +24,12 @@ import torch
 from dlas_fast._native import ImageFolderList, load_full_image
 from dlas_fast.corruptor import native_corruptor
 from dlas_fast.datasets.base import EpochDataset
-from dlas_fast.datasets.options import warn_unknown
+from dlas_fast.datasets.options import (
+    MAX_BLUR_MAGNITUDE,
+    int_option,
+    warn_unknown,
+    weights_option,
+)
 
 OPTIONS = frozenset(
     {
@@ -75,12 +80,12 @@ class FullImageDataset(EpochDataset):
             raise ValueError(f"{self.MODE}: option 'dataroot_GT' is required")
         self.train = self.opt.get("phase", "train") == "train"
         for key in ("scale",) + (("min_tile_size", "target_size") if self.train else ()):
-            v = self.opt.get(key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"option {key!r}: must be an integer >= 1, got {v!r}")
+            int_option(self.opt, key, required=True)
+        int_option(self.opt, "force_multiple", 1)
+        int_option(self.opt, "blur_magnitude", 3, lo=0, hi=MAX_BLUR_MAGNITUDE)
         roots = _roots(self.opt["dataroot_GT"])
-        weights = self.opt.get("dataroot_GT_weights") or [1] * len(roots)
-        self.files = ImageFolderList(roots, [int(w) for w in weights], sort=True)
+        weights = weights_option(self.opt, "dataroot_GT_weights", len(roots))
+        self.files = ImageFolderList(roots, weights, sort=True)
         if len(self.files) == 0:
             raise ValueError(f"{self.MODE}: no images in {', '.join(roots)}")
         self.lq_files = []

@@ -23,7 +23,13 @@ from dlas_fast._native import ImageFolderList, ImageFolderLoader, MixedSizesErro
 from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
 from dlas_fast.datasets.batch import Batch
-from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
+from dlas_fast.datasets.options import (
+    CORRUPTOR_KEYS,
+    SHAPE_KEYS,
+    int_option,
+    warn_unknown,
+    weights_option,
+)
 from dlas_fast.datasets.shm_pool import release
 
 OPTIONS = SHAPE_KEYS | frozenset(
@@ -55,13 +61,8 @@ EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".ppm", ".PPM", 
               ".BMP", ".webp", ".WEBP")  # fmt: skip
 
 
-def _int(opt: Mapping, key: str, default, minimum: int):
-    value = opt.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"option {key!r}: must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+#: The largest ``center_crop_hq_sz``: a crop never allocates more than the image.
+_MAX_CROP = 1 << 31
 
 
 class ImageFolderDataset(EpochDataset):
@@ -94,12 +95,15 @@ class ImageFolderDataset(EpochDataset):
         self.paths = [os.fspath(p) for p in paths]
         if not self.paths:
             raise ValueError(f"{self.MODE}: option 'paths' names no folder")
-        weights = self.opt.get("weights") or [1] * len(self.paths)
-        if any(isinstance(w, bool) or int(w) != w or w < 0 for w in weights):
-            raise ValueError(f"option 'weights': must be integers >= 0, got {list(weights)}")
-        self.scale = _int(self.opt, "scale", 1, 1)
-        self.multiple = _int(self.opt, "force_multiple", 1, 1)
-        self.target_size = _int(self.opt, "target_size", None, 1)
+        weights = weights_option(self.opt, "weights", len(self.paths))
+        self.scale = int_option(self.opt, "scale", 1)
+        self.multiple = int_option(self.opt, "force_multiple", 1)
+        self.target_size = int_option(self.opt, "target_size")
+        if self.target_size is not None and self.target_size < self.scale:
+            raise ValueError(
+                f"option 'scale': must be at most target_size ({self.target_size}), "
+                f"got {self.scale}"
+            )
         if self.target_size is not None and (self.target_size // self.scale) % self.multiple:
             raise ValueError(
                 f"(target_size // scale) % force_multiple must be 0, got "
@@ -114,7 +118,7 @@ class ImageFolderDataset(EpochDataset):
                 "options 'fetch_alt_image' and 'fetch_alt_tiled_image' are mutually exclusive"
             )
         self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
-        factor = _int(self.opt, "corrupt_before_downsize_factor", 1, 1)
+        factor = int_option(self.opt, "corrupt_before_downsize_factor", 1)
         if factor != 1 and not self.corrupt_before_downsize:
             factor = 1  # DLAS reads it only with corrupt_before_downsize
         if self.scale % factor:
@@ -148,7 +152,7 @@ class ImageFolderDataset(EpochDataset):
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()
-        self.files = ImageFolderList(self.paths, [int(w) for w in weights])
+        self.files = ImageFolderList(self.paths, weights)
         if len(self.files) == 0:
             raise ValueError(
                 f"{self.MODE}: no images in {', '.join(self.paths)} (looked for files "
@@ -159,7 +163,7 @@ class ImageFolderDataset(EpochDataset):
             alt = "next_frame"
         elif self.fetch_alt_tiled_image:
             alt = "tile"
-        crop = _int(self.opt, "center_crop_hq_sz", None, 1)
+        crop = int_option(self.opt, "center_crop_hq_sz", hi=_MAX_CROP)
         self._loader = ImageFolderLoader(
             self.files,
             self.target_size,

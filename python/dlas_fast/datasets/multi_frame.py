@@ -22,6 +22,7 @@ import torch
 from dlas_fast._native import FrameSet, MixedSizesError
 from dlas_fast.datasets.base import BAD_INPUT
 from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.options import MAX_BATCH_ITEMS, int_option, weights_option
 from dlas_fast.datasets.shm_pool import release
 from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset, _native_outs
 
@@ -42,15 +43,12 @@ class MultiFrameDataset(SingleImageDataset):
         super().__init__(opt)
         if "num_frames" not in self.opt:
             raise ValueError(f"{self.MODE}: option 'num_frames' is required")
-        frames = self.opt["num_frames"]
-        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-            raise ValueError(f"num_frames: must be an integer >= 1, got {frames!r}")
+        frames = int_option(self.opt, "num_frames", hi=MAX_BATCH_ITEMS, required=True)
         self.num_frames = frames
-        weights = self.opt.get("weights") or [1] * len(self.tiles.indexes)
         self.frames = FrameSet(
             self.tiles.indexes,
-            [int(w) for w in weights],
-            int(self.opt.get("ignore_first", 0)),
+            weights_option(self.opt, "weights", len(self.tiles.indexes)),
+            self.ignore_first,
             frames,
         )
 
@@ -60,6 +58,14 @@ class MultiFrameDataset(SingleImageDataset):
     def get_paths(self) -> list[str]:
         """Every item's ``GT_path`` (its last frame's tile), in item order."""
         return [self._frames(i)[-1][0] for i in range(len(self))]
+
+    def _run_of(self, item: int) -> tuple[int, int, list]:
+        """(first item, item count, chunk folders) of `item`'s window of frames: its
+        items share those chunks' files."""
+        root, chunks, tile = self.frames.locate(item)
+        index = self.tiles.indexes[root]
+        count = min(index.chunk_len(c) for c in chunks) - self.ignore_first
+        return item - (tile - self.ignore_first), count, [index.chunk_dir(c) for c in chunks]
 
     def _frames(self, item: int) -> list:
         """(tile path, reference) of each frame of `item`."""

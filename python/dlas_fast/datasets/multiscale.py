@@ -23,7 +23,7 @@ from dlas_fast._native import ImageFolderList, MultiScaleLoader
 from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
 from dlas_fast.datasets.batch import Batch
-from dlas_fast.datasets.options import CORRUPTOR_KEYS, warn_unknown
+from dlas_fast.datasets.options import CORRUPTOR_KEYS, int_option, warn_unknown
 from dlas_fast.patch_tree import MultiscaleTreeNode, build_multiscale_patch_index_map
 
 __all__ = ["MultiScaleDataset", "MultiscaleTreeNode", "build_multiscale_patch_index_map"]
@@ -51,13 +51,10 @@ class MultiScaleDataset(EpochDataset):
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self.paths = [os.fspath(p) for p in paths]
-        for key in ("hq_tile_size", "num_scales", "scale"):
-            v = self.opt[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"option {key!r}: must be an integer >= 1, got {v!r}")
-        self.tile_size = self.opt["hq_tile_size"]
-        self.num_scales = self.opt["num_scales"]
-        self.scale = self.opt["scale"]
+        # hq_tile_size * 2^num_scales is bounded too, natively (MultiScaleLoader).
+        self.tile_size = int_option(self.opt, "hq_tile_size", required=True)
+        self.num_scales = int_option(self.opt, "num_scales", hi=12, required=True)
+        self.scale = int_option(self.opt, "scale", hi=self.tile_size, required=True)
         self._init_seed()
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()

@@ -1,9 +1,13 @@
-"""Reading DLAS option dicts: defaults, and a warning for keys nobody uses."""
+"""Reading DLAS option dicts: defaults, a warning for keys nobody uses, and the bounds
+on options that size an allocation."""
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Iterable, Mapping
+
+from dlas_fast._native import LIMITS
 
 # Keys DLAS's trainer puts in a dataset section; every dataset accepts them (SPEC §8).
 TRAINER_KEYS = frozenset(
@@ -52,3 +56,76 @@ def warn_unknown(opt: Mapping, known: Iterable[str], dataset: str) -> None:
     if opt.get("strict_options", False):
         raise ValueError(f"{message} (strict_options is set)")
     warnings.warn(message, UserWarning, stacklevel=3)
+
+
+# ---- Bounds on sizes and counts ------------------------------------------------------
+# Options that size an allocation are checked here, by name and with the allowed range,
+# before anything is allocated (the native loaders check the same bounds again).
+
+#: The largest image side an option may ask for (``target_size``, ``min_tile_size``,
+#: ``scale``, ``force_multiple``, ``hq_tile_size * 2^num_scales``): a float32 RGB plane
+#: of 8192 x 8192 is 805 MB, and an item holds several.
+MAX_SIDE: int = LIMITS["max_side"]
+#: The most items one batch may hold (``batch_size``; times ``num_frames`` for
+#: MultiFrameDataset).
+MAX_BATCH_ITEMS: int = LIMITS["max_batch_items"]
+#: The largest entry of ``weights`` / ``dataroot_GT_weights``.
+MAX_WEIGHT: int = LIMITS["max_weight"]
+#: The most ``fixed_corruptions``, and the largest ``num_corrupts_per_image``.
+MAX_CORRUPTIONS: int = LIMITS["max_corruptions"]
+#: The largest ``blur_magnitude`` (fullimage).
+MAX_BLUR_MAGNITUDE: int = LIMITS["max_blur_magnitude"]
+
+
+def int_option(
+    opt: Mapping,
+    key: str,
+    default: int | None = None,
+    lo: int = 1,
+    hi: int = MAX_SIDE,
+    required: bool = False,
+) -> int | None:
+    """``opt[key]`` (or `default`) as an int in ``lo..=hi``, else a ValueError naming
+    the option and the range. None stays None (an option left unset) unless
+    `required`."""
+    value = opt.get(key, default)
+    if value is None:
+        if required:
+            raise ValueError(f"option {key!r}: required, an integer from {lo} to {hi}")
+        return None
+    integral = not isinstance(value, bool) and isinstance(value, numbers.Real) and _integral(value)
+    if not integral or not lo <= value <= hi:
+        raise ValueError(f"option {key!r}: must be an integer from {lo} to {hi}, got {value!r}")
+    return int(value)
+
+
+def _integral(value) -> bool:
+    try:
+        return int(value) == value
+    except (OverflowError, ValueError):  # inf, nan
+        return False
+
+
+def weights_option(opt: Mapping, key: str, count: int) -> list[int]:
+    """``opt[key]`` (default: 1 each) as `count` ints in ``0..=MAX_WEIGHT``, else a
+    ValueError naming the option and the range."""
+    weights = opt.get(key)
+    if weights is None or (isinstance(weights, (list, tuple)) and not weights):
+        return [1] * count
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, Iterable):
+        raise ValueError(f"option {key!r}: must be a list of integers, got {weights!r}")
+    weights = list(weights)
+    if len(weights) != count:
+        raise ValueError(
+            f"option {key!r}: {len(weights)} weights for {count} paths; give one per path"
+        )
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not _integral(w):
+            bad = True
+        else:
+            bad = not 0 <= w <= MAX_WEIGHT
+        if bad:
+            raise ValueError(
+                f"option {key!r}: each weight must be an integer from 0 to {MAX_WEIGHT}, got {w!r}"
+            )
+    return [int(w) for w in weights]

@@ -25,9 +25,15 @@ from dlas_fast._native import (
     load_single_item,
 )
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
+from dlas_fast.datasets.base import BAD_INPUT, EpochDataset, file_error
 from dlas_fast.datasets.batch import Batch, zeros_tensor
-from dlas_fast.datasets.options import CORRUPTOR_KEYS, SHAPE_KEYS, warn_unknown
+from dlas_fast.datasets.options import (
+    CORRUPTOR_KEYS,
+    SHAPE_KEYS,
+    int_option,
+    warn_unknown,
+    weights_option,
+)
 from dlas_fast.datasets.shm_pool import release
 from dlas_fast.index import ChunkedTiles
 
@@ -46,6 +52,9 @@ OPTIONS = SHAPE_KEYS | frozenset(
 # DLAS's centre and width when centers.pt is not read.
 DEFAULT_CENTRE = (128, 128)
 DEFAULT_WIDTH = 256
+
+# The files of a chunk that all its tiles share: a bad one makes the whole chunk bad.
+_CHUNK_FILES = ("ref.jpg", "centers.pt")
 
 # The batch tensors, in the order the native loaders return and fill them.
 _BATCH_KEYS = ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref", "gt_center", "lq_center")
@@ -75,13 +84,15 @@ class SingleImageDataset(EpochDataset):
         if "paths" not in self.opt:
             raise ValueError(f"{self.MODE}: option 'paths' is required")
         self.eval = bool(self.opt.get("eval", False))
-        self.scale = 1 if self.eval else int(self.opt.get("scale", 1))
-        self.target_size = self.opt.get("target_size")
-        self.multiple = int(self.opt.get("force_multiple", 1))
-        if self.scale < 1 or self.multiple < 1:
-            raise ValueError("scale and force_multiple must be at least 1")
+        self.scale = 1 if self.eval else int_option(self.opt, "scale", 1)
+        self.target_size = int_option(self.opt, "target_size")
+        self.multiple = int_option(self.opt, "force_multiple", 1)
         if self.target_size is not None:
-            self.target_size = int(self.target_size)
+            if self.target_size < self.scale:
+                raise ValueError(
+                    f"option 'scale': must be at most target_size ({self.target_size}), "
+                    f"got {self.scale}"
+                )
             if (self.target_size // self.scale) % self.multiple != 0:
                 raise ValueError(
                     f"(target_size // scale) % force_multiple must be 0, got "
@@ -97,10 +108,13 @@ class SingleImageDataset(EpochDataset):
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()
+        self.ignore_first = int(self.opt.get("ignore_first", 0))
+        roots = self.opt["paths"]
+        count = 1 if isinstance(roots, (str, os.PathLike)) else len(roots)
         self.tiles = ChunkedTiles(
-            self.opt["paths"],
-            weights=self.opt.get("weights"),
-            ignore_first=int(self.opt.get("ignore_first", 0)),
+            roots,
+            weights=weights_option(self.opt, "weights", count),
+            ignore_first=self.ignore_first,
         )
         self._refs = RefCache()
 
@@ -127,16 +141,48 @@ class SingleImageDataset(EpochDataset):
             return ref, DEFAULT_CENTRE, DEFAULT_WIDTH
         found = index.centre(chunk, tile)  # raises CentersFileError for a bad file
         if found is None:
-            raise DlasError(
-                f"{path}: no entry for this tile in "
-                f"{os.path.join(index.chunk_dir(chunk), 'centers.pt')} (strict/needs_metadata "
-                "is set; it was probably overwritten, e.g. by duplicate data)"
+            centers = os.path.join(index.chunk_dir(chunk), "centers.pt")
+            if not index.has_centers(chunk):
+                raise file_error(
+                    DlasError,
+                    centers,
+                    "missing, and strict/needs_metadata is set: no tile of this chunk has "
+                    "its centre (unset strict and needs_metadata to load the chunk without)",
+                )
+            raise file_error(
+                DlasError,
+                path,
+                f"no entry for this tile in {centers} (strict/needs_metadata is set; it was "
+                "probably overwritten, e.g. by duplicate data)",
             )
         centre, width = found
         return ref, centre, width
 
     def __getitem__(self, item: int) -> dict:
         return self._guarded(item, self._item)
+
+    def _run_of(self, item: int) -> tuple[int, int, list]:
+        """(first item, item count, chunk folders) of the run of items that `item`
+        belongs to and that share its chunk files: its chunk."""
+        index, chunk, tile = self.tiles.locate(item)
+        count = index.chunk_len(chunk) - self.ignore_first
+        return item - (tile - self.ignore_first), count, [index.chunk_dir(chunk)]
+
+    def _substitute(self, item: int, err: BaseException) -> int:
+        """After a bad tile, the next item; after a bad ref.jpg or centers.pt, the item
+        at the same place in the next chunk (wrapped to its length): the whole bad
+        chunk is stepped over, and the items of a batch that fall in it get different
+        substitutes."""
+        path = getattr(err, "path", None)
+        if not path or os.path.basename(path) not in _CHUNK_FILES:
+            return item + 1
+        first, count, dirs = self._run_of(item)
+        folder = os.path.normpath(os.path.dirname(path))
+        if folder not in {os.path.normpath(d) for d in dirs}:
+            return item + 1
+        nxt = (first + count) % len(self)  # the first item of the next run
+        _, length, _ = self._run_of(nxt)
+        return nxt + (item - first) % length
 
     def _item(self, item: int) -> dict:
         index, chunk, tile = self.tiles.locate(item)

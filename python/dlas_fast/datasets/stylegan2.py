@@ -26,16 +26,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlas_fast._native import decode_image
+from dlas_fast._native import ImageSizeError, decode_image
 from dlas_fast.corruptor import seed_of
-from dlas_fast.datasets.base import EpochDataset
+from dlas_fast.datasets.base import EpochDataset, file_error
 from dlas_fast.datasets.files import open_image
-from dlas_fast.datasets.options import warn_unknown
+from dlas_fast.datasets.options import int_option, warn_unknown
 
 OPTIONS = frozenset({"path", "target_size", "aug_prob", "transparent", "random_seed", "on_error"})
 
 #: The extensions listed, in DLAS's order.
 EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+#: The most pixels an image may have once its shorter side is resized to
+#: ``target_size`` (a float32 RGB image of 32 MP is 400 MB, and the resize needs as
+#: much again): a more elongated image is an ImageSizeError naming it, which
+#: ``on_error: skip`` passes over.
+MAX_RESIZED_PIXELS = 1 << 25
 
 
 def _resize(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -87,10 +93,7 @@ class Stylegan2Dataset(EpochDataset):
             if key not in self.opt:
                 raise ValueError(f"{self.MODE}: option {key!r} is required")
         self.folder = os.fspath(self.opt["path"])
-        size = self.opt["target_size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"option 'target_size': must be an integer >= 1, got {size!r}")
-        self.image_size = size
+        self.image_size = int_option(self.opt, "target_size", required=True)
         self.aug_prob = float(self.opt.get("aug_prob", 0.0))
         if not 0.0 <= self.aug_prob <= 1.0:
             raise ValueError(f"option 'aug_prob': must be in [0, 1], got {self.aug_prob}")
@@ -130,11 +133,20 @@ class Stylegan2Dataset(EpochDataset):
 
     def _item(self, index: int) -> dict:
         path = self.paths[index]
-        t = torch.from_numpy(self._read(path)).permute(2, 0, 1).unsqueeze(0).float()
-        h, w = t.shape[-2:]
+        pixels = self._read(path)
+        h, w = pixels.shape[:2]
         s = self.image_size
         # torchvision's Resize(s): the shorter side to s, the other scaled (truncated).
         nh, nw = (int(s * h / w), s) if w <= h else (s, int(s * w / h))
+        if nh * nw > MAX_RESIZED_PIXELS:
+            raise file_error(
+                ImageSizeError,
+                path,
+                f"a {w}x{h} image is {nw}x{nh} once its shorter side is resized to "
+                f"target_size {s}, over {MAX_RESIZED_PIXELS} pixels: too elongated for this "
+                "target_size; crop it or remove it",
+            )
+        t = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).float()
         t = _resize(t, nh, nw)
         rng = self._rng(index)
         if rng.random() < self.aug_prob:

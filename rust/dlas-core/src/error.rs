@@ -45,6 +45,11 @@ pub enum CoreError {
     /// The run was asked to stop (Ctrl-C) before it finished; DST is left resumable.
     #[error("interrupted: rerun with --resume to finish")]
     Interrupted,
+    /// An image decodes, but its size leaves nothing to load under the dataset's
+    /// options (smaller than the tile, or no pixel once cropped to a multiple): that
+    /// image's fault, not the options', when other images fit.
+    #[error("{}: {reason}", path.display())]
+    ImageSize { path: PathBuf, reason: String },
 }
 
 impl CoreError {
@@ -53,6 +58,27 @@ impl CoreError {
         CoreError::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An image-size error naming `path`.
+    pub fn image_size(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        CoreError::ImageSize {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The file this error concerns, if it names one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            CoreError::Io { path, .. }
+            | CoreError::Decode { path, .. }
+            | CoreError::TooManyPixels { path, .. }
+            | CoreError::Destination { path, .. }
+            | CoreError::ImageSize { path, .. } => Some(path),
+            CoreError::TorchFile(e) => e.path(),
+            CoreError::Encode(_) | CoreError::InvalidOption { .. } | CoreError::Interrupted => None,
         }
     }
 

@@ -17,7 +17,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::corrupt::PyCorruptor;
-use crate::errors::{to_pyerr, MixedSizesError};
+use crate::errors::{to_pyerr, with_path, MixedSizesError};
 use crate::index::{cache_mode, item_index};
 
 /// The images of one or more folders, in DLAS's ImageFolderDataset order: each root's
@@ -64,6 +64,14 @@ impl PyImageFolderList {
                 .map_err(to_pyerr)?;
             indexes.push(Arc::new(index));
         }
+        // Sorted, every listed image takes 8 bytes of `order`; unsorted, the weights
+        // only count.
+        let counts: Vec<usize> = if sort {
+            indexes.iter().map(|i| i.len()).collect()
+        } else {
+            vec![0; indexes.len()]
+        };
+        dlas_core::index::check_weights("weights", &weights, &counts).map_err(to_pyerr)?;
         let mut starts = Vec::new();
         let mut len = 0usize;
         for (k, (index, &w)) in indexes.iter().zip(&weights).enumerate() {
@@ -79,17 +87,26 @@ impl PyImageFolderList {
             order: None,
         };
         if sort {
-            // DLAS's find_files_of_type over a list of roots: every path, sorted.
+            // DLAS's find_files_of_type over a list of roots: every path, sorted. A
+            // root's weight repeats each of its paths in place, so each file is sorted
+            // once and then repeated.
             let order = py.detach(|| {
-                let mut keyed: Vec<(Vec<u8>, (u32, u32))> = (0..list.len)
-                    .map(|i| {
-                        let (root, file) = list.at(i).expect("in range");
-                        let path = list.roots[root].path(file).into_os_string();
-                        (path.into_encoded_bytes(), (root as u32, file as u32))
-                    })
-                    .collect();
+                let mut keyed: Vec<(Vec<u8>, (u32, u32))> = Vec::new();
+                for (root, index) in list.roots.iter().enumerate() {
+                    if weights[root] == 0 {
+                        continue;
+                    }
+                    for file in 0..index.len() {
+                        let path = index.path(file).into_os_string();
+                        keyed.push((path.into_encoded_bytes(), (root as u32, file as u32)));
+                    }
+                }
                 keyed.sort();
-                keyed.into_iter().map(|(_, at)| at).collect()
+                let mut order = Vec::with_capacity(list.len);
+                for (_, at) in keyed {
+                    order.extend(std::iter::repeat_n(at, weights[at.0 as usize]));
+                }
+                order
             });
             list.order = Some(order);
         }
@@ -324,6 +341,7 @@ impl PyImageFolderLoader {
         if indices.is_empty() {
             return Err(PyValueError::new_err("no items to load"));
         }
+        dlas_core::load::check_batch_len(indices.len()).map_err(to_pyerr)?;
         let files = self.files.get();
         let mut specs = Vec::with_capacity(indices.len());
         let mut keys = Vec::with_capacity(indices.len());
@@ -375,13 +393,14 @@ impl PyImageFolderLoader {
             .iter()
             .position(|l| (l.geo.hq, l.geo.lq) != (g.hq, g.lq))
         {
-            return Err(MixedSizesError::new_err(format!(
+            let err = MixedSizesError::new_err(format!(
                 "{}: comes out {:?}, the batch's first item {:?}; set target_size to batch \
                  images of different sizes",
                 specs[i].path.display(),
                 items[i].geo.hq,
                 g.hq
-            )));
+            ));
+            return Err(with_path(err, &specs[i].path));
         }
         let corruption = Some(Corruption {
             before_factor: self.before_factor,
@@ -579,6 +598,7 @@ impl PyMultiScaleLoader {
         epoch: u64,
         threads: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Vec<OsString>)> {
+        dlas_core::load::check_batch_len(indices.len()).map_err(to_pyerr)?;
         let files = self.files.get();
         let mut jobs: Vec<MultiScaleJob> = Vec::with_capacity(indices.len());
         for &i in &indices {
@@ -595,8 +615,14 @@ impl PyMultiScaleLoader {
         let (t, s, p) = (ms.tile, ms.tile / ms.scale, ms.count());
         let n = jobs.len();
         let (hn, ln) = (p * 3 * t * t, p * 3 * s * s);
-        let mut hq = vec![0f32; n * hn];
-        let mut lq = vec![0f32; n * ln];
+        // Every value is written below; zeroed first, without aborting when the memory
+        // cannot be had.
+        let zeros = |k: usize| -> PyResult<Vec<f32>> {
+            let mut v = dlas_core::load::room(n, k).map_err(to_pyerr)?;
+            v.resize(n * k, 0.0);
+            Ok(v)
+        };
+        let (mut hq, mut lq) = (zeros(hn)?, zeros(ln)?);
         let inner = &corruptor.inner;
         py.detach(|| -> dlas_core::Result<()> {
             let decode = DecodeOptions::default();

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dlas_core::index::frames::FrameSet;
-use dlas_core::index::{CacheMode, RootIndex, TileSet, HAS_REF};
+use dlas_core::index::{CacheMode, RootIndex, TileSet, HAS_CENTERS, HAS_REF};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::errors::{to_pyerr, CentersFileError};
+use crate::errors::{to_pyerr, with_path, CentersFileError};
 
 /// The index of one chunked-dataset root: chunk folders (sorted, names starting with
 /// "." skipped), their tiles in DLAS order, ref.jpg presence and tile centres.
@@ -137,9 +137,19 @@ impl PyChunkIndex {
         check(i, self.inner.chunks.len(), "chunk")?;
         check(j, self.inner.chunks[i].tile_count as usize, "tile")?;
         if let Some(reason) = self.inner.centers_error(i) {
-            return Err(CentersFileError::new_err(reason.to_string()));
+            let path = self.inner.chunk_dir(i).join("centers.pt");
+            return Err(with_path(
+                CentersFileError::new_err(reason.to_string()),
+                &path,
+            ));
         }
         Ok(self.inner.centre(i, j))
+    }
+
+    /// True when chunk `i` has a centers.pt (readable or not).
+    fn has_centers(&self, i: usize) -> PyResult<bool> {
+        check(i, self.inner.chunks.len(), "chunk")?;
+        Ok(self.inner.chunks[i].flags & HAS_CENTERS != 0)
     }
 
     /// Why chunk `i`'s centers.pt could not be read, or None.

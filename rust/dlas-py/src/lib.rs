@@ -247,8 +247,14 @@ fn prefault(py: Python<'_>, addr: usize, len: usize) -> bool {
 /// than aborting the interpreter.
 #[pyfunction]
 fn _panic_for_tests(py: Python<'_>) {
-    // In a rayon thread, as a panic in the loaders or the extraction would be.
-    py.detach(|| rayon::join(|| panic!("deliberate panic (a test)"), || ()));
+    // In a thread of the loaders' pool, as a panic in the loaders would be. (That pool
+    // is made again in a forked DataLoader worker; rayon's global pool is not, and a
+    // forked copy of it has no threads to run a join.)
+    py.detach(|| {
+        dlas_core::load::pool::run(2, || {
+            rayon::join(|| panic!("deliberate panic (a test)"), || ())
+        })
+    });
 }
 
 /// The JPEG encoder this build uses.
@@ -294,5 +300,23 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
     m.add_function(wrap_pyfunction!(load::load_single_batch, m)?)?;
     errors::register(m)?;
+    m.add("LIMITS", limits(m.py())?)?;
     Ok(())
+}
+
+/// The bounds the loaders put on sizes and counts taken from options (each refused by
+/// name beyond them): `max_side`, `max_batch_items`, `max_weight`, `max_slots`,
+/// `max_corruptions`, `max_blur_magnitude`.
+fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("max_side", dlas_core::load::MAX_SIDE)?;
+    d.set_item("max_batch_items", dlas_core::load::MAX_BATCH_ITEMS)?;
+    d.set_item("max_weight", dlas_core::index::MAX_WEIGHT)?;
+    d.set_item("max_slots", dlas_core::index::MAX_SLOTS)?;
+    d.set_item("max_corruptions", dlas_core::corrupt::MAX_CORRUPTIONS)?;
+    d.set_item(
+        "max_blur_magnitude",
+        dlas_core::load::full_image::MAX_BLUR_MAGNITUDE,
+    )?;
+    Ok(d)
 }

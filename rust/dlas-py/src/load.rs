@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::corrupt::PyCorruptor;
-use crate::errors::{to_pyerr, MixedSizesError};
+use crate::errors::{to_pyerr, with_path, MixedSizesError};
 
 /// A small most-recently-used map.
 struct Lru<K, V> {
@@ -213,6 +213,7 @@ fn arrays<'py>(
     if items.is_empty() {
         return Err(pyo3::exceptions::PyValueError::new_err("no items to load"));
     }
+    dlas_core::load::check_batch_len(items.len()).map_err(to_pyerr)?;
     let mut loaded = py
         .detach(|| load_all(&items, &shape, cache, threads))
         .map_err(to_pyerr)?;
@@ -246,13 +247,14 @@ fn arrays<'py>(
         .iter()
         .position(|l| (l.geo.hq, l.geo.lq) != (g.hq, g.lq))
     {
-        return Err(MixedSizesError::new_err(format!(
+        let err = MixedSizesError::new_err(format!(
             "{}: comes out {:?}, the batch's first item {:?}; set target_size to batch \
              tiles of different sizes",
             items[i].0.display(),
             loaded[i].geo.hq,
             g.hq
-        )));
+        ));
+        return Err(with_path(err, &items[i].0));
     }
     let n = loaded.len();
     if let Some((ra, rb, rc, rd, re, rf, zeroed)) = out {

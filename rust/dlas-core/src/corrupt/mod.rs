@@ -188,6 +188,11 @@ impl Rng {
 /// The largest `corruption_blur_scale` accepted (DLAS's default is 1).
 pub const MAX_BLUR_SCALE: f64 = 100.0;
 
+/// The most `fixed_corruptions`, and the largest `num_corrupts_per_image`, accepted:
+/// every image goes through each of them (DLAS's configs use a handful), and the
+/// random picks and the entropy of a call are allocated from these counts.
+pub const MAX_CORRUPTIONS: usize = 64;
+
 /// A configured corruptor (SPEC §7 options).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Corruptor {
@@ -223,6 +228,18 @@ impl Corruptor {
         blur_scale: f64,
         cosine_bias: bool,
     ) -> Result<Corruptor> {
+        if fixed.len() > MAX_CORRUPTIONS {
+            return Err(CoreError::option(
+                "fixed_corruptions",
+                format!("at most {MAX_CORRUPTIONS} corruptions, got {}", fixed.len()),
+            ));
+        }
+        if num_random > MAX_CORRUPTIONS {
+            return Err(CoreError::option(
+                "num_corrupts_per_image",
+                format!("must be an integer from 0 to {MAX_CORRUPTIONS}, got {num_random}"),
+            ));
+        }
         let fixed = parse_list("fixed_corruptions", fixed)?;
         let random = parse_list("random_corruptions", random)?;
         if num_random > 0 && random.is_empty() {
@@ -415,6 +432,20 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn corruption_counts_are_bounded_by_name() {
+        let many = names(&["jpeg"; MAX_CORRUPTIONS + 1]);
+        let err = Corruptor::new(&many, &[], 0, 1.0, true).unwrap_err();
+        assert!(err.to_string().contains("`fixed_corruptions`"), "{err}");
+        let jpeg = names(&["jpeg"]);
+        let err = Corruptor::new(&[], &jpeg, 1 << 40, 1.0, true).unwrap_err();
+        assert!(
+            err.to_string().contains("`num_corrupts_per_image`"),
+            "{err}"
+        );
+        assert!(Corruptor::new(&many[1..], &jpeg, MAX_CORRUPTIONS, 1.0, true).is_ok());
     }
 
     fn key(index: u64) -> Key {

@@ -206,9 +206,16 @@ impl FrameSet {
                 format!("{} weights for {} paths", weights.len(), roots.len()),
             ));
         }
-        if frames == 0 {
-            return Err(CoreError::option("num_frames", "must be at least 1"));
+        let max_frames = crate::load::MAX_BATCH_ITEMS;
+        if !(1..=max_frames).contains(&frames) {
+            return Err(CoreError::option(
+                "num_frames",
+                format!("must be an integer from 1 to {max_frames}, got {frames}"),
+            ));
         }
+        // At most one window per chunk, repeated `weights[k]` times.
+        let chunks: Vec<usize> = roots.iter().map(|r| r.chunks.len()).collect();
+        super::check_weights("weights", weights, &chunks)?;
         let mut orders = Vec::with_capacity(roots.len());
         let mut windows = Vec::new();
         let mut starts = vec![0u64];

@@ -19,7 +19,43 @@ use std::path::{Path, PathBuf};
 pub use build::build;
 pub use tileset::TileSet;
 
-use crate::error::Result;
+use crate::error::{CoreError, Result};
+
+/// The largest `weights` entry (how many times a root's chunks or images are
+/// repeated).
+pub const MAX_WEIGHT: usize = 1_000_000;
+
+/// The most entries the weights may make in a list held in memory: chunk slots of a
+/// chunked dataset (16 bytes each), windows of a MultiFrameDataset, or the images of a
+/// sorted folder listing.
+pub const MAX_SLOTS: usize = 1 << 26;
+
+/// An error naming `option` when a weight is over [`MAX_WEIGHT`], or when the weights
+/// repeat `counts[k]` entries of root `k` into more than [`MAX_SLOTS`] entries
+/// (checked before anything is allocated).
+pub fn check_weights(option: &str, weights: &[usize], counts: &[usize]) -> Result<()> {
+    if let Some(w) = weights.iter().find(|&&w| w > MAX_WEIGHT) {
+        return Err(CoreError::option(
+            option,
+            format!("each weight must be an integer from 0 to {MAX_WEIGHT}, got {w}"),
+        ));
+    }
+    let total: u128 = weights
+        .iter()
+        .zip(counts)
+        .map(|(&w, &c)| w as u128 * c as u128)
+        .sum();
+    if total > MAX_SLOTS as u128 {
+        return Err(CoreError::option(
+            option,
+            format!(
+                "the weights repeat the entries into {total} entries, over the limit of \
+                 {MAX_SLOTS}; lower the weights"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// One tile's centre in ref.jpg pixels. 12 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,4 +277,26 @@ pub(crate) fn release_freed_memory() {
 pub fn bytes_path(bytes: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt;
     Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_are_bounded_before_anything_is_allocated() {
+        assert!(check_weights("weights", &[MAX_WEIGHT, 0], &[3, 5]).is_ok());
+        let msg = check_weights("weights", &[1 << 40], &[3])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`weights`") && msg.contains("0 to 1000000"),
+            "{msg}"
+        );
+        // Each weight allowed, the entries they make over the limit.
+        let msg = check_weights("weights", &[MAX_WEIGHT; 3], &[100, 100, 100])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("over the limit"), "{msg}");
+    }
 }

@@ -47,6 +47,16 @@ impl TileSet {
                 ),
             ));
         }
+        let counts: Vec<usize> = roots
+            .iter()
+            .map(|r| {
+                r.chunks
+                    .iter()
+                    .filter(|c| c.tile_count as usize > ignore_first)
+                    .count()
+            })
+            .collect();
+        super::check_weights("weights", weights, &counts)?;
         let mut slots = Vec::new();
         let mut starts = vec![0u64];
         for (ri, (root, &w)) in roots.iter().zip(weights).enumerate() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::planes::{copy_into, stream_fence, stream_into};
 use super::{resize_plane, Geometry, Planes, PreparedMask, PreparedRef};
 use crate::corrupt::{Corruptor, Key};
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::image::Rgb8;
 
 /// An item's pixels before `resize_hq`: decoded bytes, or float planes when something
@@ -645,7 +645,10 @@ pub fn stack(
     // Without any ref, the ref planes and centres are zeros: the ref arrays are left to
     // the caller (see `Stacked::hq_ref`), the centres allocated zeroed.
     let zeroed = layout.zero_refs;
-    let mut bufs: [Vec<f32>; 6] = layout.f32s.map(|k| Vec::with_capacity(n * k));
+    let mut bufs: [Vec<f32>; 6] = Default::default();
+    for (buf, k) in bufs.iter_mut().zip(layout.f32s) {
+        *buf = room(n, k)?;
+    }
     let mut centres: [Vec<i64>; 2] = if zeroed {
         [vec![0; 2 * n], vec![0; 2 * n]]
     } else {
@@ -709,6 +712,27 @@ pub fn stack(
         lq_centres,
         entropy,
     })
+}
+
+/// An empty vector with room for `n` items of `k` values each, or an error naming
+/// `batch_size` when that memory cannot be had (an allocation failure would abort the
+/// process).
+pub fn room<T>(n: usize, k: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    let fits = n
+        .checked_mul(k)
+        .is_some_and(|len| v.try_reserve_exact(len).is_ok());
+    if !fits {
+        return Err(CoreError::option(
+            "batch_size",
+            format!(
+                "a batch of {n} items needs {:.1} GB for one of its outputs, which cannot \
+                 be allocated; lower batch_size or target_size",
+                n as f64 * k as f64 * std::mem::size_of::<T>() as f64 / 1e9
+            ),
+        ));
+    }
+    Ok(v)
 }
 
 /// Views initialised values as writable `MaybeUninit` slots (only values are ever

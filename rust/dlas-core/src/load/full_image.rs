@@ -13,12 +13,13 @@
 //! Unlike DLAS, the LQ image of `dataroot_LQ` gets the same flips, crop and tile as
 //! the HQ image (DLAS draws them separately, so the pair does not line up), an even
 //! `blur_magnitude` is made odd (OpenCV refuses even Gaussian kernels), and an image
-//! smaller than `min_tile_size` is an error naming it.
+//! smaller than `min_tile_size` is an error naming it ([`CoreError::ImageSize`]: the
+//! dataset's `on_error: skip` passes over it).
 
 use std::path::Path;
 
 use super::multiscale::{oriented_square, Orientation};
-use super::{resize_point, Planes};
+use super::{check_side, resize_point, Planes};
 use crate::corrupt::ops::{gaussian_blur_sized, motion_blur};
 use crate::corrupt::{matlab_resize_plane, resample_plane, Augment, Filter, Key};
 use crate::error::{CoreError, Result};
@@ -56,13 +57,26 @@ pub struct FullItem {
     pub lq_centre: (i64, i64),
 }
 
+/// The largest `blur_magnitude`: the blur kernels grow with it (a motion blur of up to
+/// `3 * blur_magnitude` taps per side).
+pub const MAX_BLUR_MAGNITUDE: usize = 100;
+
 impl FullImageOptions {
     pub fn validate(&self) -> Result<()> {
-        if self.scale == 0 {
-            return Err(CoreError::option("scale", "must be at least 1"));
+        check_side("scale", self.scale, 1)?;
+        check_side("force_multiple", self.multiple, 1)?;
+        if self.blur_magnitude > MAX_BLUR_MAGNITUDE {
+            return Err(CoreError::option(
+                "blur_magnitude",
+                format!(
+                    "must be an integer from 0 to {MAX_BLUR_MAGNITUDE}, got {}",
+                    self.blur_magnitude
+                ),
+            ));
         }
-        if self.multiple == 0 {
-            return Err(CoreError::option("force_multiple", "must be at least 1"));
+        if self.train {
+            check_side("min_tile_size", self.min_tile, 1)?;
+            check_side("target_size", self.target, 1)?;
         }
         if self.train {
             if self.min_tile == 0 || self.target == 0 {
@@ -223,14 +237,12 @@ pub fn load_item(
         let square = square_of(&img, &o);
         let l = square.h;
         if l < opts.min_tile {
-            return Err(CoreError::option(
-                "min_tile_size",
+            return Err(CoreError::image_size(
+                path,
                 format!(
-                    "{}: a {}x{} image is smaller than min_tile_size {}",
-                    path.display(),
-                    img.width,
-                    img.height,
-                    opts.min_tile
+                    "a {}x{} image is smaller than min_tile_size {}: no tile fits in its \
+                     {l}x{l} square; lower min_tile_size, or remove it",
+                    img.width, img.height, opts.min_tile
                 ),
             ));
         }
@@ -297,13 +309,12 @@ pub fn load_item(
     if lq.h % m != 0 || lq.w % m != 0 {
         let (h, w) = (lq.h - lq.h % m, lq.w - lq.w % m);
         if h == 0 || w == 0 {
-            return Err(CoreError::option(
-                "force_multiple",
+            return Err(CoreError::image_size(
+                path,
                 format!(
-                    "{}: its {}x{} LQ image leaves no pixel once cut to a multiple of {m}",
-                    path.display(),
-                    lq.w,
-                    lq.h
+                    "its {}x{} LQ image leaves no pixel once cut to a multiple of \
+                     force_multiple {m}; lower force_multiple, or remove it",
+                    lq.w, lq.h
                 ),
             ));
         }
@@ -368,5 +379,77 @@ mod tests {
             assert!(v <= 70);
         }
         assert_eq!(pick_along_range(30, 30, 0.3, &mut a), 0);
+    }
+
+    fn options() -> FullImageOptions {
+        FullImageOptions {
+            train: true,
+            min_tile: 32,
+            target: 32,
+            scale: 2,
+            fixed_size: false,
+            tile_dev: 0.17,
+            flip: false,
+            rot: false,
+            blurring: false,
+            blur_magnitude: 3,
+            multiple: 1,
+            lq_noise: None,
+        }
+    }
+
+    #[test]
+    fn sizes_and_kernels_from_options_are_bounded_by_name() {
+        assert!(options().validate().is_ok());
+        for (bad, option) in [
+            (
+                FullImageOptions {
+                    target: 1 << 20,
+                    ..options()
+                },
+                "target_size",
+            ),
+            (
+                FullImageOptions {
+                    min_tile: 1 << 20,
+                    ..options()
+                },
+                "min_tile_size",
+            ),
+            (
+                FullImageOptions {
+                    scale: 1 << 40,
+                    ..options()
+                },
+                "scale",
+            ),
+            (
+                FullImageOptions {
+                    blur_magnitude: MAX_BLUR_MAGNITUDE + 1,
+                    ..options()
+                },
+                "blur_magnitude",
+            ),
+        ] {
+            let msg = bad.validate().unwrap_err().to_string();
+            assert!(msg.contains(&format!("`{option}`")), "{msg}");
+        }
+    }
+
+    #[test]
+    fn images_no_tile_fits_are_image_size_errors_naming_them() {
+        let dir = std::env::temp_dir().join(format!("dlas-full-odd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (w, h) in [(1u32, 1u32), (2000, 16), (16, 2000)] {
+            let path = dir.join(format!("{w}x{h}.png"));
+            let pixels = vec![128u8; (w * h * 3) as usize];
+            image::save_buffer(&path, &pixels, w, h, image::ExtendedColorType::Rgb8).unwrap();
+            let err = load_item(&path, None, &options(), Key::default(), &Default::default())
+                .unwrap_err();
+            assert!(matches!(err, CoreError::ImageSize { .. }), "{err:?}");
+            assert_eq!(err.path(), Some(path.as_path()));
+            assert!(err.to_string().contains("smaller than min_tile_size 32"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,11 +12,49 @@ pub mod multiscale;
 mod planes;
 pub mod pool;
 
-pub use batch::{stack, stack_into, Corruption, Layout, Loaded, Outs, Pixels, Stacked, Wanted};
+pub use batch::{
+    room, stack, stack_into, Corruption, Layout, Loaded, Outs, Pixels, Stacked, Wanted,
+};
 pub use planes::{resize_plane, Planes};
 
 use crate::error::{CoreError, Result};
 use crate::image::Rgb8;
+
+/// The largest image side the loaders make or accept as an option (`target_size`,
+/// `min_tile_size`, `scale`, `force_multiple`, multiscale's `hq_tile_size *
+/// 2^num_scales`): one float32 RGB plane of 8192 x 8192 is 805 MB, and an item holds
+/// several. Larger values are refused by name before anything is allocated.
+pub const MAX_SIDE: usize = 8192;
+
+/// The most items one native batch call loads (`batch_size`, times `num_frames` for
+/// MultiFrameDataset).
+pub const MAX_BATCH_ITEMS: usize = 65536;
+
+/// An error naming `batch_size` when a batch of `n` items is over [`MAX_BATCH_ITEMS`]
+/// (checked before anything is decoded or allocated).
+pub fn check_batch_len(n: usize) -> Result<()> {
+    if n > MAX_BATCH_ITEMS {
+        return Err(CoreError::option(
+            "batch_size",
+            format!(
+                "a batch of {n} items is over the limit of {MAX_BATCH_ITEMS} items per \
+                 call; lower batch_size"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An error naming `option` unless `value` is in `lo..=MAX_SIDE`.
+pub fn check_side(option: &str, value: usize, lo: usize) -> Result<()> {
+    if !(lo..=MAX_SIDE).contains(&value) {
+        return Err(CoreError::option(
+            option,
+            format!("must be an integer from {lo} to {MAX_SIDE}, got {value}"),
+        ));
+    }
+    Ok(())
+}
 
 /// The dataset options that shape an item (SPEC §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,12 +71,12 @@ pub struct Shape {
 
 impl Shape {
     /// Checks DLAS's constraint `(target_size // scale) % force_multiple == 0`.
+    /// Also bounds every size by [`MAX_SIDE`].
     pub fn validate(&self) -> Result<()> {
-        if self.scale == 0 {
-            return Err(CoreError::option("scale", "must be at least 1"));
-        }
-        if self.multiple == 0 {
-            return Err(CoreError::option("force_multiple", "must be at least 1"));
+        check_side("scale", self.scale, 1)?;
+        check_side("force_multiple", self.multiple, 1)?;
+        if let Some(t) = self.target_size {
+            check_side("target_size", t, 1)?;
         }
         if let Some(t) = self.target_size {
             if t == 0 || !(t / self.scale).is_multiple_of(self.multiple) {
@@ -149,17 +187,17 @@ impl Geometry {
     }
 
     /// An error naming `tile` when the tile is too small to give any pixel (a side
-    /// under `force_multiple * scale`).
+    /// under `force_multiple * scale`): that image's fault ([`CoreError::ImageSize`]),
+    /// which `on_error: skip` passes over.
     pub fn check(&self, tile: &std::path::Path) -> Result<()> {
         if self.hq.0 == 0 || self.hq.1 == 0 || self.lq.0 == 0 || self.lq.1 == 0 {
-            return Err(CoreError::option(
-                "force_multiple",
+            return Err(CoreError::image_size(
+                tile,
                 format!(
-                    "{}: a {}x{} tile leaves no pixel once cropped to a multiple of \
-                     force_multiple * scale and shrunk by scale",
-                    tile.display(),
-                    self.tile.1,
-                    self.tile.0
+                    "a {}x{} image leaves no pixel once cropped to a multiple of \
+                     force_multiple * scale and shrunk by scale; set target_size to \
+                     resize such images, or remove it",
+                    self.tile.1, self.tile.0
                 ),
             ));
         }
@@ -462,5 +500,52 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("target_size"));
+    }
+
+    #[test]
+    fn sizes_from_options_are_bounded_by_name() {
+        let shape = |target_size, multiple, scale| Shape {
+            target_size,
+            multiple,
+            scale,
+            eval: false,
+        };
+        for (bad, option) in [
+            (shape(Some(MAX_SIDE * 2), 1, 1), "target_size"),
+            (shape(Some(1 << 20), 1, 1), "target_size"),
+            (shape(None, 1, 0), "scale"),
+            (shape(None, 1, 1 << 40), "scale"),
+            (shape(None, 0, 1), "force_multiple"),
+            (shape(None, 1 << 40, 1), "force_multiple"),
+        ] {
+            let msg = bad.validate().unwrap_err().to_string();
+            assert!(msg.contains(&format!("`{option}`")), "{msg}");
+        }
+        assert!(shape(Some(MAX_SIDE), 1, 1).validate().is_ok());
+        assert!(check_batch_len(MAX_BATCH_ITEMS).is_ok());
+        let msg = check_batch_len(MAX_BATCH_ITEMS + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`batch_size`"), "{msg}");
+        // An output nobody can allocate is an error, not an abort.
+        let msg = room::<f32>(1 << 20, 1 << 40).unwrap_err().to_string();
+        assert!(msg.contains("`batch_size`"), "{msg}");
+        assert!(room::<f32>(usize::MAX, 2).is_err());
+    }
+
+    #[test]
+    fn a_tile_too_small_for_the_multiple_is_that_files_fault() {
+        let shape = Shape {
+            target_size: None,
+            multiple: 4,
+            scale: 2,
+            eval: false,
+        };
+        let path = std::path::Path::new("chunk/00000001.jpg");
+        let err = Geometry::new((1, 1), &shape).check(path).unwrap_err();
+        assert!(matches!(err, CoreError::ImageSize { .. }), "{err:?}");
+        assert_eq!(err.path(), Some(path));
+        assert!(err.to_string().contains("a 1x1 image leaves no pixel"));
+        assert!(Geometry::new((16, 16), &shape).check(path).is_ok());
     }
 }

@@ -56,13 +56,15 @@ impl MultiScale {
         if self
             .tile
             .checked_mul(1 << self.scales)
-            .is_none_or(|c| c > 1 << 15)
+            .is_none_or(|c| c > super::MAX_SIDE)
         {
             return Err(CoreError::option(
                 "num_scales",
                 format!(
-                    "hq_tile_size * 2^num_scales = {} * 2^{} is over 32768 pixels",
-                    self.tile, self.scales
+                    "hq_tile_size * 2^num_scales = {} * 2^{} is over {} pixels",
+                    self.tile,
+                    self.scales,
+                    super::MAX_SIDE
                 ),
             ));
         }

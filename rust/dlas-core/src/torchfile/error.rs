@@ -87,6 +87,17 @@ impl TorchFileError {
         self
     }
 
+    /// The file this error concerns, if known.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            TorchFileError::Io { path, .. } => Some(path),
+            TorchFileError::NotATorchFile { path, .. }
+            | TorchFileError::ForbiddenOpcode { path, .. }
+            | TorchFileError::MalformedPickle { path, .. }
+            | TorchFileError::UnexpectedStructure { path, .. } => path.as_deref(),
+        }
+    }
+
     pub(crate) fn malformed(offset: usize, what: impl Into<String>) -> Self {
         TorchFileError::MalformedPickle {
             path: None,
