@@ -283,6 +283,27 @@ def test_resume_refuses_modified_and_removed_sources(tmp_path):
     assert r.returncode == 2 and "c/y.jpg" in r.stderr and "1 removed" in r.stderr
 
 
+def test_overwrite_from_a_shrunken_list_leaves_no_chunk_of_a_removed_source(tmp_path):
+    src, dst = two_folder_source(tmp_path)
+    save(gradient(680, 560, seed=14), src / "d" / "z.jpg")
+    assert run_cli("extract", src, dst, "--overwrite").returncode == 0
+    (dst / "notes").mkdir()
+    (dst / "notes" / "todo.txt").write_text("mine")
+    (src / "c" / "y.jpg").unlink()  # removed
+    (src / "d" / "z.jpg").rename(src / "d" / "w.jpg")  # renamed
+    r = run_cli("extract", src, dst, "--resume")
+    assert r.returncode == 2 and "2 removed" in r.stderr, r.stderr
+    # The refusal's advice, followed: DST then holds what a run into a new folder writes.
+    r = run_cli("extract", src, dst, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    fresh = tmp_path / "fresh"
+    dlas_fast.extract(src, fresh)
+    assert chunk_dirs(dst) == ["notes", "w", "x"]
+    assert (dst / "notes" / "todo.txt").read_text() == "mine"
+    ours = {k: v for k, v in tree_bytes(dst).items() if not k.startswith("notes")}
+    assert ours == tree_bytes(fresh)
+
+
 def test_shards_of_one_job_must_see_one_source_list(tmp_path):
     src, dst = tmp_path / "S", tmp_path / "D"
     save(gradient(640, 560, seed=11), src / "b" / "x.jpg")

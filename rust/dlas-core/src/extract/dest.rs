@@ -169,6 +169,8 @@ pub struct Found {
     pub kept: HashSet<usize>,
     /// Sources with a chunk name that DST's file system refuses, and why.
     pub refused: HashMap<usize, String>,
+    /// Chunks of ours that an overwriting run removes before it writes anything.
+    replaced: Vec<String>,
 }
 
 /// Creates/locks DST and decides whether this run may write there.
@@ -215,7 +217,17 @@ pub fn prepare(
     }
     let manifests = judge(root, opts, Some(shard), plan.record)?;
     let digest = plan.record.digest();
-    let found = scan(root, opts, plan, &manifests, &digest)?;
+    let mut found = scan(root, opts, plan, &manifests, &digest)?;
+    if mode_of(opts) == Mode::Overwrite {
+        if shard.index == 1 {
+            found
+                .replaced
+                .extend(orphans(root, opts, plan, &manifests, &digest)?);
+        }
+        // Removed before the manifest names the new job: a run stopped part-way then
+        // leaves no chunk of the output it replaces for `resume` to keep as its own.
+        remove_replaced(root, &std::mem::take(&mut found.replaced))?;
+    }
     let dest = Dest {
         root: root.to_path_buf(),
         shard,
@@ -645,8 +657,9 @@ fn proven_names(
 
 /// Looks at every chunk name of the plan's sources in DST, before anything is written:
 /// something we did not write in the way is a refusal naming it (in every mode); a
-/// chunk of ours is a refusal in a fresh run, kept by a resumed one, replaced later by
-/// an overwriting one; a name the file system refuses is that source's failure.
+/// chunk of ours is a refusal in a fresh run, kept by a resumed one, removed by an
+/// overwriting one ([`Found::replaced`]); a name the file system refuses is that
+/// source's failure.
 fn scan(
     root: &Path,
     opts: &ExtractOptions,
@@ -741,9 +754,63 @@ fn scan(
                 .map(|(i, _)| i)
                 .collect();
         }
-        Mode::Overwrite => {}
+        Mode::Overwrite => found.replaced = ours.iter().map(|(_, n)| n.to_string()).collect(),
     }
     Ok(found)
+}
+
+/// Chunks of ours that no source of the plan's job names any more (their sources left
+/// SRC or were renamed): an overwriting run removes them too, so that DST then holds
+/// what a run into a new folder would write. Only names a job recorded in DST wrote,
+/// holding only a chunk's files, are chunks of ours.
+fn orphans(
+    root: &Path,
+    opts: &ExtractOptions,
+    plan: &Plan<'_>,
+    manifests: &[(String, Manifest)],
+    digest: &str,
+) -> Result<Vec<String>> {
+    let Some(proven) = proven_names(root, manifests, digest, opts.vertical_split, plan) else {
+        return Ok(Vec::new());
+    };
+    let current: HashSet<&str> = plan.names.iter().map(String::as_str).collect();
+    let candidates: Vec<String> = proven
+        .into_iter()
+        .filter(|n| !current.contains(n.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (name, entry) in candidates
+        .into_par_iter()
+        .map(|n| {
+            let entry = classify(&root.join(&n))?;
+            Ok((n, entry))
+        })
+        .collect::<Result<Vec<_>>>()?
+    {
+        if matches!(entry, Entry::ChunkLike) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the chunks of ours an overwriting run replaces (see [`prepare`]).
+fn remove_replaced(root: &Path, names: &[String]) -> Result<()> {
+    names.par_iter().try_for_each(|name| {
+        let path = root.join(name);
+        if remove_own_folder(&path)? {
+            return Ok(());
+        }
+        Err(refuse(
+            root,
+            format!(
+                "`{}` changed as this run started (it no longer holds only a chunk's \
+                 files) and was left as it is: move it out of this folder, or extract into \
+                 an empty or new folder",
+                path.display()
+            ),
+        ))
+    })
 }
 
 /// Removes half-built chunks left by killed runs: this shard's, and those of any other
