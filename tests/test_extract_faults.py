@@ -21,9 +21,9 @@ from conftest import gradient, jpeg_bytes, save, tree_bytes
 CLI = [sys.executable, "-m", "dlas_fast"]
 
 
-def run_cli(*args, **kw):
+def run_cli(*args, timeout=300, **kw):
     return subprocess.run(
-        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, **kw
+        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw
     )
 
 
@@ -143,6 +143,86 @@ def test_temporaries_we_did_not_make_are_left_alone(photos, tmp_path):
         for f in made["file_links"]:
             f.unlink(missing_ok=True)
             f.symlink_to(made["outside"] / "victim.txt")
+
+
+def limit_memory():
+    """For a child process: 4 GiB of address space, so that a read that never ends fails
+    instead of taking the machine's memory."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_our_files_planted_as_pipes_or_links_are_never_read(photos, tmp_path, kind):
+    # A pipe would block the run forever; /dev/zero would be read until memory runs out.
+    def plant(path: Path):
+        path.unlink(missing_ok=True)
+        if kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+
+    def run(dst, *args):
+        return run_cli("extract", photos, dst, "-q", *args, preexec_fn=limit_memory, timeout=60)
+
+    done = tmp_path / "done"
+    assert run(done).returncode == 0
+    for name, mode, code in [
+        (".dlas_fast-job-1of1.json", "--resume", 2),
+        (".dlas_fast-lock-1of1", "--resume", 2),
+        (".dlas_fast-sources-*", "--resume", 0),  # the same list: stored anew
+        (".dlas_fast-lock-2of2", "--overwrite", 0),  # another shard's, not ours to judge
+    ]:
+        dst = tmp_path / f"D-{name.strip('.*')}"
+        subprocess.run(["cp", "-a", str(done), str(dst)], check=True)
+        path = next(dst.glob(name), dst / name)
+        plant(path)
+        if "2of2" in name:  # a stale temporary of that shard, whose lock is not ours
+            (dst / ".dlas_fast-tmp-2of2-0-0").mkdir()
+        r = run(dst, mode)
+        assert r.returncode == code, (name, r.stdout + r.stderr)
+        if code == 2:
+            assert path.name in r.stderr and "not a regular file" in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr
+        assert os.path.islink(path) or not path.is_file() or "sources" in name
+        if "sources" in name:
+            assert path.is_file() and not path.is_symlink()  # replaced by a list of ours
+            (photos / "img1.jpg").rename(tmp_path / "img1.jpg")  # a changed list
+            plant(path)
+            r = run(dst, "--resume")
+            (tmp_path / "img1.jpg").rename(photos / "img1.jpg")
+            assert r.returncode == 2 and "1 removed" not in r.stderr, r.stderr
+            assert "missing or damaged" in r.stderr
+        if "2of2" in name:
+            assert (dst / ".dlas_fast-tmp-2of2-0-0").is_dir()
+
+
+def test_the_ray_report_is_never_written_through_a_planted_link_or_pipe(tmp_path):
+    from dlas_fast.distributed import _merge
+
+    dst = tmp_path / "D"
+    dst.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    partial = dst / ".dlas_fast-report-ray.json.partial"
+
+    def on_alarm(*_):
+        raise TimeoutError("blocked on a pipe")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        for plant in (lambda: partial.symlink_to(victim), lambda: os.mkfifo(partial)):
+            plant()
+            signal.alarm(10)
+            summary = _merge([], str(dst), 0.0, 1)
+            signal.alarm(0)
+            assert victim.read_text() == "mine"
+            assert summary.shards == 1 and not partial.exists()
+            assert json.loads((dst / ".dlas_fast-report-ray.json").read_text())["shards"] == 1
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # ---- SRC and DST must not overlap ----------------------------------------------------

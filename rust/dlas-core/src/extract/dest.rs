@@ -8,7 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -142,6 +144,56 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(|e| CoreError::io(path, e))
 }
 
+/// Largest job manifest read (they are a few hundred bytes).
+const MANIFEST_MAX: u64 = 1 << 20;
+/// Largest stored source list read (about 30 bytes a source).
+const SOURCES_MAX: u64 = 1 << 30;
+
+/// Opens a file of ours (a lock, a manifest, a stored list) with `how`, never following
+/// a link and never waiting on a pipe: anything at its name but a regular file is
+/// refused, as something dlas-fast did not make.
+fn open_own(path: &Path, how: &mut OpenOptions) -> Result<File> {
+    let not_ours = || {
+        refuse(
+            path,
+            "is not a regular file (a link, a pipe or a device), so dlas-fast did not make \
+             it and does not read it; nothing was changed: remove it, then rerun",
+        )
+    };
+    let file = match how
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        // A link (ELOOP), a pipe nobody reads (ENXIO, when opened to write).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) => {
+            return Err(not_ours())
+        }
+        Err(e) => return Err(CoreError::io(path, e)),
+    };
+    let meta = file.metadata().map_err(|e| CoreError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_ours());
+    }
+    Ok(file)
+}
+
+/// The bytes of a file of ours ([`open_own`]), at most `max` of them.
+fn read_own(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let file = open_own(path, OpenOptions::new().read(true))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CoreError::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(
+            path,
+            format!("is larger than {max} bytes, so dlas-fast did not write it; nothing was changed: remove it, then rerun"),
+        ));
+    }
+    Ok(bytes)
+}
+
 fn refuse(root: &Path, reason: impl Into<String>) -> CoreError {
     CoreError::Destination {
         path: root.to_path_buf(),
@@ -194,12 +246,10 @@ pub fn prepare(
     }
     std::fs::create_dir_all(root).map_err(|e| CoreError::io(root, e))?;
     let lock_path = root.join(format!("{OWN_PREFIX}-lock-{}", shard.tag()));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| CoreError::io(&lock_path, e))?;
+    let lock = open_own(
+        &lock_path,
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -474,7 +524,7 @@ fn first_inside(path: &Path) -> Option<String> {
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {
-    let text = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    let text = read_own(path, MANIFEST_MAX)?;
     serde_json::from_slice(&text).map_err(|e| CoreError::Destination {
         path: path.to_path_buf(),
         reason: format!("unreadable job manifest ({e}); delete it if DST is to be reused"),
@@ -483,7 +533,11 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
 
 /// The stored source list of digest `digest`, if present and intact.
 fn read_sources(root: &Path, digest: &str) -> Option<SourceRecord> {
-    let bytes = std::fs::read(sources_path(root, digest)).ok()?;
+    // A digest is 16 hex digits; anything else in a manifest names no list of ours.
+    if digest.len() != 16 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let bytes = read_own(&sources_path(root, digest), SOURCES_MAX).ok()?;
     SourceRecord::decode(&bytes).filter(|r| r.digest() == digest)
 }
 
@@ -861,10 +915,13 @@ pub fn remove_own_folder(path: &Path) -> Result<bool> {
 /// True when no run holds the lock of the shard tagged `tag` (e.g. `3of16`).
 fn lock_is_free(root: &Path, tag: &str) -> bool {
     let path = root.join(format!("{OWN_PREFIX}-lock-{tag}"));
-    match OpenOptions::new().write(true).open(&path) {
+    match open_own(&path, OpenOptions::new().read(true)) {
         // Taken and released at once (dropping the file unlocks it).
         Ok(f) => f.try_lock().is_ok(),
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        // Gone (free), or something that is not our lock file (its folders are not
+        // ours to judge).
+        Err(_) => std::fs::symlink_metadata(&path)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
     }
 }
 
