@@ -121,3 +121,79 @@ fn resume_after_a_stopped_overwrite_writes_what_one_whole_run_writes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Asks the run to stop from its `after`-th poll on.
+struct StopAtPoll {
+    after: usize,
+    polls: AtomicUsize,
+}
+
+impl Progress for StopAtPoll {
+    fn cancelled(&self) -> bool {
+        self.polls.fetch_add(1, Ordering::SeqCst) + 1 >= self.after
+    }
+}
+
+/// Every entry under `root`, our dotfiles included: relative path -> bytes (empty for
+/// folders).
+fn everything(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if path.is_dir() {
+                stack.push(path);
+                out.insert(rel, Vec::new());
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_stop_while_the_run_looks_at_dst_leaves_dst_as_it_was() {
+    // Looking at DST (a million chunks to check when resuming) or removing the chunks an
+    // overwrite replaces takes long: a stop then must not wait for it to end.
+    let dir = std::env::temp_dir().join(format!("dlas-stop-scan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (src, dst) = (dir.join("S"), dir.join("D"));
+    for (i, name) in ["a.jpg", "b.jpg", "c.jpg"].iter().enumerate() {
+        photo(&src.join(name), 640 + 16 * i, 560, i as u32);
+    }
+    extract(&src, &dst, &options(80), &Silent).unwrap();
+    let before = everything(&dst);
+    for opts in [
+        ExtractOptions {
+            resume: true,
+            ..options(80)
+        },
+        ExtractOptions {
+            overwrite: true,
+            ..options(95)
+        },
+    ] {
+        // The first poll is after SRC is listed, before DST is looked at.
+        let stop = StopAtPoll {
+            after: 2,
+            polls: AtomicUsize::new(0),
+        };
+        let stopped = extract(&src, &dst, &opts, &stop);
+        assert!(
+            matches!(stopped, Err(CoreError::Interrupted)),
+            "{stopped:?}"
+        );
+        let after = everything(&dst);
+        let lock = Path::new(".dlas_fast-lock-1of1");
+        let changed: Vec<_> = after
+            .keys()
+            .chain(before.keys())
+            .filter(|k| *k != lock && before.get(*k) != after.get(*k))
+            .collect();
+        assert!(changed.is_empty(), "{changed:?} changed ({opts:?})");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -212,6 +212,9 @@ pub struct Plan<'a> {
     pub per: usize,
     /// Indices of the sources to check.
     pub mine: &'a [usize],
+    /// Polled while DST is looked at and tidied: true stops the run
+    /// ([`CoreError::Interrupted`]) before DST is changed.
+    pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// What DST already holds for the sources of a plan.
@@ -276,7 +279,7 @@ pub fn prepare(
         }
         // Removed before the manifest names the new job: a run stopped part-way then
         // leaves no chunk of the output it replaces for `resume` to keep as its own.
-        remove_replaced(root, &std::mem::take(&mut found.replaced))?;
+        remove_replaced(root, &std::mem::take(&mut found.replaced), plan.stop)?;
     }
     let dest = Dest {
         root: root.to_path_buf(),
@@ -325,6 +328,7 @@ pub fn check(src: &Path, root: &Path, opts: &ExtractOptions) -> Result<()> {
         names: &names,
         per,
         mine: &all,
+        stop: &|| false,
     };
     scan(root, opts, &plan, &manifests, &record.digest()).map(|_| ())
 }
@@ -726,7 +730,12 @@ fn scan(
         .mine
         .par_iter()
         .flat_map_iter(|&i| (0..per).map(move |p| (i, p)))
-        .map(|(i, p)| Ok((i, p, classify(&root.join(&plan.names[i * per + p]))?)))
+        .map(|(i, p)| {
+            if (plan.stop)() {
+                return Err(CoreError::Interrupted);
+            }
+            Ok((i, p, classify(&root.join(&plan.names[i * per + p]))?))
+        })
         .collect::<Result<_>>()?;
     let mut proven: Option<Option<HashSet<String>>> = None;
     let mut in_the_way = Vec::new();
@@ -836,6 +845,9 @@ fn orphans(
     for (name, entry) in candidates
         .into_par_iter()
         .map(|n| {
+            if (plan.stop)() {
+                return Err(CoreError::Interrupted);
+            }
             let entry = classify(&root.join(&n))?;
             Ok((n, entry))
         })
@@ -849,8 +861,11 @@ fn orphans(
 }
 
 /// Removes the chunks of ours an overwriting run replaces (see [`prepare`]).
-fn remove_replaced(root: &Path, names: &[String]) -> Result<()> {
+fn remove_replaced(root: &Path, names: &[String], stop: &(dyn Fn() -> bool + Sync)) -> Result<()> {
     names.par_iter().try_for_each(|name| {
+        if stop() {
+            return Err(CoreError::Interrupted);
+        }
         let path = root.join(name);
         if remove_own_folder(&path)? {
             return Ok(());

@@ -96,6 +96,7 @@ pub fn extract_shard(
         names: &names,
         per,
         mine: &mine,
+        stop: &|| progress.cancelled(),
     };
     if progress.cancelled() {
         // Asked to stop while SRC was being listed: DST is not touched.
