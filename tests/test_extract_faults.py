@@ -265,6 +265,31 @@ def test_overlapping_src_and_dst_are_refused_before_anything_is_touched(tmp_path
         assert hostile.snapshot(tmp_path) == before, name  # no lock, no manifest, no chunk
 
 
+def test_overlap_through_a_bind_mount_is_refused(tmp_path):
+    # The same folder under two paths that no link explains: compared as folders. (Run
+    # in a user and mount namespace of its own, so that the mount is undone with it.)
+    w, m = tmp_path / "W", tmp_path / "M"
+    save(gradient(640, 560, seed=1), w / "holiday.jpg")
+    save(gradient(600, 540, seed=2), w / "holiday" / "00000001.jpg")
+    m.mkdir()
+    before = hostile.snapshot(w)
+    cases = [(w, m / "out"), (w, m / "holiday"), (m / "holiday", w), (w, m)]
+    script = f"mount --bind {w} {m} || exit 9\n" + "".join(
+        f"{sys.executable} -m dlas_fast extract {s} {d} --overwrite; echo exit=$?\n"
+        for s, d in cases
+    )
+    r = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    codes = [line for line in r.stdout.split() if line.startswith("exit=")]
+    assert codes == ["exit=2"] * len(cases), r.stdout + r.stderr
+    assert r.stderr.count("SRC") >= len(cases) and r.stderr.count("choose a DST") == len(cases)
+    assert hostile.snapshot(w) == before
+
+
 def test_overlap_is_refused_on_the_ray_path_before_ray_starts(tmp_path):
     from dlas_fast.distributed import extract_ray
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -345,7 +345,7 @@ pub fn job_chunk_names(files: &[PathBuf], vertical_split: bool) -> (Vec<String>,
 
 /// Refuses a DST that is SRC, lies inside SRC, or holds SRC, comparing real paths
 /// (links resolved; a DST still to be made is resolved through its nearest existing
-/// ancestor).
+/// ancestor) and the folders along them (bind mounts).
 pub fn check_overlap(src: &Path, dst: &Path) -> Result<()> {
     let s = std::fs::canonicalize(src).map_err(|e| CoreError::io(src, e))?;
     let d = resolve(dst).map_err(|e| CoreError::io(dst, e))?;
@@ -354,18 +354,26 @@ pub fn check_overlap(src: &Path, dst: &Path) -> Result<()> {
     } else {
         format!("`{}` (`{}`)", src.display(), s.display())
     };
-    let reason = if d == s {
+    // The same folder can also be reached by paths that no link explains (a bind
+    // mount): the folders along each path are compared too.
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let under = |path: &Path, folder: Option<(u64, u64)>| {
+        folder.is_some() && path.ancestors().any(|a| id(a) == folder)
+    };
+    let d_in_s = d.starts_with(&s) || under(&d, id(&s));
+    let s_in_d = s.starts_with(&d) || under(&s, id(&d));
+    let reason = if d == s || (d_in_s && s_in_d) {
         format!(
             "is the source folder SRC {shown} itself: the chunks would be written among \
              the photos; nothing was changed: choose a DST outside SRC"
         )
-    } else if d.starts_with(&s) {
+    } else if d_in_s {
         format!(
             "is inside the source folder SRC {shown}: the chunks would be written among \
              the photos and taken for sources by later runs; nothing was changed: choose \
              a DST outside SRC"
         )
-    } else if s.starts_with(&d) {
+    } else if s_in_d {
         format!(
             "holds the source folder SRC {shown}: the chunks would be written beside the \
              photos; nothing was changed: choose a DST that neither is nor holds SRC"
