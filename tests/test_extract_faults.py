@@ -290,6 +290,22 @@ def test_overlap_through_a_bind_mount_is_refused(tmp_path):
     assert hostile.snapshot(w) == before
 
 
+def test_a_dst_that_is_not_a_folder_is_refused_by_name(photos, tmp_path):
+    from dlas_fast.distributed import extract_ray
+
+    file, dangling = tmp_path / "notes.txt", tmp_path / "link"
+    file.write_text("mine")
+    dangling.symlink_to(tmp_path / "nowhere")
+    for dst in (file, dangling):
+        r = run_cli("extract", photos, dst)
+        assert r.returncode == 2 and "is not a folder" in r.stderr, r.stderr
+        with pytest.raises(dlas_fast.DestinationError, match="is not a folder"):
+            dlas_fast.extract(photos, dst)
+        with pytest.raises(dlas_fast.DestinationError, match="is not a folder"):
+            extract_ray(photos, dst, tasks=2, progress=False)
+    assert file.read_text() == "mine" and not (tmp_path / "nowhere").exists()
+
+
 def test_overlap_is_refused_on_the_ray_path_before_ray_starts(tmp_path):
     from dlas_fast.distributed import extract_ray
 

@@ -243,6 +243,7 @@ pub fn prepare(
     shard: Shard,
     plan: &Plan<'_>,
 ) -> Result<(Dest, Found)> {
+    refuse_non_folder(root)?;
     // Checked first without the lock, so that a refused DST is left as it was.
     if root.is_dir() {
         judge(root, opts, Some(shard), plan.record)?;
@@ -314,6 +315,7 @@ fn mode_of(opts: &ExtractOptions) -> Mode {
 /// lets every task resume.)
 pub fn check(src: &Path, root: &Path, opts: &ExtractOptions) -> Result<()> {
     check_overlap(src, root)?;
+    refuse_non_folder(root)?;
     if !root.exists() {
         return Ok(());
     }
@@ -331,6 +333,18 @@ pub fn check(src: &Path, root: &Path, opts: &ExtractOptions) -> Result<()> {
         stop: &|| false,
     };
     scan(root, opts, &plan, &manifests, &record.digest()).map(|_| ())
+}
+
+/// Refuses a DST that exists and is not a folder (a file, a link to nothing).
+fn refuse_non_folder(root: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(root).is_err() || root.is_dir() {
+        return Ok(());
+    }
+    Err(refuse(
+        root,
+        "is not a folder (a file, or a link to nothing); nothing was changed: choose a new \
+         or empty folder for DST",
+    ))
 }
 
 /// The chunk names of `files` (`per` a source) for a job with or without the split.
