@@ -75,6 +75,8 @@ pub struct Dest {
     pub mode: Mode,
     /// Digest of the source list this run works from.
     sources: String,
+    /// The source list each manifest in DST named when this run started, by file name.
+    seen: HashMap<String, Option<String>>,
     _lock: File,
 }
 
@@ -95,6 +97,54 @@ impl Dest {
     pub fn report_path(&self) -> PathBuf {
         self.root
             .join(format!("{OWN_PREFIX}-report-{}.json", self.shard.tag()))
+    }
+
+    /// Refuses to finish when a shard of this job that started while this run did made
+    /// its chunks from another source list (SRC changed as the shards listed it): the
+    /// chunk names of the two do not fit together. Shards that start together each
+    /// judge DST before the other's manifest exists, so only the end of a run can tell.
+    pub fn confirm_sources(&self, opts: &ExtractOptions) -> Result<()> {
+        let key = opts.job_key();
+        let own = self.manifest_path();
+        let root = &self.root;
+        for entry in std::fs::read_dir(root).map_err(|e| CoreError::io(root, e))? {
+            let entry = entry.map_err(|e| CoreError::io(root, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let manifest =
+                name.starts_with(&format!("{OWN_PREFIX}-job-")) && name.ends_with(".json");
+            if !manifest || entry.path() == own {
+                continue;
+            }
+            let Ok(m) = read_manifest(&entry.path()) else {
+                continue;
+            };
+            let Some(theirs) = m.sources.as_deref() else {
+                continue;
+            };
+            if m.job_key != key || theirs == self.sources {
+                continue;
+            }
+            // There when this run started (output it replaces) and not running now.
+            let known = self
+                .seen
+                .get(&name)
+                .is_some_and(|d| d.as_deref() == Some(theirs));
+            if known && lock_is_free(root, &m.shard.tag()) {
+                continue;
+            }
+            return Err(refuse(
+                root,
+                format!(
+                    "holds chunks of shard {}/{} of this job made from another list of \
+                     sources ({name}), started while this run was: SRC changed as the \
+                     shards listed it, so their chunk names do not fit together; use \
+                     --overwrite to redo the whole job into this folder, or extract into a \
+                     new folder",
+                    m.shard.index, m.shard.count
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Records the job's state ("running" / "finished") in its manifest, atomically.
@@ -287,6 +337,10 @@ pub fn prepare(
         shard,
         mode: mode_of(opts),
         sources: digest,
+        seen: manifests
+            .iter()
+            .map(|(name, m)| (name.clone(), m.sources.clone()))
+            .collect(),
         _lock: lock,
     };
     remove_stale_tmp(&dest)?;
