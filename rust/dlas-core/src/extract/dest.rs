@@ -206,8 +206,8 @@ fn open_own(path: &Path, how: &mut OpenOptions) -> Result<File> {
     let not_ours = || {
         refuse(
             path,
-            "is not a regular file (a link, a pipe or a device), so dlas-fast did not make \
-             it and does not read it; nothing was changed: remove it, then rerun",
+            "is not a regular file (a folder, a link, a pipe or a device), so dlas-fast did \
+             not make it and does not read it; nothing was changed: remove it, then rerun",
         )
     };
     let file = match how
