@@ -21,9 +21,9 @@ from conftest import gradient, jpeg_bytes, save, tree_bytes
 CLI = [sys.executable, "-m", "dlas_fast"]
 
 
-def run_cli(*args, **kw):
+def run_cli(*args, timeout=300, **kw):
     return subprocess.run(
-        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, **kw
+        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw
     )
 
 
@@ -145,6 +145,86 @@ def test_temporaries_we_did_not_make_are_left_alone(photos, tmp_path):
             f.symlink_to(made["outside"] / "victim.txt")
 
 
+def limit_memory():
+    """For a child process: 4 GiB of address space, so that a read that never ends fails
+    instead of taking the machine's memory."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_our_files_planted_as_pipes_or_links_are_never_read(photos, tmp_path, kind):
+    # A pipe would block the run forever; /dev/zero would be read until memory runs out.
+    def plant(path: Path):
+        path.unlink(missing_ok=True)
+        if kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+
+    def run(dst, *args):
+        return run_cli("extract", photos, dst, "-q", *args, preexec_fn=limit_memory, timeout=60)
+
+    done = tmp_path / "done"
+    assert run(done).returncode == 0
+    for name, mode, code in [
+        (".dlas_fast-job-1of1.json", "--resume", 2),
+        (".dlas_fast-lock-1of1", "--resume", 2),
+        (".dlas_fast-sources-*", "--resume", 0),  # the same list: stored anew
+        (".dlas_fast-lock-2of2", "--overwrite", 0),  # another shard's, not ours to judge
+    ]:
+        dst = tmp_path / f"D-{name.strip('.*')}"
+        subprocess.run(["cp", "-a", str(done), str(dst)], check=True)
+        path = next(dst.glob(name), dst / name)
+        plant(path)
+        if "2of2" in name:  # a stale temporary of that shard, whose lock is not ours
+            (dst / ".dlas_fast-tmp-2of2-0-0").mkdir()
+        r = run(dst, mode)
+        assert r.returncode == code, (name, r.stdout + r.stderr)
+        if code == 2:
+            assert path.name in r.stderr and "not a regular file" in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr
+        assert os.path.islink(path) or not path.is_file() or "sources" in name
+        if "sources" in name:
+            assert path.is_file() and not path.is_symlink()  # replaced by a list of ours
+            (photos / "img1.jpg").rename(tmp_path / "img1.jpg")  # a changed list
+            plant(path)
+            r = run(dst, "--resume")
+            (tmp_path / "img1.jpg").rename(photos / "img1.jpg")
+            assert r.returncode == 2 and "1 removed" not in r.stderr, r.stderr
+            assert "missing or damaged" in r.stderr
+        if "2of2" in name:
+            assert (dst / ".dlas_fast-tmp-2of2-0-0").is_dir()
+
+
+def test_the_ray_report_is_never_written_through_a_planted_link_or_pipe(tmp_path):
+    from dlas_fast.distributed import _merge
+
+    dst = tmp_path / "D"
+    dst.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    partial = dst / ".dlas_fast-report-ray.json.partial"
+
+    def on_alarm(*_):
+        raise TimeoutError("blocked on a pipe")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        for plant in (lambda: partial.symlink_to(victim), lambda: os.mkfifo(partial)):
+            plant()
+            signal.alarm(10)
+            summary = _merge([], str(dst), 0.0, 1)
+            signal.alarm(0)
+            assert victim.read_text() == "mine"
+            assert summary.shards == 1 and not partial.exists()
+            assert json.loads((dst / ".dlas_fast-report-ray.json").read_text())["shards"] == 1
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 # ---- SRC and DST must not overlap ----------------------------------------------------
 
 
@@ -183,6 +263,47 @@ def test_overlapping_src_and_dst_are_refused_before_anything_is_touched(tmp_path
         r = run_cli("extract", src, dst, "--shard", "2/2")
         assert r.returncode == 2, (name, r.stderr)
         assert hostile.snapshot(tmp_path) == before, name  # no lock, no manifest, no chunk
+
+
+def test_overlap_through_a_bind_mount_is_refused(tmp_path):
+    # The same folder under two paths that no link explains: compared as folders. (Run
+    # in a user and mount namespace of its own, so that the mount is undone with it.)
+    w, m = tmp_path / "W", tmp_path / "M"
+    save(gradient(640, 560, seed=1), w / "holiday.jpg")
+    save(gradient(600, 540, seed=2), w / "holiday" / "00000001.jpg")
+    m.mkdir()
+    before = hostile.snapshot(w)
+    cases = [(w, m / "out"), (w, m / "holiday"), (m / "holiday", w), (w, m)]
+    script = f"mount --bind {w} {m} || exit 9\n" + "".join(
+        f"{sys.executable} -m dlas_fast extract {s} {d} --overwrite; echo exit=$?\n"
+        for s, d in cases
+    )
+    r = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    codes = [line for line in r.stdout.split() if line.startswith("exit=")]
+    assert codes == ["exit=2"] * len(cases), r.stdout + r.stderr
+    assert r.stderr.count("SRC") >= len(cases) and r.stderr.count("choose a DST") == len(cases)
+    assert hostile.snapshot(w) == before
+
+
+def test_a_dst_that_is_not_a_folder_is_refused_by_name(photos, tmp_path):
+    from dlas_fast.distributed import extract_ray
+
+    file, dangling = tmp_path / "notes.txt", tmp_path / "link"
+    file.write_text("mine")
+    dangling.symlink_to(tmp_path / "nowhere")
+    for dst in (file, dangling):
+        r = run_cli("extract", photos, dst)
+        assert r.returncode == 2 and "is not a folder" in r.stderr, r.stderr
+        with pytest.raises(dlas_fast.DestinationError, match="is not a folder"):
+            dlas_fast.extract(photos, dst)
+        with pytest.raises(dlas_fast.DestinationError, match="is not a folder"):
+            extract_ray(photos, dst, tasks=2, progress=False)
+    assert file.read_text() == "mine" and not (tmp_path / "nowhere").exists()
 
 
 def test_overlap_is_refused_on_the_ray_path_before_ray_starts(tmp_path):
@@ -281,6 +402,27 @@ def test_resume_refuses_modified_and_removed_sources(tmp_path):
     (src / "c" / "y.jpg").unlink()
     r = run_cli("extract", src, dst, "--resume")
     assert r.returncode == 2 and "c/y.jpg" in r.stderr and "1 removed" in r.stderr
+
+
+def test_overwrite_from_a_shrunken_list_leaves_no_chunk_of_a_removed_source(tmp_path):
+    src, dst = two_folder_source(tmp_path)
+    save(gradient(680, 560, seed=14), src / "d" / "z.jpg")
+    assert run_cli("extract", src, dst, "--overwrite").returncode == 0
+    (dst / "notes").mkdir()
+    (dst / "notes" / "todo.txt").write_text("mine")
+    (src / "c" / "y.jpg").unlink()  # removed
+    (src / "d" / "z.jpg").rename(src / "d" / "w.jpg")  # renamed
+    r = run_cli("extract", src, dst, "--resume")
+    assert r.returncode == 2 and "2 removed" in r.stderr, r.stderr
+    # The refusal's advice, followed: DST then holds what a run into a new folder writes.
+    r = run_cli("extract", src, dst, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    fresh = tmp_path / "fresh"
+    dlas_fast.extract(src, fresh)
+    assert chunk_dirs(dst) == ["notes", "w", "x"]
+    assert (dst / "notes" / "todo.txt").read_text() == "mine"
+    ours = {k: v for k, v in tree_bytes(dst).items() if not k.startswith("notes")}
+    assert ours == tree_bytes(fresh)
 
 
 def test_shards_of_one_job_must_see_one_source_list(tmp_path):

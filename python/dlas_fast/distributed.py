@@ -21,6 +21,7 @@ Ray is an optional extra: ``pip install dlas_fast[ray]``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -227,7 +228,11 @@ def _merge(results: list[dict], dst: str, elapsed: float, shards: int) -> Extrac
     total["report_path"] = report
     os.makedirs(dst, exist_ok=True)
     tmp = report + ".partial"
-    with open(tmp, "w") as f:
+    # Written anew: whatever was left at that name (a killed run's file, a link, a pipe)
+    # goes first, and the file is created exclusively, never written through a link.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    with open(tmp, "x") as f:
         json.dump(total, f, indent=1)
     os.replace(tmp, report)
     return summary_of(total)

@@ -8,7 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -73,6 +75,8 @@ pub struct Dest {
     pub mode: Mode,
     /// Digest of the source list this run works from.
     sources: String,
+    /// The source list each manifest in DST named when this run started, by file name.
+    seen: HashMap<String, Option<String>>,
     _lock: File,
 }
 
@@ -93,6 +97,54 @@ impl Dest {
     pub fn report_path(&self) -> PathBuf {
         self.root
             .join(format!("{OWN_PREFIX}-report-{}.json", self.shard.tag()))
+    }
+
+    /// Refuses to finish when a shard of this job that started while this run did made
+    /// its chunks from another source list (SRC changed as the shards listed it): the
+    /// chunk names of the two do not fit together. Shards that start together each
+    /// judge DST before the other's manifest exists, so only the end of a run can tell.
+    pub fn confirm_sources(&self, opts: &ExtractOptions) -> Result<()> {
+        let key = opts.job_key();
+        let own = self.manifest_path();
+        let root = &self.root;
+        for entry in std::fs::read_dir(root).map_err(|e| CoreError::io(root, e))? {
+            let entry = entry.map_err(|e| CoreError::io(root, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let manifest =
+                name.starts_with(&format!("{OWN_PREFIX}-job-")) && name.ends_with(".json");
+            if !manifest || entry.path() == own {
+                continue;
+            }
+            let Ok(m) = read_manifest(&entry.path()) else {
+                continue;
+            };
+            let Some(theirs) = m.sources.as_deref() else {
+                continue;
+            };
+            if m.job_key != key || theirs == self.sources {
+                continue;
+            }
+            // There when this run started (output it replaces) and not running now.
+            let known = self
+                .seen
+                .get(&name)
+                .is_some_and(|d| d.as_deref() == Some(theirs));
+            if known && lock_is_free(root, &m.shard.tag()) {
+                continue;
+            }
+            return Err(refuse(
+                root,
+                format!(
+                    "holds chunks of shard {}/{} of this job made from another list of \
+                     sources ({name}), started while this run was: SRC changed as the \
+                     shards listed it, so their chunk names do not fit together; use \
+                     --overwrite to redo the whole job into this folder, or extract into a \
+                     new folder",
+                    m.shard.index, m.shard.count
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Records the job's state ("running" / "finished") in its manifest, atomically.
@@ -142,6 +194,56 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(|e| CoreError::io(path, e))
 }
 
+/// Largest job manifest read (they are a few hundred bytes).
+const MANIFEST_MAX: u64 = 1 << 20;
+/// Largest stored source list read (about 30 bytes a source).
+const SOURCES_MAX: u64 = 1 << 30;
+
+/// Opens a file of ours (a lock, a manifest, a stored list) with `how`, never following
+/// a link and never waiting on a pipe: anything at its name but a regular file is
+/// refused, as something dlas-fast did not make.
+fn open_own(path: &Path, how: &mut OpenOptions) -> Result<File> {
+    let not_ours = || {
+        refuse(
+            path,
+            "is not a regular file (a folder, a link, a pipe or a device), so dlas-fast did \
+             not make it and does not read it; nothing was changed: remove it, then rerun",
+        )
+    };
+    let file = match how
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        // A link (ELOOP), a pipe nobody reads (ENXIO, when opened to write).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) => {
+            return Err(not_ours())
+        }
+        Err(e) => return Err(CoreError::io(path, e)),
+    };
+    let meta = file.metadata().map_err(|e| CoreError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_ours());
+    }
+    Ok(file)
+}
+
+/// The bytes of a file of ours ([`open_own`]), at most `max` of them.
+fn read_own(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let file = open_own(path, OpenOptions::new().read(true))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CoreError::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(
+            path,
+            format!("is larger than {max} bytes, so dlas-fast did not write it; nothing was changed: remove it, then rerun"),
+        ));
+    }
+    Ok(bytes)
+}
+
 fn refuse(root: &Path, reason: impl Into<String>) -> CoreError {
     CoreError::Destination {
         path: root.to_path_buf(),
@@ -160,6 +262,9 @@ pub struct Plan<'a> {
     pub per: usize,
     /// Indices of the sources to check.
     pub mine: &'a [usize],
+    /// Polled while DST is looked at and tidied: true stops the run
+    /// ([`CoreError::Interrupted`]) before DST is changed.
+    pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// What DST already holds for the sources of a plan.
@@ -169,6 +274,8 @@ pub struct Found {
     pub kept: HashSet<usize>,
     /// Sources with a chunk name that DST's file system refuses, and why.
     pub refused: HashMap<usize, String>,
+    /// Chunks of ours that an overwriting run removes before it writes anything.
+    replaced: Vec<String>,
 }
 
 /// Creates/locks DST and decides whether this run may write there.
@@ -186,18 +293,17 @@ pub fn prepare(
     shard: Shard,
     plan: &Plan<'_>,
 ) -> Result<(Dest, Found)> {
+    refuse_non_folder(root)?;
     // Checked first without the lock, so that a refused DST is left as it was.
     if root.is_dir() {
         judge(root, opts, Some(shard), plan.record)?;
     }
     std::fs::create_dir_all(root).map_err(|e| CoreError::io(root, e))?;
     let lock_path = root.join(format!("{OWN_PREFIX}-lock-{}", shard.tag()));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| CoreError::io(&lock_path, e))?;
+    let lock = open_own(
+        &lock_path,
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -215,12 +321,26 @@ pub fn prepare(
     }
     let manifests = judge(root, opts, Some(shard), plan.record)?;
     let digest = plan.record.digest();
-    let found = scan(root, opts, plan, &manifests, &digest)?;
+    let mut found = scan(root, opts, plan, &manifests, &digest)?;
+    if mode_of(opts) == Mode::Overwrite {
+        if shard.index == 1 {
+            found
+                .replaced
+                .extend(orphans(root, opts, plan, &manifests, &digest)?);
+        }
+        // Removed before the manifest names the new job: a run stopped part-way then
+        // leaves no chunk of the output it replaces for `resume` to keep as its own.
+        remove_replaced(root, &std::mem::take(&mut found.replaced), plan.stop)?;
+    }
     let dest = Dest {
         root: root.to_path_buf(),
         shard,
         mode: mode_of(opts),
         sources: digest,
+        seen: manifests
+            .iter()
+            .map(|(name, m)| (name.clone(), m.sources.clone()))
+            .collect(),
         _lock: lock,
     };
     remove_stale_tmp(&dest)?;
@@ -249,6 +369,7 @@ fn mode_of(opts: &ExtractOptions) -> Mode {
 /// lets every task resume.)
 pub fn check(src: &Path, root: &Path, opts: &ExtractOptions) -> Result<()> {
     check_overlap(src, root)?;
+    refuse_non_folder(root)?;
     if !root.exists() {
         return Ok(());
     }
@@ -263,8 +384,21 @@ pub fn check(src: &Path, root: &Path, opts: &ExtractOptions) -> Result<()> {
         names: &names,
         per,
         mine: &all,
+        stop: &|| false,
     };
     scan(root, opts, &plan, &manifests, &record.digest()).map(|_| ())
+}
+
+/// Refuses a DST that exists and is not a folder (a file, a link to nothing).
+fn refuse_non_folder(root: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(root).is_err() || root.is_dir() {
+        return Ok(());
+    }
+    Err(refuse(
+        root,
+        "is not a folder (a file, or a link to nothing); nothing was changed: choose a new \
+         or empty folder for DST",
+    ))
 }
 
 /// The chunk names of `files` (`per` a source) for a job with or without the split.
@@ -279,7 +413,7 @@ pub fn job_chunk_names(files: &[PathBuf], vertical_split: bool) -> (Vec<String>,
 
 /// Refuses a DST that is SRC, lies inside SRC, or holds SRC, comparing real paths
 /// (links resolved; a DST still to be made is resolved through its nearest existing
-/// ancestor).
+/// ancestor) and the folders along them (bind mounts).
 pub fn check_overlap(src: &Path, dst: &Path) -> Result<()> {
     let s = std::fs::canonicalize(src).map_err(|e| CoreError::io(src, e))?;
     let d = resolve(dst).map_err(|e| CoreError::io(dst, e))?;
@@ -288,18 +422,26 @@ pub fn check_overlap(src: &Path, dst: &Path) -> Result<()> {
     } else {
         format!("`{}` (`{}`)", src.display(), s.display())
     };
-    let reason = if d == s {
+    // The same folder can also be reached by paths that no link explains (a bind
+    // mount): the folders along each path are compared too.
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let under = |path: &Path, folder: Option<(u64, u64)>| {
+        folder.is_some() && path.ancestors().any(|a| id(a) == folder)
+    };
+    let d_in_s = d.starts_with(&s) || under(&d, id(&s));
+    let s_in_d = s.starts_with(&d) || under(&s, id(&d));
+    let reason = if d == s || (d_in_s && s_in_d) {
         format!(
             "is the source folder SRC {shown} itself: the chunks would be written among \
              the photos; nothing was changed: choose a DST outside SRC"
         )
-    } else if d.starts_with(&s) {
+    } else if d_in_s {
         format!(
             "is inside the source folder SRC {shown}: the chunks would be written among \
              the photos and taken for sources by later runs; nothing was changed: choose \
              a DST outside SRC"
         )
-    } else if s.starts_with(&d) {
+    } else if s_in_d {
         format!(
             "holds the source folder SRC {shown}: the chunks would be written beside the \
              photos; nothing was changed: choose a DST that neither is nor holds SRC"
@@ -462,7 +604,7 @@ fn first_inside(path: &Path) -> Option<String> {
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {
-    let text = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    let text = read_own(path, MANIFEST_MAX)?;
     serde_json::from_slice(&text).map_err(|e| CoreError::Destination {
         path: path.to_path_buf(),
         reason: format!("unreadable job manifest ({e}); delete it if DST is to be reused"),
@@ -471,7 +613,11 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
 
 /// The stored source list of digest `digest`, if present and intact.
 fn read_sources(root: &Path, digest: &str) -> Option<SourceRecord> {
-    let bytes = std::fs::read(sources_path(root, digest)).ok()?;
+    // A digest is 16 hex digits; anything else in a manifest names no list of ours.
+    if digest.len() != 16 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let bytes = read_own(&sources_path(root, digest), SOURCES_MAX).ok()?;
     SourceRecord::decode(&bytes).filter(|r| r.digest() == digest)
 }
 
@@ -645,8 +791,9 @@ fn proven_names(
 
 /// Looks at every chunk name of the plan's sources in DST, before anything is written:
 /// something we did not write in the way is a refusal naming it (in every mode); a
-/// chunk of ours is a refusal in a fresh run, kept by a resumed one, replaced later by
-/// an overwriting one; a name the file system refuses is that source's failure.
+/// chunk of ours is a refusal in a fresh run, kept by a resumed one, removed by an
+/// overwriting one ([`Found::replaced`]); a name the file system refuses is that
+/// source's failure.
 fn scan(
     root: &Path,
     opts: &ExtractOptions,
@@ -659,7 +806,12 @@ fn scan(
         .mine
         .par_iter()
         .flat_map_iter(|&i| (0..per).map(move |p| (i, p)))
-        .map(|(i, p)| Ok((i, p, classify(&root.join(&plan.names[i * per + p]))?)))
+        .map(|(i, p)| {
+            if (plan.stop)() {
+                return Err(CoreError::Interrupted);
+            }
+            Ok((i, p, classify(&root.join(&plan.names[i * per + p]))?))
+        })
         .collect::<Result<_>>()?;
     let mut proven: Option<Option<HashSet<String>>> = None;
     let mut in_the_way = Vec::new();
@@ -741,9 +893,69 @@ fn scan(
                 .map(|(i, _)| i)
                 .collect();
         }
-        Mode::Overwrite => {}
+        Mode::Overwrite => found.replaced = ours.iter().map(|(_, n)| n.to_string()).collect(),
     }
     Ok(found)
+}
+
+/// Chunks of ours that no source of the plan's job names any more (their sources left
+/// SRC or were renamed): an overwriting run removes them too, so that DST then holds
+/// what a run into a new folder would write. Only names a job recorded in DST wrote,
+/// holding only a chunk's files, are chunks of ours.
+fn orphans(
+    root: &Path,
+    opts: &ExtractOptions,
+    plan: &Plan<'_>,
+    manifests: &[(String, Manifest)],
+    digest: &str,
+) -> Result<Vec<String>> {
+    let Some(proven) = proven_names(root, manifests, digest, opts.vertical_split, plan) else {
+        return Ok(Vec::new());
+    };
+    let current: HashSet<&str> = plan.names.iter().map(String::as_str).collect();
+    let candidates: Vec<String> = proven
+        .into_iter()
+        .filter(|n| !current.contains(n.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (name, entry) in candidates
+        .into_par_iter()
+        .map(|n| {
+            if (plan.stop)() {
+                return Err(CoreError::Interrupted);
+            }
+            let entry = classify(&root.join(&n))?;
+            Ok((n, entry))
+        })
+        .collect::<Result<Vec<_>>>()?
+    {
+        if matches!(entry, Entry::ChunkLike) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the chunks of ours an overwriting run replaces (see [`prepare`]).
+fn remove_replaced(root: &Path, names: &[String], stop: &(dyn Fn() -> bool + Sync)) -> Result<()> {
+    names.par_iter().try_for_each(|name| {
+        if stop() {
+            return Err(CoreError::Interrupted);
+        }
+        let path = root.join(name);
+        if remove_own_folder(&path)? {
+            return Ok(());
+        }
+        Err(refuse(
+            root,
+            format!(
+                "`{}` changed as this run started (it no longer holds only a chunk's \
+                 files) and was left as it is: move it out of this folder, or extract into \
+                 an empty or new folder",
+                path.display()
+            ),
+        ))
+    })
 }
 
 /// Removes half-built chunks left by killed runs: this shard's, and those of any other
@@ -794,10 +1006,13 @@ pub fn remove_own_folder(path: &Path) -> Result<bool> {
 /// True when no run holds the lock of the shard tagged `tag` (e.g. `3of16`).
 fn lock_is_free(root: &Path, tag: &str) -> bool {
     let path = root.join(format!("{OWN_PREFIX}-lock-{tag}"));
-    match OpenOptions::new().write(true).open(&path) {
+    match open_own(&path, OpenOptions::new().read(true)) {
         // Taken and released at once (dropping the file unlocks it).
         Ok(f) => f.try_lock().is_ok(),
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        // Gone (free), or something that is not our lock file (its folders are not
+        // ours to judge).
+        Err(_) => std::fs::symlink_metadata(&path)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
     }
 }
 

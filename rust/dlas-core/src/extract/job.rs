@@ -96,6 +96,7 @@ pub fn extract_shard(
         names: &names,
         per,
         mine: &mine,
+        stop: &|| progress.cancelled(),
     };
     if progress.cancelled() {
         // Asked to stop while SRC was being listed: DST is not touched.
@@ -277,6 +278,7 @@ pub fn extract_shard(
         // The manifest stays "running": `resume` keeps the finished chunks.
         return Err(CoreError::Interrupted);
     }
+    dest.confirm_sources(opts)?;
     let mut summary = summary.into_inner().expect("summary lock");
     summary.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     summary.failed.sort_by(|a, b| a.path.cmp(&b.path));

@@ -43,7 +43,10 @@ impl SourceRecord {
             .map(|f| {
                 let rel = f.strip_prefix(root).unwrap_or(f);
                 let (size, mtime_ns) = std::fs::metadata(f).map_or((0, 0), |m| {
-                    (m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec())
+                    // A key, not a time: wraps for times past the year 2262 (anyone may
+                    // set a file's time) rather than overflow.
+                    let ns = m.mtime().wrapping_mul(1_000_000_000);
+                    (m.len(), ns.wrapping_add(m.mtime_nsec()))
                 });
                 Entry {
                     rel: rel.as_os_str().as_bytes().to_vec(),
@@ -275,6 +278,36 @@ mod tests {
         ] {
             assert_ne!(a.digest(), other.digest());
         }
+    }
+
+    #[test]
+    fn any_modification_time_is_recorded() {
+        use std::time::{Duration, SystemTime};
+        let dir = std::env::temp_dir().join(format!("dlas-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("far.jpg");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut keys = Vec::new();
+        // Before 1970, now, and years 2400 and 30000 (past what i64 nanoseconds hold).
+        for secs in [
+            -1_000_000_000i64,
+            1_700_000_000,
+            13_569_465_600,
+            884_541_340_800,
+        ] {
+            let time = if secs < 0 {
+                SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+            } else {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64)
+            };
+            file.set_modified(time).unwrap();
+            let r = SourceRecord::of(&dir, std::slice::from_ref(&path));
+            assert_eq!(r.entries[0].rel, b"far.jpg");
+            keys.push(r.entries[0].mtime_ns);
+        }
+        keys.dedup();
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
