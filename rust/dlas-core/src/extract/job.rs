@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
-use super::dest::{
-    check_overlap, job_chunk_names, prepare, remove_own_folder, write_atomic, Plan, Shard,
-};
+use super::dest::{job_chunk_names, prepare, Plan, Shard};
 use super::options::ExtractOptions;
+use super::overlap::check_overlap;
+use super::own_files::write_atomic;
+use super::ownership::remove_own_folder;
 use super::record::SourceRecord;
 use super::source::{process_source_until, Chunk, Outcome};
 use super::sources::list_sources;

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use super::dest::{foreign_content, is_name_error, remove_own_folder, Dest, Mode};
+use super::dest::{Dest, Mode};
+use super::ownership::{foreign_content, is_name_error, remove_own_folder};
 use super::source::Chunk;
 use crate::error::{CoreError, Result};
 use crate::torchfile::write_centers;
