@@ -33,17 +33,31 @@ fn photo(path: &Path, w: usize, h: usize, seed: u32) {
 
 /// Every file under `root` but our own dotfiles: relative path -> bytes.
 fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walk(root, false)
+}
+
+/// Every entry under `root`, our dotfiles included: relative path -> bytes (empty for
+/// folders).
+fn everything(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walk(root, true)
+}
+
+/// The files under `root`; with `all`, also our dotfiles and the folders (as empty).
+fn walk(root: &Path, all: bool) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if rel.to_string_lossy().starts_with(".dlas_fast") {
+            if !all && rel.to_string_lossy().starts_with(".dlas_fast") {
                 continue;
             }
             if path.is_dir() {
                 stack.push(path);
+                if all {
+                    out.insert(rel, Vec::new());
+                }
             } else {
                 out.insert(rel, std::fs::read(&path).unwrap());
             }
@@ -132,26 +146,6 @@ impl Progress for StopAtPoll {
     fn cancelled(&self) -> bool {
         self.polls.fetch_add(1, Ordering::SeqCst) + 1 >= self.after
     }
-}
-
-/// Every entry under `root`, our dotfiles included: relative path -> bytes (empty for
-/// folders).
-fn everything(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if path.is_dir() {
-                stack.push(path);
-                out.insert(rel, Vec::new());
-            } else {
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
 }
 
 #[test]
