@@ -2,7 +2,7 @@
 # environment, kept OUTSIDE the checkout and keyed on the lock files:
 #   $DLAS_FAST_CACHE (default ~/.cache/dlas_fast)/venv-<key>   Python venv (torch, numpy, ...)
 #   $DLAS_FAST_CACHE/target                                     cargo target dir
-# then builds and installs dlas_fast into the venv (editable, with the libjpeg-turbo encoder).
+# then builds and installs dlas_fast into the venv (editable).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${DLAS_FAST_CACHE:-$HOME/.cache/dlas_fast}
@@ -11,7 +11,7 @@ venv=$cache/venv-$key
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
 mkdir -p "$cache"
 
-# Build tools for the libjpeg-turbo encoder (cargo feature `turbojpeg`).
+# Build tools for libjpeg-turbo, built from source into every build: cmake and nasm.
 if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
   echo "env.sh: installing cmake and nasm (Debian packages)" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -29,4 +29,4 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
 fi
 export VIRTUAL_ENV=$venv
 export PATH=$venv/bin:$PATH
-(cd "$root" && maturin develop -q --features turbojpeg >&2)
+(cd "$root" && maturin develop -q >&2)
