@@ -4,7 +4,8 @@
 use super::Rgb8View;
 use crate::error::{CoreError, Result};
 
-/// The JPEG encoder (and decoder), as extraction summaries name it.
+/// The JPEG encoder (and decoder), as extraction summaries name it; its version and
+/// SIMD level are in [`crate::build_info`].
 pub const JPEG_ENCODER: &str = "libjpeg-turbo";
 
 /// Encodes `img` as a JPEG of the given quality (1-100), appending to `out`.
