@@ -334,7 +334,7 @@ def warn_if_dev_build() -> None:
     if not _native.optimized_build():
         print("WARNING: dlas_fast is a development build (`maturin develop` without "
               "--release): its figures are about half a release build's. For benchmarks: "
-              "maturin develop --release --features turbojpeg", flush=True)  # fmt: skip
+              "maturin develop --release", flush=True)  # fmt: skip
 
 
 def main() -> int:

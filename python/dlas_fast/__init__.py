@@ -16,6 +16,9 @@ Public API:
   its epoch to the dataset (imports torch when first used).
 * :class:`ImageCorruptor` - DLAS's image corruptor, seeded and reproducible (imports
   numpy when first used).
+* :func:`build_info` - what this build is: version, JPEG codec (libjpeg-turbo) and
+  the SIMD level it runs at, our own AVX2 paths, optimisation (``dlas-fast --version``
+  prints the same).
 * The exceptions :class:`DlasError` (base), :class:`DecodeError`,
   :class:`DestinationError`, :class:`CentersFileError`, :class:`ImageSizeError`, and
   :class:`MixedSizesError` (a ValueError). An error about a file names it in its
@@ -37,6 +40,7 @@ from dlas_fast._native import (
     DlasError,
     ImageSizeError,
     MixedSizesError,
+    build_info,
     jpeg_encoder,
     read_centers,
     write_centers,
@@ -127,6 +131,7 @@ __all__ = [
     "load_config",
     "get_dataset_debugger",
     "extract",
+    "build_info",
     "jpeg_encoder",
     "build_multiscale_patch_index_map",
     "read_centers",

@@ -13,7 +13,7 @@ mod progress;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use dlas_core::extract::{extract_shard, ExtractOptions, Shard, MAX_THREADS};
 use dlas_core::image::MAX_MAX_PIXELS;
 use dlas_core::survey::inspect::{
@@ -225,13 +225,36 @@ impl ExtractArgs {
     }
 }
 
+/// What `--version` prints after the program name: the version, then the build's
+/// codec, SIMD level, fast paths and optimisation, one per line (`-V` prints the
+/// version alone).
+pub fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let info = dlas_core::build_info::build_info();
+        format!("{}\n{}", info.version, info.details())
+    })
+}
+
+/// Parses the command line `args` (including the program name).
+fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command()
+        .long_version(long_version())
+        .try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))
+}
+
 /// Runs the command line `args` (including the program name); returns the exit status.
 pub fn run<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -262,7 +285,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args).map_err(|e| {
+    let cli = parse(args).map_err(|e| {
         let _ = e.print();
         if e.use_stderr() {
             2

@@ -4,6 +4,7 @@
 //! needs no Python: image decode/resize/encode, the chunked-dataset extraction job and
 //! the reader/writer of DLAS `centers.pt` files.
 
+pub mod build_info;
 pub mod corrupt;
 pub mod error;
 pub mod extract;

@@ -257,10 +257,28 @@ fn _panic_for_tests(py: Python<'_>) {
     });
 }
 
-/// The JPEG encoder this build uses.
+/// The JPEG encoder: always "libjpeg-turbo" (kept for code that asks; `build_info()`
+/// has its version and more).
 #[pyfunction]
 fn jpeg_encoder() -> &'static str {
     dlas_core::image::JPEG_ENCODER
+}
+
+/// What this build is, as a dict: `version` (the package version), `codec` (the JPEG
+/// codec compiled in, e.g. "libjpeg-turbo 3.1.0"), `codec_simd` (the SIMD
+/// instructions it uses on this CPU: "AVX2", "SSE2", "NEON" or "none"), `fast_paths`
+/// (True when our own AVX2 code runs) and `optimisation` (the cargo profile and
+/// opt-level it was compiled with, e.g. "release (opt-level 3)").
+#[pyfunction]
+fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let info = dlas_core::build_info::build_info();
+    let d = PyDict::new(py);
+    d.set_item("version", info.version)?;
+    d.set_item("codec", info.codec)?;
+    d.set_item("codec_simd", info.codec_simd)?;
+    d.set_item("fast_paths", info.fast_paths)?;
+    d.set_item("optimisation", info.optimisation)?;
+    Ok(d)
 }
 
 /// True for an optimised build (`pip install .`, `maturin develop --release`); false for
@@ -283,6 +301,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_centers, m)?)?;
     m.add_function(wrap_pyfunction!(write_centers, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
+    m.add_function(wrap_pyfunction!(build_info, m)?)?;
     m.add_function(wrap_pyfunction!(optimized_build, m)?)?;
     m.add_function(wrap_pyfunction!(decode_image, m)?)?;
     m.add_function(wrap_pyfunction!(prefault, m)?)?;

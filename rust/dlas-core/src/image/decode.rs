@@ -1,21 +1,19 @@
 //! Decoding any supported image file (JPEG, PNG, WebP, BMP, PPM) into RGB8.
 //!
-//! JPEG goes through libjpeg-turbo in the `turbojpeg` build (OpenCV's decoder, hence
-//! DLAS's pixels), with baseline 4:2:0 frames Huffman-decoded by our own
-//! `jpeg_decode` on x86-64 (the same pixels, faster), and through zune-jpeg (the
-//! decoder the `image` crate itself uses) otherwise, with RGB output and strict error
-//! handling; the other formats go through `image`. The format is sniffed from the content, not the file name.
-//! Alpha is dropped, grey is expanded to three channels, 16-bit samples are rounded to
-//! 8 bits. EXIF orientation is ignored, as DLAS does.
+//! JPEG goes through libjpeg-turbo, the library OpenCV decodes with, hence DLAS's
+//! pixels: baseline 4:2:0 frames are Huffman-decoded by our own `jpeg_decode` on
+//! x86-64 with AVX2 (the same pixels, faster), everything else (progressive and
+//! arithmetic coding, other subsampling, CMYK/YCCK, lossless) by libjpeg-turbo itself,
+//! converted to RGB as OpenCV's `imdecode` does. JPEGs of more than 8 bits per sample
+//! are refused, as OpenCV refuses them. The other formats go through the `image`
+//! crate. The format is sniffed from the content, not the file name. Alpha is dropped,
+//! grey is expanded to three channels, 16-bit samples are rounded to 8 bits. EXIF
+//! orientation is ignored, as DLAS does.
 
 use std::io::Cursor;
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
-use zune_core::bytestream::ZCursor;
-use zune_core::colorspace::ColorSpace;
-use zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
 
 use super::{Rgb8, Rgb8View};
 use crate::error::{CoreError, Result};
@@ -113,10 +111,10 @@ pub fn decode_bytes(bytes: &[u8], opts: &DecodeOptions) -> Result<Rgb8> {
 /// and decodes at least the region `want` returns; `None` decodes no pixels at all
 /// (the header was still read and checked against the pixel limit).
 ///
-/// With libjpeg-turbo, a JPEG is decoded only over that region plus a margin of one
-/// MCU, so that chroma upsampling at the region's edges sees the same neighbours as
-/// in a whole-frame decode: the region's pixels are identical either way (tested).
-/// Other decoders decode the whole frame.
+/// A lossy JPEG is decoded only over that region plus a margin of one MCU, so that
+/// chroma upsampling at the region's edges sees the same neighbours as in a
+/// whole-frame decode: the region's pixels are identical either way (tested). Other
+/// files (lossless JPEGs, the other formats) are decoded whole.
 pub fn decode_file_region(
     path: &Path,
     opts: &DecodeOptions,
@@ -222,7 +220,7 @@ fn decode_jpeg(
     // A whole frame of the layout tiles use goes through our own decoder (the same
     // pixels as libjpeg-turbo, faster); anything else it hands on, with the region
     // already chosen if the frame's size had to be read for that.
-    #[cfg(all(feature = "turbojpeg", target_arch = "x86_64"))]
+    #[cfg(target_arch = "x86_64")]
     let want = {
         let mut want = Some(want);
         let mut asked: Option<Option<Region>> = None;
@@ -249,72 +247,37 @@ fn decode_jpeg(
         };
         rest
     };
-    #[cfg(feature = "turbojpeg")]
-    let want = match turbo_jpeg::decode(bytes, opts, want) {
-        turbo_jpeg::Outcome::Done(result) => return result,
-        turbo_jpeg::Outcome::Unsupported(want) => want,
-    };
-    zune_jpeg_decode(bytes, opts, want)
+    turbo_jpeg::decode(bytes, opts, want)
 }
 
 /// The whole frame through libjpeg-turbo alone (never [`super::jpeg_decode`]): what
 /// that decoder is tested against.
-#[cfg(all(test, feature = "turbojpeg", target_arch = "x86_64"))]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(super) fn libjpeg_turbo_only(bytes: &[u8]) -> Result<Rgb8> {
     let full = |w, h| Some(Region::full(w, h));
-    match turbo_jpeg::decode(bytes, &DecodeOptions::default(), full) {
-        turbo_jpeg::Outcome::Done(r) => Ok(r?.expect("whole frame").img),
-        turbo_jpeg::Outcome::Unsupported(_) => Err(decode_err("not for libjpeg-turbo")),
+    Ok(turbo_jpeg::decode(bytes, &DecodeOptions::default(), full)?
+        .expect("whole frame")
+        .img)
+}
+
+/// CMYK samples as libjpeg gives them (YCCK already converted, Adobe's inverted
+/// convention kept as stored) to RGB the way OpenCV's JPEG decoder does it: each
+/// colour channel scaled by the K sample, `k - ((255 - c) * k >> 8)`.
+pub(crate) fn cmyk_to_rgb(cmyk: &[u8], rgb: &mut Vec<u8>) {
+    rgb.reserve(cmyk.len() / 4 * 3);
+    for px in cmyk.chunks_exact(4) {
+        let k = px[3] as u32;
+        for &c in &px[..3] {
+            rgb.push((k - (((255 - c as u32) * k) >> 8)) as u8);
+        }
     }
 }
 
-/// JPEG through zune-jpeg: the pure-Rust build's decoder, and the fallback for what
-/// libjpeg-turbo cannot turn into RGB (CMYK/YCCK, 12-bit, lossless).
-fn zune_jpeg_decode(
-    bytes: &[u8],
-    opts: &DecodeOptions,
-    want: impl FnOnce(usize, usize) -> Option<Region>,
-) -> Result<Option<Partial>> {
-    let options = DecoderOptions::default()
-        .set_strict_mode(true)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX)
-        .jpeg_set_out_colorspace(ColorSpace::RGB);
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder
-        .decode_headers()
-        .map_err(|e| decode_err(format!("JPEG: {e}")))?;
-    let (w, h) = decoder
-        .dimensions()
-        .ok_or_else(|| decode_err("JPEG: no frame header"))?;
-    check_pixels(w as u64, h as u64, opts)?;
-    if want(w, h).is_none() {
-        return Ok(None);
-    }
-    let pixels = decoder
-        .decode()
-        .map_err(|e| decode_err(format!("JPEG: {e}")))?;
-    if pixels.len() != w * h * 3 {
-        return Err(decode_err(format!(
-            "JPEG: decoder returned {} bytes for {w}x{h} RGB",
-            pixels.len()
-        )));
-    }
-    Ok(Some(whole(Rgb8::new(w, h, pixels))))
-}
-
-#[cfg(feature = "turbojpeg")]
 mod turbo_jpeg {
     use turbojpeg::raw;
 
-    use super::super::turbo::with_decompressor;
+    use super::super::turbo::{with_decompressor, Handle};
     use super::*;
-
-    pub(super) enum Outcome<F> {
-        Done(Result<Option<Partial>>),
-        /// Not for libjpeg-turbo's RGB output: the caller decodes it another way.
-        Unsupported(F),
-    }
 
     /// Alignment of the cropped region's left edge, and its margins. libjpeg-turbo
     /// needs the left edge on an iMCU boundary (8 x the largest horizontal sampling
@@ -323,53 +286,89 @@ mod turbo_jpeg {
     /// so the largest possible iMCU is used whatever the file says.
     const ALIGN: usize = 32;
 
-    pub(super) fn decode<F>(bytes: &[u8], opts: &DecodeOptions, want: F) -> Outcome<F>
-    where
-        F: FnOnce(usize, usize) -> Option<Region>,
-    {
-        let mut want = Some(want);
+    /// What libjpeg-turbo is asked to write: RGB, or CMYK (the only output it gives
+    /// for a CMYK or YCCK file) converted to RGB afterwards as OpenCV converts it.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum Output {
+        Rgb,
+        Cmyk,
+    }
+
+    impl Output {
+        fn format(self) -> raw::TJPF {
+            match self {
+                Output::Rgb => raw::TJPF_TJPF_RGB,
+                Output::Cmyk => raw::TJPF_TJPF_CMYK,
+            }
+        }
+
+        fn bytes_per_pixel(self) -> usize {
+            match self {
+                Output::Rgb => 3,
+                Output::Cmyk => 4,
+            }
+        }
+    }
+
+    /// How to decode the frame libjpeg-turbo's header says this is, or why not.
+    struct Layout {
+        width: usize,
+        height: usize,
+        output: Output,
+        /// libjpeg-turbo cannot crop a lossless frame: it is decoded whole.
+        croppable: bool,
+    }
+
+    fn layout(h: &Handle) -> std::result::Result<Layout, String> {
+        let get = |p| h.get(p);
+        let precision = get(raw::TJPARAM_TJPARAM_PRECISION);
+        if precision > 8 {
+            // OpenCV reads JPEGs with libjpeg's 8-bit interface, which refuses these:
+            // `cv2.imread` returns None.
+            return Err(format!(
+                "{precision}-bit samples are not decoded (OpenCV cannot read them either)"
+            ));
+        }
+        let output = match get(raw::TJPARAM_TJPARAM_COLORSPACE) as raw::TJCS {
+            raw::TJCS_TJCS_CMYK | raw::TJCS_TJCS_YCCK => Output::Cmyk,
+            _ => Output::Rgb,
+        };
+        Ok(Layout {
+            width: get(raw::TJPARAM_TJPARAM_JPEGWIDTH) as usize,
+            height: get(raw::TJPARAM_TJPARAM_JPEGHEIGHT) as usize,
+            output,
+            croppable: get(raw::TJPARAM_TJPARAM_LOSSLESS) == 0,
+        })
+    }
+
+    pub(super) fn decode(
+        bytes: &[u8],
+        opts: &DecodeOptions,
+        want: impl FnOnce(usize, usize) -> Option<Region>,
+    ) -> Result<Option<Partial>> {
         let result = with_decompressor(|h| {
             // SAFETY: the handle is live; the buffer is `bytes.len()` bytes.
             let rc = unsafe { raw::tj3DecompressHeader(h.ptr(), bytes.as_ptr(), bytes.len() as _) };
-            let get = |p| h.get(p);
-            let supported = rc == 0
-                && get(raw::TJPARAM_TJPARAM_PRECISION) == 8
-                && get(raw::TJPARAM_TJPARAM_LOSSLESS) == 0
-                && [
-                    raw::TJCS_TJCS_YCbCr,
-                    raw::TJCS_TJCS_RGB,
-                    raw::TJCS_TJCS_GRAY,
-                ]
-                .contains(&(get(raw::TJPARAM_TJPARAM_COLORSPACE) as raw::TJCS));
-            if !supported {
-                return Ok(None);
+            if rc != 0 {
+                return Err(h.error());
             }
-            let w = get(raw::TJPARAM_TJPARAM_JPEGWIDTH) as usize;
-            let ht = get(raw::TJPARAM_TJPARAM_JPEGHEIGHT) as usize;
-            Ok(Some(decode_region(
-                h,
-                bytes,
-                opts,
-                w,
-                ht,
-                want.take().unwrap(),
-            )))
+            let layout = layout(h)?;
+            Ok(decode_region(h, bytes, opts, &layout, want))
         });
         match result {
-            Ok(Some(done)) => Outcome::Done(done),
-            Ok(None) => Outcome::Unsupported(want.take().expect("want not used")),
-            Err(e) => Outcome::Done(Err(decode_err(format!("JPEG: {e}")))),
+            Ok(done) => done,
+            Err(e) => Err(decode_err(format!("JPEG: {e}"))),
         }
     }
 
     fn decode_region(
-        h: &super::super::turbo::Handle,
+        h: &Handle,
         bytes: &[u8],
         opts: &DecodeOptions,
-        w: usize,
-        ht: usize,
+        layout: &Layout,
         want: impl FnOnce(usize, usize) -> Option<Region>,
     ) -> Result<Option<Partial>> {
+        let (w, ht) = (layout.width, layout.height);
         check_pixels(w as u64, ht as u64, opts)?;
         let Some(r) = want(w, ht) else {
             return Ok(None);
@@ -388,14 +387,14 @@ mod turbo_jpeg {
         let cropped = (left, top, right - left, bottom - top);
         let whole = (0, 0, w, ht);
         let mut attempts = vec![whole];
-        if (cropped.2, cropped.3) != (w, ht) {
+        if layout.croppable && (cropped.2, cropped.3) != (w, ht) {
             // Should cropping ever be refused for a layout we did not foresee, the whole
             // frame is decoded instead; a damaged file fails both, with the second error.
             attempts.insert(0, cropped);
         }
         let mut last_err = None;
         for (left, top, cw, ch) in attempts {
-            match decode_rect(h, bytes, (w, ht), (left, top, cw, ch)) {
+            match decode_rect(h, bytes, (w, ht), (left, top, cw, ch), layout.output) {
                 Ok(pixels) => {
                     return Ok(Some(Partial {
                         img: Rgb8::new(cw, ch, pixels),
@@ -412,10 +411,11 @@ mod turbo_jpeg {
     /// Decodes the `cw x ch` rectangle at `(left, top)` (the whole frame when it is
     /// the whole frame) into packed RGB.
     fn decode_rect(
-        h: &super::super::turbo::Handle,
+        h: &Handle,
         bytes: &[u8],
         (w, ht): (usize, usize),
         (left, top, cw, ch): (usize, usize, usize, usize),
+        output: Output,
     ) -> Result<Vec<u8>> {
         let fail = |what: &str| decode_err(format!("JPEG: {what}{}", h.error()));
         // SAFETY: the handle is live; the buffer is `bytes.len()` bytes. Reading the
@@ -442,10 +442,11 @@ mod turbo_jpeg {
         if unsafe { raw::tj3SetCroppingRegion(h.ptr(), region) } != 0 {
             return Err(fail("cropping: "));
         }
+        let len = cw * ch * output.bytes_per_pixel();
         // Not zeroed first: a successful decode writes every byte.
-        let mut pixels: Vec<u8> = Vec::with_capacity(cw * ch * 3);
-        // SAFETY: `pixels` has room for the `cw x ch` RGB destination (pitch 0 =
-        // packed); the source buffer is `bytes.len()` bytes.
+        let mut pixels: Vec<u8> = Vec::with_capacity(len);
+        // SAFETY: `pixels` has room for the `cw x ch` destination in the output's
+        // pixel format (pitch 0 = packed); the source buffer is `bytes.len()` bytes.
         let rc = unsafe {
             raw::tj3Decompress8(
                 h.ptr(),
@@ -453,17 +454,24 @@ mod turbo_jpeg {
                 bytes.len() as _,
                 pixels.as_mut_ptr(),
                 0,
-                raw::TJPF_TJPF_RGB as _,
+                output.format() as _,
             )
         };
         // Warnings count too: a truncated file decodes with grey filler and a warning.
         if rc != 0 {
             return Err(fail(""));
         }
-        // SAFETY: tj3Decompress8 returned success, having written all `cw * ch * 3`
-        // bytes of the region (libjpeg-turbo fills every output row).
-        unsafe { pixels.set_len(cw * ch * 3) };
-        Ok(pixels)
+        // SAFETY: tj3Decompress8 returned success, having written all `len` bytes of
+        // the region (libjpeg-turbo fills every output row).
+        unsafe { pixels.set_len(len) };
+        Ok(match output {
+            Output::Rgb => pixels,
+            Output::Cmyk => {
+                let mut rgb = Vec::new();
+                cmyk_to_rgb(&pixels, &mut rgb);
+                rgb
+            }
+        })
     }
 }
 
@@ -707,7 +715,6 @@ pub(crate) mod tests {
     /// libjpeg-turbo decodes only the region (plus margins); its pixels must equal the
     /// same rectangle of a whole-frame decode for every chroma subsampling, at offsets
     /// on, just after and between MCU boundaries.
-    #[cfg(feature = "turbojpeg")]
     #[test]
     fn cropped_jpeg_decode_equals_the_whole_decode() {
         use turbojpeg::{Image, PixelFormat, Subsamp};
@@ -760,6 +767,219 @@ pub(crate) mod tests {
                     whole.crop(top, left, height, width).to_owned(),
                     "{subsamp:?} {r:?}"
                 );
+            }
+        }
+    }
+
+    /// A JPEG of `img` (RGB, or CMYK when `cmyk` holds its 4-sample pixels) made by
+    /// libjpeg-turbo with `set` applied to the compressor.
+    fn tj_jpeg(
+        w: usize,
+        h: usize,
+        pixels: &[u8],
+        format: turbojpeg::PixelFormat,
+        set: impl FnOnce(&mut turbojpeg::Compressor),
+    ) -> Vec<u8> {
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(90).unwrap();
+        set(&mut c);
+        c.compress_to_vec(turbojpeg::Image {
+            pixels,
+            width: w,
+            pitch: w * format.size(),
+            height: h,
+            format,
+        })
+        .unwrap()
+    }
+
+    /// Busy CMYK pixels: `busy`'s RGB plus a K channel that varies too.
+    fn busy_cmyk(w: usize, h: usize) -> Vec<u8> {
+        let rgb = busy(w, h);
+        rgb.data
+            .chunks_exact(3)
+            .enumerate()
+            .flat_map(|(i, p)| [p[0], p[1], p[2], (i * 37 % 256) as u8])
+            .collect()
+    }
+
+    #[test]
+    fn cmyk_converts_to_rgb_as_opencv_does() {
+        // OpenCV: each channel `k - ((255 - c) * k >> 8)` of libjpeg's CMYK samples.
+        let mut rgb = Vec::new();
+        cmyk_to_rgb(
+            &[255, 0, 128, 255, 10, 20, 30, 0, 200, 255, 0, 100],
+            &mut rgb,
+        );
+        assert_eq!(rgb, [255, 1, 129, 0, 0, 0, 79, 100, 1]);
+    }
+
+    /// CMYK and YCCK JPEGs (Adobe's, as Photoshop writes) decode to libjpeg-turbo's
+    /// CMYK samples converted as OpenCV converts them, and a region of one is the same
+    /// rectangle of the whole decode.
+    #[test]
+    fn cmyk_and_ycck_jpegs_decode_as_opencv_decodes_them() {
+        use turbojpeg::{Colorspace, PixelFormat, Subsamp};
+        let (w, h) = (131, 77);
+        let cmyk = busy_cmyk(w, h);
+        for (colorspace, subsamp) in [
+            (Colorspace::CMYK, Subsamp::None),
+            (Colorspace::YCCK, Subsamp::None),
+            (Colorspace::YCCK, Subsamp::Sub2x2),
+        ] {
+            let jpeg = tj_jpeg(w, h, &cmyk, PixelFormat::CMYK, |c| {
+                c.set_colorspace(colorspace).unwrap();
+                c.set_subsamp(subsamp).unwrap();
+            });
+            let samples = turbojpeg::decompress(&jpeg, PixelFormat::CMYK).unwrap();
+            let mut want = Vec::new();
+            for px in samples.pixels.chunks_exact(4) {
+                let k = px[3] as i32;
+                for &c in &px[..3] {
+                    want.push((k - (((255 - c as i32) * k) >> 8)) as u8);
+                }
+            }
+            let got = decode_bytes(&jpeg, &DecodeOptions::default()).unwrap();
+            assert_eq!((got.width, got.height), (w, h));
+            assert!(got.data == want, "{colorspace:?} {subsamp:?}");
+            let r = Region {
+                top: 40,
+                left: 70,
+                height: 30,
+                width: 50,
+            };
+            let part = decode_bytes_region(&jpeg, &DecodeOptions::default(), |_, _| Some(r))
+                .unwrap()
+                .unwrap();
+            assert!(part.img.width < w, "{colorspace:?}: nothing was cropped");
+            assert_eq!(part.view(r).to_owned(), got.crop(40, 70, 30, 50).to_owned());
+        }
+    }
+
+    /// A JPEG of `precision`-bit samples (lossless or not) of a `w x h` RGB image, made
+    /// with the TurboJPEG API directly (the crate wraps only 8-bit samples).
+    fn deep_jpeg(w: usize, h: usize, precision: i32, lossless: bool) -> Vec<u8> {
+        use turbojpeg::raw;
+        // SAFETY: a fresh handle, used and destroyed here; the sample buffer holds
+        // `w * h * 3` samples of the width the precision needs; the output buffer
+        // libjpeg-turbo allocates is copied and freed with tj3Free.
+        unsafe {
+            let t = raw::tj3Init(raw::TJINIT_TJINIT_COMPRESS as _);
+            assert!(!t.is_null());
+            let set = |p: raw::TJPARAM, v: i32| assert_eq!(raw::tj3Set(t, p as _, v), 0);
+            set(raw::TJPARAM_TJPARAM_QUALITY, 90);
+            set(raw::TJPARAM_TJPARAM_SUBSAMP, raw::TJSAMP_TJSAMP_420 as _);
+            set(raw::TJPARAM_TJPARAM_PRECISION, precision);
+            if lossless {
+                set(raw::TJPARAM_TJPARAM_LOSSLESS, 1);
+            }
+            let rgb = busy(w, h);
+            let max = (1u32 << precision) - 1;
+            let samples: Vec<u16> = rgb
+                .data
+                .iter()
+                .map(|&v| (v as u32 * max / 255) as u16)
+                .collect();
+            let mut out: *mut u8 = std::ptr::null_mut();
+            let mut size: raw::size_t = 0;
+            let (pf, (w, h)) = (raw::TJPF_TJPF_RGB as _, (w as _, h as _));
+            let rc = match precision {
+                2..=8 => {
+                    let bytes: Vec<u8> = samples.iter().map(|&v| v as u8).collect();
+                    raw::tj3Compress8(t, bytes.as_ptr(), w, 0, h, pf, &mut out, &mut size)
+                }
+                9..=12 => raw::tj3Compress12(
+                    t,
+                    samples.as_ptr() as *const i16,
+                    w,
+                    0,
+                    h,
+                    pf,
+                    &mut out,
+                    &mut size,
+                ),
+                _ => raw::tj3Compress16(t, samples.as_ptr(), w, 0, h, pf, &mut out, &mut size),
+            };
+            assert_eq!(rc, 0, "precision {precision}");
+            let jpeg = std::slice::from_raw_parts(out, size as usize).to_vec();
+            raw::tj3Free(out as _);
+            raw::tj3Destroy(t);
+            jpeg
+        }
+    }
+
+    /// Lossless JPEGs of up to 8 bits per sample decode (whole: libjpeg-turbo cannot
+    /// crop them); deeper samples, lossless or not, are refused with a reason, as
+    /// OpenCV cannot decode them either (it reads JPEGs through libjpeg's 8-bit API).
+    #[test]
+    fn lossless_jpegs_decode_and_deeper_samples_are_refused() {
+        let (w, h) = (67, 45);
+        let opts = DecodeOptions::default();
+        for precision in [8, 6] {
+            let jpeg = deep_jpeg(w, h, precision, true);
+            let got = decode_bytes(&jpeg, &opts).unwrap();
+            let want = turbojpeg::decompress(&jpeg, turbojpeg::PixelFormat::RGB).unwrap();
+            assert!(got.data == want.pixels, "lossless {precision}-bit");
+            if precision == 8 {
+                // Lossless: the pixels themselves.
+                assert!(got == busy(w, h));
+            }
+            let r = Region {
+                top: 10,
+                left: 40,
+                height: 20,
+                width: 20,
+            };
+            let part = decode_bytes_region(&jpeg, &opts, |_, _| Some(r))
+                .unwrap()
+                .unwrap();
+            assert_eq!(part.view(r).to_owned(), got.crop(10, 40, 20, 20).to_owned());
+        }
+        for (precision, lossless) in [(12, false), (12, true), (16, true)] {
+            let jpeg = deep_jpeg(w, h, precision, lossless);
+            let err = decode_bytes(&jpeg, &opts).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{precision}-bit samples")) && err.contains("OpenCV"),
+                "{precision}-bit: {err}"
+            );
+        }
+    }
+
+    /// Arithmetic-coded JPEGs (sequential and progressive) decode to the pixels of the
+    /// Huffman-coded file of the same image (entropy coding is lossless), in regions
+    /// too; cut short, they are errors, not grey filler.
+    #[test]
+    fn arithmetic_coded_jpegs_decode_and_truncated_ones_fail() {
+        use turbojpeg::{PixelFormat, Subsamp};
+        let (w, h) = (150, 98);
+        let img = busy(w, h);
+        let opts = DecodeOptions::default();
+        for subsamp in [Subsamp::Sub2x2, Subsamp::None] {
+            for progressive in [false, true] {
+                let make = |arithmetic: bool| {
+                    tj_jpeg(w, h, &img.data, PixelFormat::RGB, |c| {
+                        c.set_subsamp(subsamp).unwrap();
+                        c.set_progressive(progressive).unwrap();
+                        c.set_arithmetic(arithmetic).unwrap();
+                    })
+                };
+                let (arith, huff) = (make(true), make(false));
+                let what = format!("{subsamp:?}, progressive {progressive}");
+                let got = decode_bytes(&arith, &opts).unwrap();
+                assert!(got == decode_bytes(&huff, &opts).unwrap(), "{what}");
+                let r = Region {
+                    top: 33,
+                    left: 65,
+                    height: 40,
+                    width: 50,
+                };
+                let part = decode_bytes_region(&arith, &opts, |_, _| Some(r))
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(part.view(r).to_owned(), got.crop(33, 65, 40, 50).to_owned());
+                let cut = &arith[..arith.len() * 2 / 3];
+                let err = decode_bytes(cut, &opts).unwrap_err().to_string();
+                assert!(err.contains("JPEG"), "{what}: {err}");
             }
         }
     }

@@ -1,19 +1,12 @@
 //! Baseline JPEG encoding (4:2:0 chroma, standard tables), as OpenCV's `imencode` does
-//! by default.
-//!
-//! Two back ends: the pure-Rust `jpeg-encoder` crate (default, needs nothing but
-//! cargo) and libjpeg-turbo through the `turbojpeg` crate (cargo feature `turbojpeg`,
-//! about twice as fast; see the README's codec section). Both are deterministic.
+//! by default, by libjpeg-turbo (the library OpenCV encodes with). Deterministic.
 
 use super::Rgb8View;
 use crate::error::{CoreError, Result};
 
-/// Which encoder this build uses ("libjpeg-turbo" or "jpeg-encoder").
-pub const JPEG_ENCODER: &str = if cfg!(feature = "turbojpeg") {
-    "libjpeg-turbo"
-} else {
-    "jpeg-encoder"
-};
+/// The JPEG encoder (and decoder), as extraction summaries name it; its version and
+/// SIMD level are in [`crate::build_info`].
+pub const JPEG_ENCODER: &str = "libjpeg-turbo";
 
 /// Encodes `img` as a JPEG of the given quality (1-100), appending to `out`.
 pub fn encode_jpeg(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<()> {
@@ -27,15 +20,13 @@ pub fn encode_jpeg(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<
 }
 
 /// `img` after a JPEG round trip at `quality` ([`encode_jpeg`], then decoding), row by
-/// row through `put(row, [r, g, b])`. The libjpeg-turbo build computes it without a codec
-/// when both sides are multiples of 16 (the same pixels, tested); otherwise it encodes
-/// and decodes.
+/// row through `put(row, [r, g, b])`. Computed without a codec when both sides are
+/// multiples of 16 (the same pixels, tested); otherwise encoded and decoded.
 pub fn jpeg_round_trip(
     img: Rgb8View<'_>,
     quality: u8,
     mut put: impl FnMut(usize, [&[u8]; 3]),
 ) -> Result<()> {
-    #[cfg(feature = "turbojpeg")]
     if backend::round_trip(img, quality, &mut put)? {
         return Ok(());
     }
@@ -55,19 +46,17 @@ pub fn jpeg_round_trip(
 
 /// Encodes many tiles cut from one image, all at one quality.
 ///
-/// With libjpeg-turbo, [`TileSource::new`] can convert the whole image to YCbCr 4:2:0
+/// [`TileSource::new`] can convert the whole image to YCbCr 4:2:0
 /// once, transform and quantise every 8x8 block of those planes once, and Huffman-code
 /// each block's AC coefficients once (`jpeg_blocks`). A tile whose offsets and sides
 /// are multiples of the 16-pixel MCU is then written from those blocks, so overlapping
 /// tiles do not convert, transform or code the same pixels again. Colour conversion
 /// and chroma downsampling work pixel by pixel and 2x2 block by 2x2 block, and the
 /// block coder reproduces libjpeg-turbo's arithmetic, so such a tile's bytes are
-/// identical to encoding its crop alone (tested). Other tiles, and every tile of the
-/// pure-Rust build, encode their crop.
+/// identical to encoding its crop alone (tested). Other tiles encode their crop.
 pub struct TileSource<'a> {
     img: Rgb8View<'a>,
     quality: u8,
-    #[cfg(feature = "turbojpeg")]
     shared: Option<backend::Shared>,
 }
 
@@ -76,20 +65,16 @@ pub const MCU: usize = 16;
 
 impl<'a> TileSource<'a> {
     /// `share`: prepare shared planes (worth it when tiles overlap or cover most of
-    /// the image; ignored without libjpeg-turbo).
+    /// the image).
     pub fn new(img: Rgb8View<'a>, quality: u8, share: bool) -> Result<Self> {
         let quality = quality.clamp(1, 100);
-        #[cfg(feature = "turbojpeg")]
         let shared = match share && img.width >= MCU && img.height >= MCU {
             true => Some(backend::Shared::new(img, quality)?),
             false => None,
         };
-        #[cfg(not(feature = "turbojpeg"))]
-        let _ = share;
         Ok(TileSource {
             img,
             quality,
-            #[cfg(feature = "turbojpeg")]
             shared,
         })
     }
@@ -103,7 +88,6 @@ impl<'a> TileSource<'a> {
         width: usize,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        #[cfg(feature = "turbojpeg")]
         if let Some(shared) = &self.shared {
             if [row, col, height, width].iter().all(|v| v % MCU == 0) {
                 return shared.encode(row, col, height, width, self.quality, out);
@@ -113,29 +97,6 @@ impl<'a> TileSource<'a> {
     }
 }
 
-#[cfg(not(feature = "turbojpeg"))]
-mod backend {
-    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
-
-    use super::*;
-
-    pub(super) fn encode(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<()> {
-        let packed;
-        let data: &[u8] = if img.is_packed() {
-            &img.data[..img.width * img.height * 3]
-        } else {
-            packed = img.to_owned();
-            &packed.data
-        };
-        let mut encoder = Encoder::new(out, quality);
-        encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
-        encoder
-            .encode(data, img.width as u16, img.height as u16, ColorType::Rgb)
-            .map_err(|e| CoreError::Encode(e.to_string()))
-    }
-}
-
-#[cfg(feature = "turbojpeg")]
 mod backend {
     use std::cell::RefCell;
 
@@ -469,7 +430,6 @@ pub(super) mod tests {
         {
             let img = hard_image(16 * 11 + 9, 16 * 8 + 6, i as u64);
             let shared = TileSource::new(img.view(), quality, true).unwrap();
-            #[cfg(feature = "turbojpeg")]
             assert!(
                 matches!(shared.shared, Some(backend::Shared::Blocks(_))),
                 "quality {quality}: the block coder was not used"
@@ -539,12 +499,9 @@ pub(super) mod tests {
                     differ == 0,
                     "{w}x{h} at quality {quality}: {differ} values differ"
                 );
-                #[cfg(feature = "turbojpeg")]
-                {
-                    let aligned = w % 16 == 0 && h % 16 == 0;
-                    let used = backend::round_trip(img.view(), quality, |_, _| {}).unwrap();
-                    assert_eq!(used, aligned, "{w}x{h}: codec-free path");
-                }
+                let aligned = w % 16 == 0 && h % 16 == 0;
+                let used = backend::round_trip(img.view(), quality, |_, _| {}).unwrap();
+                assert_eq!(used, aligned, "{w}x{h}: codec-free path");
             }
         }
     }

@@ -832,8 +832,8 @@ fn requantise_impl(
 
 /// libjpeg's accurate integer inverse DCT of quantised coefficients (natural order)
 /// times their quantisation steps, written as 8-bit samples (plus 128, saturated as
-/// libjpeg-turbo's SIMD code does; its plain C path, which the `turbojpeg` build never
-/// uses since it requires SIMD, wraps values far out of range instead). The portable
+/// libjpeg-turbo's SIMD code does; its plain C path, which is never used since the
+/// build requires SIMD, wraps values far out of range instead). The portable
 /// version of [`x86::dequant_idct`].
 #[inline(always)]
 fn dequant_idct(coef: &[i32; 64], step: &[i32; 64], out: &mut [u8], stride: usize) {

@@ -18,9 +18,8 @@
 //! "fancy" chroma upsampling and the YCbCr -> RGB conversion its decoder runs on this
 //! CPU. The pixels are therefore libjpeg-turbo's by construction once the
 //! coefficients are (tested against it on many sizes and qualities and on damaged
-//! files), and no per-image setup is paid. No crate gives that: zune-jpeg and
-//! `jpeg-decoder` use other transforms and upsampling, so their pixels differ from
-//! OpenCV's (DLAS's).
+//! files), and no per-image setup is paid. Pure-Rust JPEG decoders use other
+//! transforms and upsampling, so their pixels differ from OpenCV's (DLAS's).
 //!
 //! Anything else or unusual returns `None` and the caller decodes the file with
 //! libjpeg-turbo, so that its errors and warnings still decide what a damaged file
@@ -659,6 +658,7 @@ mod tests {
 
     use super::*;
     use crate::image::decode::libjpeg_turbo_only;
+    use crate::image::{decode_bytes, DecodeOptions};
 
     /// Gradients, a 0/255 checkerboard, flat areas and noise (the encoder's test
     /// image): every coefficient magnitude, long zero runs, bytes to unstuff.
@@ -754,6 +754,36 @@ mod tests {
             .set_progressive(true)
             .unwrap()))
         .is_none());
+        // Arithmetic coding, sequential (SOF9) and progressive (SOF10): the same 4:2:0
+        // layout, decodable only by libjpeg-turbo.
+        for progressive in [false, true] {
+            let bytes = jpeg(&img, 90, Subsamp::Sub2x2, |c| {
+                c.set_arithmetic(true).unwrap();
+                c.set_progressive(progressive).unwrap();
+            });
+            let sof = if progressive { 0xCA } else { 0xC9 };
+            assert!(
+                bytes.windows(2).any(|w| w == [0xFF, sof]),
+                "no SOF{sof:02X}"
+            );
+            assert!(
+                ours(&bytes).is_none(),
+                "arithmetic, progressive {progressive}"
+            );
+            let ours_or_turbo = decode_bytes(&bytes, &DecodeOptions::default()).unwrap();
+            let plain = decode_bytes(
+                &jpeg(&img, 90, Subsamp::Sub2x2, |c| {
+                    c.set_progressive(progressive).unwrap()
+                }),
+                &DecodeOptions::default(),
+            )
+            .unwrap();
+            // Entropy coding is lossless: the same coefficients, the same pixels.
+            assert!(
+                ours_or_turbo == plain,
+                "arithmetic, progressive {progressive}"
+            );
+        }
         // Restart markers every MCU.
         let mut rst = jpeg(&img, 90, Subsamp::Sub2x2, |_| ());
         let sos = rst.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();

@@ -3,13 +3,11 @@
 mod buffer;
 mod decode;
 mod encode;
-#[cfg(feature = "turbojpeg")]
 mod jpeg_blocks;
 // It calls libjpeg-turbo's x86-64 AVX2 routines.
-#[cfg(all(feature = "turbojpeg", target_arch = "x86_64"))]
+#[cfg(target_arch = "x86_64")]
 mod jpeg_decode;
 pub(crate) mod resize;
-#[cfg(feature = "turbojpeg")]
 mod turbo;
 
 pub use buffer::{Rgb8, Rgb8View};

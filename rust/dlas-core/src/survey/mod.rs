@@ -10,7 +10,7 @@ pub mod inspect;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Seek};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -258,12 +258,64 @@ fn header_size(path: &Path, file: std::fs::File, len: u64) -> Result<(u32, u32)>
     Ok((w, h))
 }
 
-/// The frame size of a JPEG from its headers alone (zune-jpeg stops before the scan).
-fn jpeg_dimensions<R: BufRead + Seek>(r: R) -> std::result::Result<(u32, u32), String> {
-    let mut decoder = zune_jpeg::JpegDecoder::new(r);
-    decoder.decode_headers().map_err(|e| e.to_string())?;
-    let (w, h) = decoder.dimensions().ok_or("no frame header")?;
-    Ok((w as u32, h as u32))
+/// The frame size a JPEG's frame header (SOF marker) declares, reading no further:
+/// the segments before it are skipped, not parsed, and no scan is read. The decoder
+/// checks the rest.
+fn jpeg_dimensions<R: Read>(mut r: R) -> std::result::Result<(u32, u32), String> {
+    fn byte(r: &mut impl Read) -> std::result::Result<u8, String> {
+        let mut b = [0u8];
+        r.read_exact(&mut b).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => "the file ends before its frame header".into(),
+            _ => e.to_string(),
+        })?;
+        Ok(b[0])
+    }
+    fn u16_be(r: &mut impl Read) -> std::result::Result<u16, String> {
+        Ok(u16::from_be_bytes([byte(r)?, byte(r)?]))
+    }
+    if [byte(&mut r)?, byte(&mut r)?] != [0xFF, 0xD8] {
+        return Err("no start-of-image marker".into());
+    }
+    loop {
+        let b = byte(&mut r)?;
+        if b != 0xFF {
+            return Err(format!("0x{b:02X} where a marker should start"));
+        }
+        let mut marker = byte(&mut r)?;
+        // Any number of 0xFF fill bytes may precede a marker.
+        while marker == 0xFF {
+            marker = byte(&mut r)?;
+        }
+        match marker {
+            // Markers without a segment: TEM, RST0-7.
+            0x01 | 0xD0..=0xD7 => continue,
+            0xD8 => return Err("a second start-of-image marker".into()),
+            0xD9 | 0xDA => return Err("no frame header before the scan".into()),
+            // SOF0-SOF15 (0xC4 DHT, 0xC8 JPG and 0xCC DAC are not frame headers):
+            // length, precision, height, width.
+            0xC0..=0xCF if ![0xC4, 0xC8, 0xCC].contains(&marker) => {
+                let _length = u16_be(&mut r)?;
+                let _precision = byte(&mut r)?;
+                let height = u16_be(&mut r)?;
+                let width = u16_be(&mut r)?;
+                return Ok((width as u32, height as u32));
+            }
+            _ => {
+                let len = u16_be(&mut r)?;
+                if len < 2 {
+                    return Err(format!(
+                        "marker 0x{marker:02X} has a segment of length {len}"
+                    ));
+                }
+                let skip = len as u64 - 2;
+                let skipped = std::io::copy(&mut (&mut r).take(skip), &mut std::io::sink())
+                    .map_err(|e| e.to_string())?;
+                if skipped != skip {
+                    return Err("the file ends before its frame header".into());
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +377,57 @@ pub(crate) mod tests {
         assert_eq!(bytes, 19);
         assert_eq!(image_header(&dir.join("missing.png")).0, 0);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The frame size comes from the SOF marker of any coding (baseline, progressive,
+    /// arithmetic), after fill bytes and other segments; a file without one, or cut
+    /// inside the headers, is an error.
+    #[test]
+    fn jpeg_sizes_come_from_any_frame_header() {
+        let img = picture(45, 29);
+        let make = |set: &dyn Fn(&mut turbojpeg::Compressor)| {
+            let mut c = turbojpeg::Compressor::new().unwrap();
+            set(&mut c);
+            c.compress_to_vec(turbojpeg::Image {
+                pixels: &img.data[..],
+                width: 45,
+                pitch: 45 * 3,
+                height: 29,
+                format: turbojpeg::PixelFormat::RGB,
+            })
+            .unwrap()
+        };
+        let size = |bytes: &[u8]| jpeg_dimensions(bytes);
+        let baseline = make(&|_| ());
+        let progressive = make(&|c| c.set_progressive(true).unwrap());
+        let arithmetic = make(&|c| c.set_arithmetic(true).unwrap());
+        let both = make(&|c| {
+            c.set_arithmetic(true).unwrap();
+            c.set_progressive(true).unwrap()
+        });
+        for (name, bytes, sof) in [
+            ("baseline", &baseline, 0xC0),
+            ("progressive", &progressive, 0xC2),
+            ("arithmetic", &arithmetic, 0xC9),
+            ("arithmetic progressive", &both, 0xCA),
+        ] {
+            assert!(bytes.windows(2).any(|w| w == [0xFF, sof]), "{name}");
+            assert_eq!(size(bytes), Ok((45, 29)), "{name}");
+        }
+        // Fill bytes before a marker.
+        let mut filled = baseline.clone();
+        filled.splice(2..2, [0xFF, 0xFF, 0xFF, 0xFE, 0, 4, b'h', b'i']);
+        assert_eq!(size(&filled), Ok((45, 29)));
+        // Cut before or inside the frame header; no frame header before the scan.
+        let sof = baseline.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        for cut in [1, 2, 5, sof, sof + 6] {
+            assert!(size(&baseline[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut no_sof = baseline.clone();
+        let len = u16::from_be_bytes([no_sof[sof + 2], no_sof[sof + 3]]) as usize;
+        no_sof.drain(sof..sof + 2 + len);
+        assert!(size(&no_sof).unwrap_err().contains("no frame header"));
+        assert!(size(b"\xFF\xD8\x00").is_err());
     }
 
     #[test]
