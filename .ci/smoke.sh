@@ -23,4 +23,4 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$root/.ci/smoke.py" "$root/examples/make_sample.py" "$work/"
 cd "$work"
-env -i HOME="$work" PATH="$rt/bin" LANG=C.UTF-8 python smoke.py
+env -i HOME="$work" PATH="$rt/bin" LANG=C.UTF-8 PYTHONUNBUFFERED=1 python smoke.py
