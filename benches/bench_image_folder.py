@@ -18,7 +18,11 @@ Each pipeline runs in a ``torch.utils.data.DataLoader`` with batch size 16, shuf
 with a fixed seed, for --batches batches after a warm-up of 10; runs interleaved.
 
 * ``ours, threaded``: no worker process, each batch in one native call on 2 threads;
-* ``ours``: 2 worker processes (fork) and ``create_dataloader``'s collate;
+* ``ours``: ``dlas_fast.create_dataloader``'s loader, 2 worker processes (fork);
+* ``ours, hand-built``: ``torch.utils.data.DataLoader(ds, batch_size=16, num_workers=2,
+  shuffle=True)`` with torch's default collate, as most training code builds it;
+  ``hand-built / create_dataloader`` is its share of ``ours`` (both shuffled from
+  torch's global generator, seeded alike: the same batches);
 * ``ceiling: no work``: a dataset that returns zero tensors of the same shapes without
   doing anything, 2 workers and torch's default collate: what moving the samples from
   the workers to the main process costs by itself;
@@ -40,12 +44,22 @@ from __future__ import annotations
 import os
 import random
 import statistics
+from functools import partial
 
 import cv2
 import dlas_fast
 import numpy as np
 import torch
-from bench_loader import DlasStyleCorruptor, color_jitter, parse_args, read, samples_per_sec
+from bench_loader import (
+    DlasStyleCorruptor,
+    color_jitter,
+    create_dataloader_of,
+    hand_built,
+    loader_samples_per_sec,
+    parse_args,
+    read,
+    seeded_loader,
+)
 from dlas_fast.datasets.batch import collate
 
 CONFIGS = {
@@ -162,24 +176,27 @@ def main() -> int:
         opt = CONFIGS[name]
         ours = dlas_fast.create_dataset(dict(opt, paths=str(data)))
         dlas = DlasStyleFolder(ours.get_paths(), opt)
+        nowork = NoWorkFolder(len(ours), opt)
+        w, bs = args.workers, args.batch_size
         pipelines = (
-            ("ours, threaded", ours, collate, 0),
-            ("ours", ours, collate, args.workers),
-            ("ceiling: no work", NoWorkFolder(len(ours), opt), None, args.workers),
-            ("dlas-style", dlas, None, args.workers),
+            ("ours, threaded", partial(seeded_loader, ours, 0, bs, collate)),
+            ("ours", partial(create_dataloader_of, ours, w, bs)),
+            ("ours, hand-built", partial(hand_built, ours, w, bs)),
+            ("ceiling: no work", partial(seeded_loader, nowork, w, bs)),
+            ("dlas-style", partial(seeded_loader, dlas, w, bs)),
         )
-        figures: dict[str, list[float]] = {n: [] for n, *_ in pipelines}
+        figures: dict[str, list[float]] = {n: [] for n, _ in pipelines}
         for _ in range(args.runs):
-            for label, ds, coll, workers in pipelines:
-                figures[label].append(
-                    samples_per_sec(ds, args.batches, workers, args.batch_size, coll)
-                )
+            for label, make in pipelines:
+                figures[label].append(loader_samples_per_sec(make(), args.batches))
         base = statistics.median(figures["dlas-style"])
         print(f"\nconfiguration {name} ({len(ours)} images, batch {args.batch_size}):")
         for label, values in figures.items():
             med = statistics.median(values)
             print(f"  {label:16s} {med:8.0f} samples/s  {med / base:5.2f}x  "
                   f"(runs: {', '.join(f'{v:.0f}' for v in values)})")  # fmt: skip
+        ratio = statistics.median(figures["ours, hand-built"]) / statistics.median(figures["ours"])
+        print(f"  hand-built / create_dataloader: {ratio:.2f}x (medians)")
     return 0
 
 

@@ -17,10 +17,13 @@ the counted batches. Runs of the pipelines are interleaved.
 
 * ``ours, threaded``: ``dlas_fast.create_dataset(opt)`` in a DataLoader with no worker
   process: each batch is loaded in one native call on 2 threads (the same 2 cores);
-* ``ours``: the same with 2 worker processes and the collate function
-  ``dlas_fast.create_dataloader`` uses (whole batches decoded in one native call);
-* ``ours, default collate``: the same dataset in a DataLoader with torch's default
-  collate (a drop-in that changes nothing else: the batch is stacked a second time);
+* ``ours``: the same dataset in ``dlas_fast.create_dataloader``'s loader with 2 worker
+  processes (whole batches decoded in one native call, passed on by its collate);
+* ``ours, hand-built``: the same dataset in the loader most training code builds,
+  ``torch.utils.data.DataLoader(ds, batch_size=16, num_workers=2, shuffle=True)``, with
+  torch's default collate; ``hand-built / create_dataloader`` is its share of ``ours``.
+  Both draw their shuffle from torch's global generator, seeded alike, so they load the
+  same batches;
 * ``ceiling: no work``: a dataset that returns zero tensors of the same shapes without
   doing anything, in the same DataLoader (2 workers, default collate): what moving the
   samples from the workers to the main process costs by itself;
@@ -51,6 +54,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from math import cos, pi
 from pathlib import Path
 
@@ -277,16 +281,39 @@ def decode_floor(tiles: list[tuple[str, str]], samples: int, with_ref: bool) -> 
         return samples / (time.perf_counter() - t)
 
 
-def samples_per_sec(ds, batches: int, workers: int, batch_size: int, collate=None) -> float:
+def seeded_loader(ds, workers: int, batch_size: int, collate=None):
+    """A DataLoader shuffled with a fixed seed, fork workers, `collate` (None: torch's)."""
     g = torch.Generator().manual_seed(0)
-    loader = torch.utils.data.DataLoader(
+    return torch.utils.data.DataLoader(
         ds, batch_size=batch_size, shuffle=True, num_workers=workers, generator=g,
         drop_last=True, multiprocessing_context="fork" if workers else None,
         collate_fn=collate,
     )  # fmt: skip
+
+
+def samples_per_sec(ds, batches: int, workers: int, batch_size: int, collate=None) -> float:
+    return loader_samples_per_sec(seeded_loader(ds, workers, batch_size, collate), batches)
+
+
+def create_dataloader_of(ds, workers: int, batch_size: int):
+    """``dlas_fast.create_dataloader``'s train loader: shuffled, its collate; no pinned
+    memory, like the hand-built loader."""
+    opt = {"phase": "train", "batch_size": batch_size, "n_workers": workers, "pin_memory": False}
+    return dlas_fast.create_dataloader(ds, opt)
+
+
+def hand_built(ds, workers: int, batch_size: int):
+    """The DataLoader most training code builds: torch's defaults, default collate."""
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers,
+                                       shuffle=True)  # fmt: skip
+
+
+def loader_samples_per_sec(loader, batches: int) -> float:
+    """Samples/s in the main process over `batches` batches of `loader`, after 10."""
     if batches + 10 > len(loader):
         sys.exit(f"--batches: at most {len(loader) - 10} on this dataset (one epoch, "
                  "less the 10 warm-up batches)")  # fmt: skip
+    torch.manual_seed(0)  # the shuffle of loaders without a generator of their own
     it = iter(loader)
     for _ in range(10):  # warm-up: starts the workers
         next(it)
@@ -350,20 +377,21 @@ def bench_config(config: str, data: Path, args) -> None:
     dlas = DlasStyle(str(data), opt)
     assert len(ours) == len(dlas), (len(ours), len(dlas))
     nowork = NoWork(len(ours), opt["target_size"], opt["scale"])
+    w, bs = args.workers, args.batch_size
     pipelines = (
-        ("ours, threaded", ours, collate, 0),
-        ("ours", ours, collate, args.workers),
-        ("ours, default collate", ours, None, args.workers),
-        ("ceiling: no work", nowork, None, args.workers),
-        ("dlas-style", dlas, None, args.workers),
+        ("ours, threaded", partial(seeded_loader, ours, 0, bs, collate)),
+        ("ours", partial(create_dataloader_of, ours, w, bs)),
+        ("ours, hand-built", partial(hand_built, ours, w, bs)),
+        ("ceiling: no work", partial(seeded_loader, nowork, w, bs)),
+        ("dlas-style", partial(seeded_loader, dlas, w, bs)),
     )
-    figures: dict[str, list[float]] = {name: [] for name, *_ in pipelines}
+    figures: dict[str, list[float]] = {name: [] for name, _ in pipelines}
     figures["decode floor"] = []
     samples = args.batches * args.batch_size
     print(f"\nconfiguration {config}: {opt}")
     for run in range(args.runs):
-        for name, ds, fn, workers in pipelines:
-            sps = samples_per_sec(ds, args.batches, workers, args.batch_size, fn)
+        for name, make in pipelines:
+            sps = loader_samples_per_sec(make(), args.batches)
             figures[name].append(sps)
             print(f"run {run + 1} {name:<22} {sps:8.1f} samples/s", flush=True)
         sps = decode_floor(dlas.tiles, samples, opt.get("need_ref", False))
@@ -373,8 +401,10 @@ def bench_config(config: str, data: Path, args) -> None:
     print(f"\n| configuration {config} | samples/s (median) | max |\n|---|---:|---:|")
     for k, v in figures.items():
         print(f"| {k} | {med[k]:.0f} | {max(v):.0f} |")
-    for k in ("ours, threaded", "ours", "ours, default collate", "ceiling: no work"):
+    for k in ("ours, threaded", "ours", "ours, hand-built", "ceiling: no work"):
         print(f"{k} / dlas-style: {med[k] / med['dlas-style']:.2f}x (medians)")
+    print(f"hand-built / create_dataloader: {med['ours, hand-built'] / med['ours']:.2f}x "
+          "(medians)")  # fmt: skip
     for k in ("ours, threaded", "ours"):
         print(f"{k} / decode floor: {med[k] / med['decode floor']:.0%} (medians)")
 

@@ -54,7 +54,9 @@ def create_dataset(dataset_opt: Mapping, return_collate: bool = False):
 
     With ``return_collate=True`` returns ``(dataset, collate_fn_or_None)``, as DLAS's
     ``train.py`` calls it; the collate function is
-    :func:`dlas_fast.datasets.batch.collate` for datasets that load whole batches.
+    :func:`dlas_fast.datasets.batch.collate` for datasets that load whole batches. Such
+    a batch needs no copy with torch's ``default_collate`` either, so a plain
+    ``torch.utils.data.DataLoader`` is as fast.
     """
     if "mode" not in dataset_opt:
         raise ValueError(
@@ -64,7 +66,8 @@ def create_dataset(dataset_opt: Mapping, return_collate: bool = False):
     if not return_collate:
         return dataset
     # DLAS's trainer passes this collate function on to its DataLoader: for datasets
-    # that load whole batches natively, ours hands such batches over without a copy.
+    # that load whole batches natively, ours hands such batches over without a copy
+    # (as torch's default_collate does with them, so None would do as well).
     collate = None
     if callable(getattr(dataset, "__getitems__", None)):
         from dlas_fast.datasets.batch import collate
@@ -134,7 +137,8 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
     ``batch_size`` or 1, no shuffle, no workers. ``persistent_workers: true`` (ours)
     keeps the train loader's workers across epochs. For our datasets that load whole
     batches natively, ``collate_fn`` defaults to :func:`dlas_fast.datasets.batch.collate`,
-    which takes such batches without a copy.
+    which takes such batches without a copy (as torch's ``default_collate`` does, so a
+    plain ``torch.utils.data.DataLoader`` gets batches as fast).
 
     The loader sets the dataset's epoch (which keys its random draws) each time it is
     iterated: the sampler's epoch when the sampler has one (set it each epoch, as

@@ -134,7 +134,8 @@ class EpochDataset(torch.utils.data.Dataset):
 
     def _init_epoch(self) -> None:
         self._epoch = SharedEpoch()
-        # Set in a worker by dlas_fast's collate (see the datasets' __getitems__).
+        # Set in a worker by dlas_fast's collate, which torch's default_collate calls
+        # for a whole batch (see the datasets' __getitems__).
         self.collated_as_is = False
         self._slot_pool = None
 

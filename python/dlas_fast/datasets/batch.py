@@ -1,7 +1,13 @@
-"""Batches loaded in one native call, and the collate function that passes them on."""
+"""Batches loaded in one native call, and the collate function that passes them on.
+
+Importing this module also teaches torch's ``default_collate`` to pass such a batch on
+the same way (see :class:`Item`), so a plain ``torch.utils.data.DataLoader`` takes the
+batch without stacking it again, as :func:`dlas_fast.create_dataloader` does.
+"""
 
 from __future__ import annotations
 
+import copy
 import mmap
 from collections.abc import Sequence
 
@@ -14,9 +20,10 @@ from dlas_fast.datasets.shm_pool import leased
 class Batch(Sequence):
     """A batch loaded in one native call: ``stacked`` holds the batch tensors.
 
-    As a sequence it is the batch's items (dicts of views into those tensors, made on
-    demand), so ``default_collate`` works and stacks them again (a copy);
-    :func:`collate` returns ``stacked`` as it is.
+    As a sequence it is the batch's items (:class:`Item` dicts of views into those
+    tensors, made on demand), which is what a custom ``collate_fn`` receives.
+    :func:`collate`, and torch's ``default_collate`` given the whole batch, return
+    ``stacked`` as it is; anything else collating the items stacks them again (a copy).
     """
 
     def __init__(
@@ -63,12 +70,47 @@ class Batch(Sequence):
             return [self[i] for i in range(*j.indices(self._n))]
         if not -self._n <= j < self._n:
             raise IndexError(j)
-        return {k: v[j] for k, v in self.stacked.items()}
+        return Item({k: v[j] for k, v in self.stacked.items()})
+
+
+class Item(dict):
+    """One item of a :class:`Batch`: a plain ``dict`` of views into the batch tensors.
+
+    Its type is what torch's ``default_collate`` looks up first in
+    ``default_collate_fn_map``, where this module registers :func:`collate_items`: a
+    whole :class:`Batch` is then passed on as :func:`collate` does, without a copy.
+    Pickled or copied, an item is a plain ``dict``.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return (dict, (dict(self),))
+
+
+def collate_items(batch, *, collate_fn_map=None):
+    """``default_collate``'s function for a sequence whose first element is an
+    :class:`Item`: a whole :class:`Batch` (the sequence ``__getitems__`` returned) as
+    :func:`collate` returns it; any other sequence of items (reordered, partial, mixed
+    with other dicts) as ``default_collate`` collates dicts: a plain ``dict`` of each
+    key's collated values.
+
+    A map whose tensor or string entries are not torch's own collates the items too,
+    so that those entries apply.
+    """
+    if isinstance(batch, Batch) and collate_fn_map is not None and _stock(collate_fn_map):
+        return collate(batch)
+    return {
+        key: _torch_collate([d[key] for d in batch], collate_fn_map=collate_fn_map)
+        for key in batch[0]
+    }
 
 
 def collate(batch):
     """DataLoader ``collate_fn``: a :class:`Batch` as already stacked, anything else
-    through ``torch.utils.data.default_collate``.
+    through ``torch.utils.data.default_collate``. Since importing this module registers
+    :func:`collate_items` with ``default_collate``, the default collate of a plain
+    DataLoader does the same with a :class:`Batch`.
 
     In a worker process the stacked tensors are moved into shared memory here, where
     ``default_collate`` would have allocated them: otherwise the worker's queue feeder
@@ -80,8 +122,8 @@ def collate(batch):
             return batch.stacked
         if batch.owner is not None:
             # From now on this worker's batches go to shared memory as they are made
-            # (with torch's default_collate they are copied, so private memory is
-            # cheaper there).
+            # (batches that are restacked, e.g. by a custom collate_fn, are copied, so
+            # private memory is cheaper for those).
             batch.owner.collated_as_is = True
         if batch.storage is not None:
             return OneStorage(batch.stacked, batch.storage, batch.zeros, batch.slot)
@@ -90,6 +132,28 @@ def collate(batch):
             for k, v in batch.stacked.items()
         }
     return torch.utils.data.default_collate(batch)
+
+
+def _stock(collate_fn_map) -> bool:
+    """Whether `collate_fn_map` collates tensors and strings as torch's defaults do."""
+    return (
+        collate_fn_map.get(torch.Tensor) is _collate_tensor_fn
+        and collate_fn_map.get(str) is _collate_str_fn
+    )
+
+
+try:
+    from torch.utils.data._utils.collate import collate as _torch_collate
+    from torch.utils.data._utils.collate import collate_str_fn as _collate_str_fn
+    from torch.utils.data._utils.collate import collate_tensor_fn as _collate_tensor_fn
+    from torch.utils.data._utils.collate import default_collate_fn_map as _fn_map
+except ImportError:  # a torch without the registry: default_collate restacks the items
+    pass
+else:
+    # torch's documented way to extend default_collate: the map, updated in place.
+    # Every dataset module with a batch path imports this one, so workers started with
+    # `spawn` register it too when they unpickle their dataset.
+    _fn_map[Item] = collate_items
 
 
 class OneStorage(dict):
@@ -105,6 +169,14 @@ class OneStorage(dict):
         self._storage = storage
         self._zeros = zeros
         self._slot = slot
+
+    # Copied in the worker (by a collate_fn that calls default_collate, say), it is a
+    # plain dict: its pickled form may only be unpickled in another process.
+    def __copy__(self) -> dict:
+        return dict(self)
+
+    def __deepcopy__(self, memo) -> dict:
+        return copy.deepcopy(dict(self), memo)
 
     def __reduce__(self):
         base = self._storage.untyped_storage().data_ptr()

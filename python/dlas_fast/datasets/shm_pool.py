@@ -165,8 +165,8 @@ def leased(token: str, ident: int, flat: torch.Tensor | None) -> torch.Tensor:
     if token.startswith(f"{os.getpid()}:"):
         raise RuntimeError(
             "dlas_fast: a worker batch in shared-memory slot cannot be copied in the "
-            "worker that made it (copy it in the main process, or collate without "
-            "dlas_fast's collate)"
+            "worker that made it (copy it in the main process, or collate a list of "
+            "the batch's items, which stacks them anew)"
         )
     key = (token, ident)
     with _LOCK:

@@ -212,10 +212,11 @@ class SingleImageDataset(EpochDataset):
     def __getitems__(self, indices: list[int]) -> list[dict]:
         """A whole batch in one native call (the DataLoader calls this when batching).
 
-        Returns the per-item dicts (views into the batch tensors, so ``default_collate``
-        works) as a :class:`Batch` that also carries the stacked batch, which
-        :func:`dlas_fast.collate` hands over without copying. Decodes on one thread
-        inside a DataLoader worker, on every core in the main process.
+        Returns the per-item dicts (views into the batch tensors, what a custom
+        ``collate_fn`` receives) as a :class:`Batch` that also carries the stacked
+        batch, which torch's ``default_collate`` and
+        :func:`dlas_fast.datasets.batch.collate` hand over without copying. Decodes on
+        one thread inside a DataLoader worker, on every core in the main process.
         """
         try:
             items, paths = [], []
@@ -230,7 +231,8 @@ class SingleImageDataset(EpochDataset):
             return [self[i] for i in indices]  # a bad sample: item by item, substituted
         in_worker = torch.utils.data.get_worker_info() is not None
         threads = 1 if in_worker else (os.cpu_count() or 1)
-        # In a worker whose batches go through dlas_fast's collate, with sizes known up
+        # In a worker whose batches are passed on as they are (dlas_fast's collate, or
+        # torch's default_collate of the whole batch), with sizes known up
         # front, the batch is written straight into fresh shared memory (already zero):
         # nothing is copied on the way to the main process and no-ref zeros are not
         # written at all.
