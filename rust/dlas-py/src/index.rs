@@ -53,7 +53,11 @@ impl PyChunkIndex {
     fn new(py: Python<'_>, root: PathBuf, cache: &str) -> PyResult<Self> {
         let mode = cache_mode(cache)?;
         let inner = py
-            .detach(|| RootIndex::open(&root, mode))
+            .detach(|| {
+                let index = RootIndex::open(&root, mode);
+                crate::release_freed_memory();
+                index
+            })
             .map_err(to_pyerr)?;
         Ok(PyChunkIndex {
             inner: Arc::new(inner),
