@@ -30,7 +30,7 @@ Run:
     python benches/bench_extract.py [--corpus DIR] [--runs 3] [--threads 2]
                                     [--dlas-fast CMD | --skip-ours] [--json FILE] [--tmp DIR]
 The default corpus is $DLAS_FAST_PHOTOS or ~/.cache/dlas_fast/photos; build it with
-``../shared/corpus/photos.sh DEST`` (the shared/ folder beside this project).
+``benches/corpus.sh DEST``.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def main() -> int:
     if not images:
         print(
             f"no images in corpus {corpus_dir}.\n"
-            "Build it with `../shared/corpus/photos.sh DEST` (from the project folder), then "
+            "Build it with `benches/corpus.sh DEST` (from the project folder), then "
             "pass --corpus DEST or set DLAS_FAST_PHOTOS=DEST "
             "(default: ~/.cache/dlas_fast/photos).",
             file=sys.stderr,

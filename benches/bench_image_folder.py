@@ -1,6 +1,6 @@
 """ImageFolderDataset benchmark: dlas_fast vs a DLAS-style OpenCV/numpy pipeline.
 
-The data: the real-photo corpus (``../shared/corpus/photos.sh``) extracted with the
+The data: the real-photo corpus (``benches/corpus.sh``) extracted with the
 default options (5,507 tiles of 256x256 in chunk folders; each ``ref.jpg`` is left out
 of the listing), made once under --data (shared with bench_loader.py). An image folder
 of 256² images is what DLAS's own ImageFolderDataset example reads.

@@ -1,6 +1,6 @@
 """Loading benchmark: SingleImageDataset in a DataLoader, dlas_fast vs a DLAS-style one.
 
-The dataset: the real-photo corpus (``../shared/corpus/photos.sh``) extracted with the
+The dataset: the real-photo corpus (``benches/corpus.sh``) extracted with the
 default options (5,507 tiles of 256x256 with refs and centres), made once under --data.
 
 Two configurations (issue 3's benchmark):

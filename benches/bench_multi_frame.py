@@ -1,6 +1,6 @@
 """MultiFrameDataset benchmark: dlas_fast vs a DLAS-style OpenCV/numpy pipeline.
 
-The data: "videos" made from the real-photo corpus (``../shared/corpus/photos.sh``):
+The data: "videos" made from the real-photo corpus (``benches/corpus.sh``):
 from each of the first --videos photos, --frames frames that pan across it (a 1024x768
 window moving 24 px right per frame), saved as ``<photo>_<12-digit counter>.jpg`` and
 extracted with the default options (tiles of 256², refs, centres), made once under
@@ -13,6 +13,8 @@ seed, --batches batches after a warm-up; runs interleaved.
 
 * ``ours, threaded``: no worker process, each batch in one native call on 2 threads;
 * ``ours``: 2 workers and ``create_dataloader``'s collate;
+* ``ours, hand-built``: 2 workers in ``torch.utils.data.DataLoader(ds, batch_size=16,
+  num_workers=2, shuffle=True)`` with torch's default collate;
 * ``dlas-style``: DLAS's per-frame logic in OpenCV/numpy, float32 (cv2.imdecode, area
   resizes, DLAS's corruptor: a PIL JPEG round trip with ``optimize=True`` read back
   with OpenCV), frames stacked with numpy, for the same items (our frame grouping gives
@@ -34,7 +36,14 @@ import cv2
 import dlas_fast
 import numpy as np
 import torch
-from bench_loader import DlasStyleCorruptor, read, samples_per_sec, warn_if_dev_build
+from bench_loader import (
+    DlasStyleCorruptor,
+    hand_built,
+    loader_samples_per_sec,
+    read,
+    samples_per_sec,
+    warn_if_dev_build,
+)
 from dlas_fast.datasets.batch import collate
 
 OPT = {
@@ -128,19 +137,24 @@ def main() -> int:
     dlas = DlasStyleFrames(ours)
     print(f"{len(ours)} items of {OPT['num_frames']} frames")
     pipelines = (("ours, threaded", ours, collate, 0), ("ours", ours, collate, 2),
+                 ("ours, hand-built", ours, hand_built, 2),
                  ("dlas-style", dlas, None, 2))  # fmt: skip
     figures: dict[str, list[float]] = {name: [] for name, *_ in pipelines}
     for run in range(args.runs):
         for name, ds, fn, workers in pipelines:
-            sps = samples_per_sec(ds, args.batches, workers, 16, fn)
+            if fn is hand_built:  # torch's DataLoader as training code builds it
+                sps = loader_samples_per_sec(hand_built(ds, workers, 16), args.batches)
+            else:
+                sps = samples_per_sec(ds, args.batches, workers, 16, fn)
             figures[name].append(sps)
             print(f"run {run + 1} {name:<16} {sps:8.1f} items/s", flush=True)
     med = {k: statistics.median(v) for k, v in figures.items()}
     print("\n| pipeline | items/s (median) | max |\n|---|---:|---:|")
     for k, v in figures.items():
         print(f"| {k} | {med[k]:.0f} | {max(v):.0f} |")
-    for k in ("ours, threaded", "ours"):
+    for k in ("ours, threaded", "ours", "ours, hand-built"):
         print(f"{k} / dlas-style: {med[k] / med['dlas-style']:.2f}x (medians)")
+    print(f"hand-built / create_dataloader: {med['ours, hand-built'] / med['ours']:.2f}x (medians)")
     return 0
 
 

@@ -15,7 +15,7 @@ worker. Every run writes to a fresh temporary DST.
 Run:
     python benches/bench_ray.py [--corpus DIR] [--runs 3] [--threads 2] [--json FILE]
 The default corpus is $DLAS_FAST_PHOTOS or ~/.cache/dlas_fast/photos (built by
-``../shared/corpus/photos.sh DEST``). Needs the ray extra (``pip install ray``).
+``benches/corpus.sh DEST``). Needs the ray extra (``pip install ray``).
 """
 
 from __future__ import annotations
