@@ -318,6 +318,9 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 2
+        # What build is measured: the codec, its SIMD level, the optimisation.
+        version = subprocess.run([*ours_cmd, "--version"], capture_output=True, text=True)
+        print("build: " + "; ".join(version.stdout.split("\n")).strip("; "))
 
     corpus = corpus_info(images)
     corpus["path"] = str(corpus_dir)

@@ -24,7 +24,7 @@ use errors::to_pyerr;
 /// mimalloc for the extension's own allocations. The loaders allocate and free
 /// megabytes per batch (decoded tiles, planes, output arrays); glibc returns such
 /// blocks to the kernel (mmap, heap trimming) and the next batch faults every page in
-/// again, which cost more than the resizing itself (README, loading benchmark).
+/// again, which cost more than the resizing itself (docs/benchmarks.md, loading).
 /// mimalloc keeps them for reuse. Python's and torch's allocations are not affected.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -295,14 +295,6 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
-/// True for an optimised build (`pip install .`, `maturin develop --release`); false for
-/// a development build (`maturin develop`), whose crates are compiled at opt-level 1
-/// and load batches at about half the speed: benchmarks check it.
-#[pyfunction]
-fn optimized_build() -> bool {
-    !cfg!(debug_assertions)
-}
-
 /// The native core of dlas_fast (Rust): decoding, extraction, the chunk index, batch
 /// loading and the corruptor. Use it through the `dlas_fast` package.
 #[pymodule]
@@ -316,7 +308,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_centers, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
-    m.add_function(wrap_pyfunction!(optimized_build, m)?)?;
     m.add_function(wrap_pyfunction!(decode_image, m)?)?;
     m.add_function(wrap_pyfunction!(prefault, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
