@@ -3,6 +3,7 @@
 #   $DLAS_FAST_CACHE (default ~/.cache/dlas_fast)/venv-<key>  Python venv (torch, numpy...),
 #                                       keyed on requirements-dev.txt and the Python version
 #   $DLAS_FAST_CACHE/target             cargo target dir (incremental across runs)
+#   $DLAS_FAST_CACHE/wheel              the wheel last built
 # then installs dlas_fast into the venv the way users get it: the wheel `pip install .`
 # builds (release optimisation, libjpeg-turbo with its SIMD code). Its path is left in
 # $DLAS_FAST_WHEEL.
@@ -43,8 +44,9 @@ if [ "${DLAS_FAST_BUILD:-release}" = dev ]; then
   (cd "$root" && maturin develop -q >&2)
 else
   echo "env.sh: building and installing dlas_fast (pip install ., release build)" >&2
-  wheels=$CARGO_TARGET_DIR/wheels
-  rm -rf "$wheels"
+  wheels=$cache/wheel
+  mkdir -p "$wheels"
+  rm -f "$wheels"/dlas_fast-*.whl
   pip wheel -q --no-deps -w "$wheels" "$root" >&2
   DLAS_FAST_WHEEL=$(ls "$wheels"/dlas_fast-*.whl)
   export DLAS_FAST_WHEEL
