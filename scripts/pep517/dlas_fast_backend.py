@@ -25,8 +25,8 @@ from maturin import (  # noqa: F401  (the hooks passed on unchanged)
 _X86 = {"x86_64", "amd64", "i386", "i486", "i586", "i686", "x86"}
 
 MISSING_NASM = """
-dlas_fast: building from source needs NASM, the assembler of libjpeg-turbo's SIMD code
-(JPEG decoding and encoding several times slower without it: this build will not make that).
+dlas_fast: building from source needs NASM, the assembler of libjpeg-turbo's SIMD code,
+which dlas_fast compiles in and calls directly: there is no build without it.
 Install it, then run the same command again:
     Debian/Ubuntu:  sudo apt-get install nasm
     Fedora/RHEL:    sudo dnf install nasm
