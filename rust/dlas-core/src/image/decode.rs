@@ -924,16 +924,7 @@ pub(crate) mod tests {
                 // Lossless: the pixels themselves.
                 assert!(got == busy(w, h));
             }
-            let r = Region {
-                top: 10,
-                left: 40,
-                height: 20,
-                width: 20,
-            };
-            let part = decode_bytes_region(&jpeg, &opts, |_, _| Some(r))
-                .unwrap()
-                .unwrap();
-            assert_eq!(part.view(r).to_owned(), got.crop(10, 40, 20, 20).to_owned());
+            assert_region_decodes_as_crop(&jpeg, &got, (10, 40, 20, 20));
         }
         for (precision, lossless) in [(12, false), (12, true), (16, true)] {
             let jpeg = deep_jpeg(w, h, precision, lossless);
@@ -943,6 +934,25 @@ pub(crate) mod tests {
                 "{precision}-bit: {err}"
             );
         }
+    }
+
+    /// Decoding only the region (top, left, height, width) of `jpeg` gives the same
+    /// pixels as cropping `whole`, its full decode.
+    fn assert_region_decodes_as_crop(jpeg: &[u8], whole: &Rgb8, r: (usize, usize, usize, usize)) {
+        let (top, left, height, width) = r;
+        let region = Region {
+            top,
+            left,
+            height,
+            width,
+        };
+        let part = decode_bytes_region(jpeg, &DecodeOptions::default(), |_, _| Some(region))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            part.view(region).to_owned(),
+            whole.crop(top, left, height, width).to_owned()
+        );
     }
 
     /// Arithmetic-coded JPEGs (sequential and progressive) decode to the pixels of the
@@ -967,16 +977,7 @@ pub(crate) mod tests {
                 let what = format!("{subsamp:?}, progressive {progressive}");
                 let got = decode_bytes(&arith, &opts).unwrap();
                 assert!(got == decode_bytes(&huff, &opts).unwrap(), "{what}");
-                let r = Region {
-                    top: 33,
-                    left: 65,
-                    height: 40,
-                    width: 50,
-                };
-                let part = decode_bytes_region(&arith, &opts, |_, _| Some(r))
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(part.view(r).to_owned(), got.crop(33, 65, 40, 50).to_owned());
+                assert_region_decodes_as_crop(&arith, &got, (33, 65, 40, 50));
                 let cut = &arith[..arith.len() * 2 / 3];
                 let err = decode_bytes(cut, &opts).unwrap_err().to_string();
                 assert!(err.contains("JPEG"), "{what}: {err}");
