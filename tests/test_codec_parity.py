@@ -120,6 +120,28 @@ def test_truncated_arithmetic_jpegs_are_errors_naming_the_file(tmp_path):
         assert err.path == str(folder / name)
 
 
+def test_warnings_about_markers_only_decode_as_opencv(tmp_path):
+    """libjpeg-turbo warns, then decodes every pixel, for stray bytes between markers
+    (common in files from the web) and an unknown JFIF revision: such files decode as
+    OpenCV decodes them. Warnings that data is damaged or missing stay errors."""
+    buf = io.BytesIO()
+    Image.fromarray(textured(96, 64, seed=1)).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    assert data[2:4] == b"\xff\xe0" and data[6:11] == b"JFIF\x00"  # APP0, JFIF
+    app0_end = 4 + int.from_bytes(data[4:6], "big")
+    folder = tmp_path / "warned"
+    folder.mkdir()
+    (folder / "stray_bytes.jpg").write_bytes(data[:app0_end] + b"\x00\x00" + data[app0_end:])
+    (folder / "jfif_3.jpg").write_bytes(data[:11] + b"\x03" + data[12:])
+    assert_decodes_as_opencv(folder, ["stray_bytes.jpg", "jfif_3.jpg"])
+    # A scan cut short (libjpeg's "premature end" warnings): an error, not grey fill.
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
+    err = decoded(cut)["cut.jpg"]
+    assert isinstance(err, dlas_fast.DecodeError) and err.path == str(cut / "cut.jpg")
+
+
 def adobe_transform_at(data: bytes) -> int:
     """Offset of the colour transform byte of the APP14 "Adobe" segment."""
     at = data.index(b"\xff\xee")

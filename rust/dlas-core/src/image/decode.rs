@@ -349,7 +349,7 @@ mod turbo_jpeg {
         let result = with_decompressor(|h| {
             // SAFETY: the handle is live; the buffer is `bytes.len()` bytes.
             let rc = unsafe { raw::tj3DecompressHeader(h.ptr(), bytes.as_ptr(), bytes.len() as _) };
-            if rc != 0 {
+            if rc != 0 && !h.only_benign_warning() {
                 return Err(h.error());
             }
             let layout = layout(h)?;
@@ -420,7 +420,9 @@ mod turbo_jpeg {
         let fail = |what: &str| decode_err(format!("JPEG: {what}{}", h.error()));
         // SAFETY: the handle is live; the buffer is `bytes.len()` bytes. Reading the
         // header again resets what a failed attempt left in the handle.
-        if unsafe { raw::tj3DecompressHeader(h.ptr(), bytes.as_ptr(), bytes.len() as _) } != 0 {
+        if unsafe { raw::tj3DecompressHeader(h.ptr(), bytes.as_ptr(), bytes.len() as _) } != 0
+            && !h.only_benign_warning()
+        {
             return Err(fail(""));
         }
         let region = if (cw, ch) == (w, ht) {
@@ -457,12 +459,14 @@ mod turbo_jpeg {
                 output.format() as _,
             )
         };
-        // Warnings count too: a truncated file decodes with grey filler and a warning.
-        if rc != 0 {
+        // Warnings count too (a truncated file decodes with grey filler and a warning),
+        // but those about markers alone, after which every row is decoded.
+        if rc != 0 && !h.only_benign_warning() {
             return Err(fail(""));
         }
-        // SAFETY: tj3Decompress8 returned success, having written all `len` bytes of
-        // the region (libjpeg-turbo fills every output row).
+        // SAFETY: tj3Decompress8 finished (success, or a warning it decoded on after),
+        // having written all `len` bytes of the region (libjpeg-turbo fills every
+        // output row).
         unsafe { pixels.set_len(len) };
         Ok(match output {
             Output::Rgb => pixels,

@@ -29,6 +29,19 @@ impl Handle {
             .into_owned()
     }
 
+    /// Whether the last call failed with nothing but a warning about the file's
+    /// markers, after which every pixel is decoded from complete data, as OpenCV
+    /// decodes it too: stray bytes between markers, an unknown JFIF revision, unusual
+    /// SOS parameters, a bad ICC or thumbnail segment. Warnings that data is missing or
+    /// damaged (a file cut short, a bad Huffman or arithmetic code, a lost restart
+    /// marker, an inconsistent progression) are not: libjpeg-turbo fills what it could
+    /// not decode with grey, so those files are errors.
+    pub(super) fn only_benign_warning(&self) -> bool {
+        // SAFETY: the handle is live.
+        let code = unsafe { raw::tj3GetErrorCode(self.0) };
+        code == raw::TJERR_TJERR_WARNING as i32 && is_benign_warning(&self.error())
+    }
+
     pub(super) fn get(&self, param: raw::TJPARAM) -> i32 {
         // SAFETY: the handle is live; unknown parameters return -1.
         unsafe { raw::tj3Get(self.0, param as _) }
@@ -81,4 +94,42 @@ fn with<T>(
         }
         f(slot.as_ref().expect("handle just created"))
     })
+}
+
+/// libjpeg-turbo's warnings (jerror.h) about markers only: see
+/// [`Handle::only_benign_warning`].
+fn is_benign_warning(message: &str) -> bool {
+    const BENIGN: [&str; 5] = [
+        "extraneous bytes before marker",
+        "unknown JFIF revision number",
+        "Invalid SOS parameters for sequential JPEG",
+        "bad ICC marker",
+        "thumbnail image size does not match data length",
+    ];
+    BENIGN.iter().any(|w| message.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_benign_warning;
+
+    #[test]
+    fn only_marker_warnings_are_benign() {
+        for m in [
+            "Corrupt JPEG data: 2 extraneous bytes before marker 0xdb",
+            "Warning: unknown JFIF revision number 3.01",
+        ] {
+            assert!(is_benign_warning(m), "{m}");
+        }
+        for m in [
+            "Premature end of JPEG file",
+            "Corrupt JPEG data: premature end of data segment",
+            "Corrupt JPEG data: bad Huffman code",
+            "Corrupt JPEG data: bad arithmetic code",
+            "Corrupt JPEG data: found marker 0xd9 instead of RST3",
+            "Inconsistent progression sequence for component 0 coefficient 1",
+        ] {
+            assert!(!is_benign_warning(m), "{m}");
+        }
+    }
 }
