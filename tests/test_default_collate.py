@@ -226,6 +226,29 @@ def test_a_custom_collate_fn_may_copy_default_collates_result(sources, collate_f
     assert_batches_equal(got, list(DataLoader(ds, batch_size=BATCH, sampler=order)))
 
 
+def _cropped(batch):
+    out = default_collate(batch)
+    out["hq"] = out["hq"][:, :, 16:48, 8:40]  # a crop: a non-contiguous view
+    out["lq"] = out["lq"].permute(0, 2, 3, 1)  # channels last: another
+    out["lq_fullsize_ref"] = out["lq_fullsize_ref"] + 1  # an all-zero key replaced
+    return out
+
+
+def test_views_a_custom_collate_fn_makes_of_the_batch_arrive_as_made(sources):
+    # From a worker, default_collate's result travels as one shared-memory storage and
+    # offsets into it; a crop or permutation of it must not come back as the wrong
+    # pixels, nor a replaced all-zero tensor as zeros.
+    opt = dict(sources["single_image"], need_ref=False)
+    ds = dlas_fast.create_dataset(opt)
+    order = order_of(ds, 32, seed=2)
+    want = [_cropped(b) for b in DataLoader(ds, batch_size=BATCH, sampler=order,
+                                             collate_fn=lambda b: b)]  # fmt: skip
+    got = list(DataLoader(ds, batch_size=BATCH, sampler=order, num_workers=2,
+                          collate_fn=_cropped, multiprocessing_context="fork"))  # fmt: skip
+    assert_batches_equal(got, want)
+    assert all(b["lq_fullsize_ref"].eq(1).all() for b in got)
+
+
 def test_kept_batches_are_never_overwritten(sources):
     ds = dlas_fast.create_dataset(sources["single_image"])
     order = order_of(ds, 64, seed=1)

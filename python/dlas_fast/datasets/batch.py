@@ -167,7 +167,9 @@ class OneStorage(dict):
     ) -> None:
         super().__init__(stacked)
         self._storage = storage
-        self._zeros = zeros
+        # The all-zero tensors themselves: a value a collate function put in their
+        # place is sent as it is.
+        self._zeros = {k: stacked[k] for k in zeros}
         self._slot = slot
 
     # Copied in the worker (by a collate_fn that calls default_collate, say), it is a
@@ -182,10 +184,15 @@ class OneStorage(dict):
         base = self._storage.untyped_storage().data_ptr()
         layout, plain, zeros = [], {}, []
         for k, v in self.items():
-            if k in self._zeros:
+            if k in self._zeros and v is self._zeros[k]:
                 zeros.append((k, v.dtype, tuple(v.shape)))
             elif isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() == base:
-                layout.append((k, v.dtype, v.storage_offset() * v.element_size(), v.shape))
+                if v.is_contiguous():
+                    layout.append((k, v.dtype, v.storage_offset() * v.element_size(), v.shape))
+                else:
+                    # A crop, permutation or slice a collate function made of the batch:
+                    # a copy of its values (the views rebuilt below are contiguous).
+                    plain[k] = v.contiguous()
             else:
                 plain[k] = v
         slot = self._slot
