@@ -12,6 +12,7 @@ png=0
 if [ "${1:-}" = --png ]; then png=1; shift; fi
 dest=${1:?usage: corpus.sh [--png] DEST}
 mkdir -p "$dest"
+dest=$(realpath "$dest")  # the copies are made from a temporary folder
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -27,13 +28,13 @@ number_distinct() {
     [ -n "${seen[$sum]:-}" ] && continue
     seen[$sum]=1
     n=$((n + 1))
-    cp "$f" "$dest/${prefix}$(printf '%03d' "$n")_$(basename "$f" | tr ' ' '_')"
+    cp "$f" "$dest/${prefix}$(printf '%03d' "$n")_$(basename "$f" | tr ' ' '_')" || exit 1
   done
   echo "$n"
 }
-jpegs=$(find pkg -type f \( -iname '*.jpg' -o -iname '*.jpeg' \) -print0 | sort -z | number_distinct "")
+jpegs=$(find pkg -type f \( -iname '*.jpg' -o -iname '*.jpeg' \) -print0 | sort -z | number_distinct "") || exit 1
 echo "corpus.sh: $jpegs distinct JPEG photos in $dest"
 if [ $png = 1 ]; then
-  pngs=$(find pkg -type f -iname '*.png' ! -name 'screenshot.png' -print0 | sort -z | number_distinct png_)
+  pngs=$(find pkg -type f -iname '*.png' ! -name 'screenshot.png' -print0 | sort -z | number_distinct png_) || exit 1
   echo "corpus.sh: $pngs distinct PNG images in $dest"
 fi

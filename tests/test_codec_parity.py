@@ -252,7 +252,8 @@ def test_lossless_and_12_bit_jpegs_decode_or_fail_as_opencv(tmp_path):
     folder.mkdir()
     rgb = textured(61, 37, seed=5)
     files = {
-        # 8-bit lossless RGB (component ids R, G, B) and grey: OpenCV decodes them.
+        # 8-bit lossless RGB (component ids R, G, B): OpenCV decodes it. Grey: OpenCV's
+        # colour read cannot convert lossless grey, and neither do we (an error).
         "lossless_rgb.jpg": lossless_jpeg(rgb, 8, b"RGB"),
         "lossless_grey.jpg": lossless_jpeg(rgb[..., :1], 8, b"\x01"),
         # Component ids 1, 2, 3: read as YCbCr, converted to RGB.

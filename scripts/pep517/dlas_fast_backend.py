@@ -22,6 +22,9 @@ from maturin import (  # noqa: F401  (the hooks passed on unchanged)
     prepare_metadata_for_build_wheel,
 )
 
+# An editable install needs what a wheel needs (maturin has no hook of its own for it).
+get_requires_for_build_editable = get_requires_for_build_wheel
+
 _X86 = {"x86_64", "amd64", "i386", "i486", "i586", "i686", "x86"}
 
 MISSING_NASM = """
