@@ -9,6 +9,9 @@
 # $DLAS_FAST_WHEEL.
 # DLAS_FAST_BUILD=dev makes an editable development build instead (`maturin develop`):
 # quicker to rebuild after a change, about half the speed. For the developer loop only.
+# Options are set for this script and given back at its end (a developer's shell is not
+# left exiting on the next failing command).
+env_sh_options=$(set +o)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${DLAS_FAST_CACHE:-$HOME/.cache/dlas_fast}
@@ -52,3 +55,5 @@ else
   export DLAS_FAST_WHEEL
   pip install -q --force-reinstall --no-deps "$DLAS_FAST_WHEEL" >&2
 fi
+eval "$env_sh_options"
+unset env_sh_options
