@@ -2,56 +2,16 @@
 //! 130 with a message, and `--resume` then completes the run: the same files as an
 //! uninterrupted run.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dlas_core::image::{encode_jpeg, Rgb8};
+#[path = "../../dlas-core/tests/common/mod.rs"]
+mod common;
+use common::{noisy_jpeg, tree};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dlas-fast");
 const SOURCES: usize = 16;
-
-/// A noisy gradient, so that tiles do not compress to nothing.
-fn photo(side: usize, seed: u32) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let mut data = Vec::with_capacity(side * side * 3);
-    for y in 0..side {
-        for x in 0..side {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let noise = (state % 32) as usize;
-            data.push(((x * 255 / side + noise) % 256) as u8);
-            data.push(((y * 255 / side + noise) % 256) as u8);
-            data.push((((x + y) * 127 / side + noise) % 256) as u8);
-        }
-    }
-    let mut jpeg = Vec::new();
-    encode_jpeg(Rgb8::new(side, side, data).view(), 95, &mut jpeg).unwrap();
-    jpeg
-}
-
-/// Every file under `root` but our own dotfiles: relative path -> bytes.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if rel.to_string_lossy().starts_with(".dlas_fast") {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
 
 fn chunks(dst: &Path) -> usize {
     std::fs::read_dir(dst).map_or(0, |d| {
@@ -67,7 +27,7 @@ fn sigint_stops_the_run_and_resume_completes_it() {
     let _ = std::fs::remove_dir_all(&dir);
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let photos: Vec<Vec<u8>> = (0..4).map(|s| photo(2000, s)).collect();
+    let photos: Vec<Vec<u8>> = (0..4).map(|s| noisy_jpeg(2000, 2000, s, 95)).collect();
     for i in 0..SOURCES {
         std::fs::write(src.join(format!("p{i:02}.jpg")), &photos[i % 4]).unwrap();
     }

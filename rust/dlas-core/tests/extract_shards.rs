@@ -5,18 +5,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dlas_core::extract::{extract_shard, ExtractOptions, Progress, Shard};
-use dlas_core::image::{encode_jpeg, Rgb8};
 use dlas_core::CoreError;
 
-fn photo(path: &Path, w: usize, h: usize, seed: u8) {
-    let data: Vec<u8> = (0..w * h * 3)
-        .map(|i| ((i * 7 + seed as usize * 31) % 251) as u8)
-        .collect();
-    let mut jpeg = Vec::new();
-    encode_jpeg(Rgb8::new(w, h, data).view(), 90, &mut jpeg).unwrap();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, jpeg).unwrap();
-}
+mod common;
+use common::{photo, three_sources};
 
 /// While shard 1/2 looks at DST (it has listed SRC, its manifest is not written yet), a
 /// source is added and shard 2/2 starts from the longer list (it gets as far as writing
@@ -69,9 +61,7 @@ fn shards_that_listed_different_sources_do_not_both_finish() {
     let dir = std::env::temp_dir().join(format!("dlas-shards-lists-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (src, dst) = (dir.join("S"), dir.join("D"));
-    photo(&src.join("b/x.jpg"), 640, 560, 1);
-    photo(&src.join("c/y.jpg"), 660, 560, 2);
-    photo(&src.join("d/z.jpg"), 680, 560, 3);
+    three_sources(&src);
     let meanwhile = OtherShardMeanwhile {
         src: &src,
         dst: &dst,

@@ -2,69 +2,14 @@
 //! completed by `resume` into exactly what one whole run writes, whatever mode the
 //! stopped run was in.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dlas_core::extract::{extract, ExtractOptions, Progress, Silent};
-use dlas_core::image::{encode_jpeg, Rgb8};
 use dlas_core::CoreError;
 
-/// A noisy gradient of `w`×`h`, so that tiles do not compress to nothing.
-fn photo(path: &Path, w: usize, h: usize, seed: u32) {
-    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let mut data = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        for x in 0..w {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let noise = (state % 24) as usize;
-            data.push(((x * 255 / w + noise) % 256) as u8);
-            data.push(((y * 255 / h + noise) % 256) as u8);
-            data.push((((x + y) * 127 / w + noise) % 256) as u8);
-        }
-    }
-    let mut jpeg = Vec::new();
-    encode_jpeg(Rgb8::new(w, h, data).view(), 92, &mut jpeg).unwrap();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, jpeg).unwrap();
-}
-
-/// Every file under `root` but our own dotfiles: relative path -> bytes.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    walk(root, false)
-}
-
-/// Every entry under `root`, our dotfiles included: relative path -> bytes (empty for
-/// folders).
-fn everything(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    walk(root, true)
-}
-
-/// The files under `root`; with `all`, also our dotfiles and the folders (as empty).
-fn walk(root: &Path, all: bool) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if !all && rel.to_string_lossy().starts_with(".dlas_fast") {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-                if all {
-                    out.insert(rel, Vec::new());
-                }
-            } else {
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
+mod common;
+use common::{everything, photo, three_sources, tree};
 
 /// Asks the run to stop once `after` sources are done.
 struct StopAfter {
@@ -94,9 +39,7 @@ fn resume_after_a_stopped_overwrite_writes_what_one_whole_run_writes() {
     let dir = std::env::temp_dir().join(format!("dlas-stop-overwrite-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (src, dst, whole) = (dir.join("S"), dir.join("D"), dir.join("whole"));
-    photo(&src.join("b/x.jpg"), 640, 560, 1);
-    photo(&src.join("c/y.jpg"), 660, 560, 2);
-    photo(&src.join("d/z.jpg"), 680, 560, 3);
+    three_sources(&src);
     extract(&src, &dst, &options(80), &Silent).unwrap();
 
     // Other options, and a source that takes the name `x` (b/x.jpg becomes `x_2`).
