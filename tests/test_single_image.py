@@ -271,7 +271,7 @@ def test_create_dataloader_batches(golden_extracted, workers, context):
                                              collate_fn=loader.collate_fn,
                                              multiprocessing_context=context)  # fmt: skip
     # Run the loader to the end: dropping it mid-epoch races with torch's worker shutdown
-    # (see the README's loading notes).
+    # (see docs/loading.md).
     batches = list(loader)
     first = batches[0]
     assert first["hq"].shape == (8, 3, 128, 128) and first["lq"].shape == (8, 3, 32, 32)

@@ -84,7 +84,7 @@ def extract_ray(
         threads_per_task: CPUs each task reserves and uses as extraction threads
             (default: the smallest node's CPU count, so that each node runs one task at
             a time and the native extractor balances its sources over all its cores:
-            faster than several single-threaded tasks per node, see the README).
+            faster than several single-threaded tasks per node, see docs/scale.md).
         address: the cluster to join (``ray.init(address=...)``); default: the one Ray
             is already connected to, ``RAY_ADDRESS``, or a local instance.
         max_retries: how many times Ray reruns a task whose worker died or which

@@ -115,7 +115,7 @@ def collate(batch):
     In a worker process the stacked tensors are moved into shared memory here, where
     ``default_collate`` would have allocated them: otherwise the worker's queue feeder
     thread copies them there while pickling, which is slower and races with worker
-    shutdown (see the README's loading notes).
+    shutdown (see docs/loading.md).
     """
     if isinstance(batch, Batch):
         if torch.utils.data.get_worker_info() is None:
