@@ -1,6 +1,8 @@
 //! Facts about this build that `build_info` reports at run time: the libjpeg-turbo
 //! version compiled in (read from the `jconfig.h` of the build the `turbojpeg-sys`
 //! crate made, so it follows that crate's vendored source), and the cargo profile.
+//! Also compiles libjpeg's memory functions (`csrc/jmem_rust.c`) against that build's
+//! headers.
 
 use std::env;
 use std::path::Path;
@@ -37,6 +39,16 @@ fn main() {
         }
     };
     println!("cargo:rustc-env=DLAS_CODEC={codec}");
+
+    // libjpeg's memory functions, taken from the Rust allocator (src/image/jpeg_memory.rs).
+    let source = "csrc/jmem_rust.c";
+    println!("cargo:rerun-if-changed={source}");
+    let mut c = cc::Build::new();
+    c.file(source).warnings(true).extra_warnings(true);
+    for dir in include.split(',').filter(|dir| !dir.is_empty()) {
+        c.include(dir);
+    }
+    c.compile("dlas_jmem_rust");
 
     // The profile this package is compiled with (PROFILE is "release" for release and
     // profiles inheriting it, "debug" otherwise).

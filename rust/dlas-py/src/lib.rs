@@ -25,7 +25,8 @@ use errors::to_pyerr;
 /// megabytes per batch (decoded tiles, planes, output arrays); glibc returns such
 /// blocks to the kernel (mmap, heap trimming) and the next batch faults every page in
 /// again, which cost more than the resizing itself (docs/benchmarks.md, loading).
-/// mimalloc keeps them for reuse. Python's and torch's allocations are not affected.
+/// mimalloc keeps them for reuse. libjpeg-turbo's pools come from it too (dlas-core's
+/// `image/jpeg_memory.rs`). Python's and torch's allocations are not affected.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -33,6 +34,24 @@ extern "C" {
     /// mimalloc's `mi_collect` (linked from the static library the `mimalloc` crate
     /// builds): gives the memory its heaps hold freed back to the kernel.
     fn mi_collect(force: bool);
+    /// mimalloc's `mi_option_set`.
+    fn mi_option_set(option: i32, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc.h's `mi_option_t` (the same in mimalloc 2 and
+/// 3): how long freed memory stays mapped for reuse before it goes back to the kernel.
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+/// Milliseconds: ten times mimalloc's own delay. Extraction frees the tens of megabytes
+/// a large photo took (its pixels, libjpeg's coefficients for a progressive file) and
+/// takes as much again for the next photo; under the default delay much of it went
+/// back to the kernel in between and came back page by page, zeroed again.
+const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
+
+/// Sets this module's allocator up: only the extension's own mimalloc is concerned
+/// (statically linked, its options are its own).
+fn configure_allocator() {
+    // SAFETY: sets one option of this library's mimalloc; any value is valid.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
 }
 
 /// Hands back to the kernel what mimalloc holds freed. For one-off calls that free far
@@ -299,6 +318,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// loading and the corruptor. Use it through the `dlas_fast` package.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    configure_allocator();
     m.add_function(wrap_pyfunction!(extract, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(check_destination, m)?)?;

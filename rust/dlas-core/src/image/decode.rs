@@ -959,6 +959,49 @@ pub(crate) mod tests {
         );
     }
 
+    /// A progressive JPEG of busy pixels, 4:4:4: decoding it holds the coefficients
+    /// of three full planes (1.8 MB).
+    fn progressive_jpeg() -> Vec<u8> {
+        use turbojpeg::{PixelFormat, Subsamp};
+        let (w, h) = (640, 480);
+        tj_jpeg(w, h, &busy(w, h).data, PixelFormat::RGB, |c| {
+            c.set_subsamp(Subsamp::None).unwrap();
+            c.set_progressive(true).unwrap();
+        })
+    }
+
+    /// libjpeg-turbo's pools come from the Rust allocator (`csrc/jmem_rust.c`): the
+    /// whole-image coefficients of a progressive file are obtained there.
+    #[test]
+    fn libjpeg_memory_comes_from_the_rust_allocator() {
+        use super::super::jpeg_memory::OBTAINED;
+        let before = OBTAINED.with(|n| n.get());
+        decode_bytes(&progressive_jpeg(), &DecodeOptions::default()).unwrap();
+        let obtained = OBTAINED.with(|n| n.get()) - before;
+        assert!(obtained >= 640 * 480 * 3 * 2, "{obtained} bytes from Rust");
+    }
+
+    /// A memory limit set on the handle (TurboJPEG's `TJPARAM_MAXMEMORY`) still holds
+    /// with the replaced memory functions, which report what is left under it: past
+    /// it libjpeg would need a backing store, which it has not, and the file is an
+    /// error. Without the limit the same file decodes.
+    #[test]
+    fn libjpeg_memory_limit_still_holds() {
+        use super::super::turbo::with_decompressor;
+        let jpeg = progressive_jpeg();
+        let opts = DecodeOptions::default();
+        let limit = |mib: i32| {
+            with_decompressor(|d| d.set(turbojpeg::raw::TJPARAM_TJPARAM_MAXMEMORY, mib)).unwrap()
+        };
+        limit(1);
+        let refused = decode_bytes(&jpeg, &opts).map(|_| ());
+        limit(0);
+        // libjpeg-turbo's message for JERR_NO_BACKING_STORE.
+        let err = refused.unwrap_err().to_string();
+        assert!(err.contains("Memory limit exceeded"), "{err}");
+        assert!(decode_bytes(&jpeg, &opts).is_ok());
+    }
+
     /// Arithmetic-coded JPEGs (sequential and progressive) decode to the pixels of the
     /// Huffman-coded file of the same image (entropy coding is lossless), in regions
     /// too; cut short, they are errors, not grey filler.

@@ -4,6 +4,7 @@ mod buffer;
 mod decode;
 mod encode;
 mod jpeg_blocks;
+mod jpeg_memory;
 // It calls libjpeg-turbo's x86-64 AVX2 routines.
 #[cfg(target_arch = "x86_64")]
 mod jpeg_decode;
