@@ -26,7 +26,7 @@ MODULES = [
     "dlas_fast.config",
     "dlas_fast.corruptor",
     "dlas_fast.distributed",
-    "dlas_fast.extract",
+    "dlas_fast._extract",
     "dlas_fast.index",
     "dlas_fast.patch_tree",
     "dlas_fast.preview",

@@ -46,17 +46,15 @@ from dlas_fast._native import (
     write_centers,
 )
 
-# Imported now: the submodule `dlas_fast.extract` and the function share a name, and
-# binding the function here, after the submodule's import, keeps `dlas_fast.extract`
-# the function whatever imports the submodule later.
-from dlas_fast.extract import ExtractSummary, SourceIssue, extract
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 
 # Everything else is imported on first use (PEP 562): `dlas-fast extract` starts with
 # this package's import, and its start-up time counts (importlib.metadata alone takes
 # about 35 ms).
 _LAZY = {
+    "extract": "dlas_fast._extract",
+    "ExtractSummary": "dlas_fast._extract",
+    "SourceIssue": "dlas_fast._extract",
     "ChunkedTiles": "dlas_fast.index",
     "ChunkIndex": "dlas_fast.index",
     "TileSet": "dlas_fast.index",
@@ -74,6 +72,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from dlas_fast._extract import ExtractSummary, SourceIssue, extract
     from dlas_fast.config import dataset_options, load_config
     from dlas_fast.corruptor import CORRUPTION_NAMES, ImageCorruptor
     from dlas_fast.index import ChunkedTiles, ChunkIndex, TileSet

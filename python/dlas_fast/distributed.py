@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from dlas_fast import _native
-from dlas_fast.extract import ExtractSummary, SourceIssue, options_json, summary_of
+from dlas_fast._extract import ExtractSummary, SourceIssue, options_json, summary_of
 
 #: Set by tests only: a folder; while it exists, each shard's first attempt exits its
 #: worker process (as a crash would) right after finishing, so that Ray retries it.
