@@ -26,8 +26,12 @@ including the ones the job skips, as every pipeline decodes (or at least opens) 
 Prints the exact command line, a per-run log and a markdown table ready for a README;
 ``--json FILE`` also writes everything as JSON.
 
+``--repeat N`` runs every pipeline over N copies of the corpus (hard links, under new
+names, in a temporary folder beside the outputs): a long job's steady state, where each
+worker has long since mapped its buffers, rather than a short job's first touches.
+
 Run:
-    python benches/bench_extract.py [--corpus DIR] [--runs 3] [--threads 2]
+    python benches/bench_extract.py [--corpus DIR] [--runs 3] [--threads 2] [--repeat N]
                                     [--dlas-fast CMD | --skip-ours] [--json FILE] [--tmp DIR]
 The default corpus is $DLAS_FAST_PHOTOS or ~/.cache/dlas_fast/photos; build it with
 ``benches/corpus.sh DEST``.
@@ -71,6 +75,20 @@ def list_images(root: Path) -> list[Path]:
             if name.lower().endswith(IMAGE_EXTENSIONS):
                 found.append(Path(dirpath) / name)
     return sorted(found)
+
+
+def repeated_corpus(images: list[Path], copies: int, parent: str | None) -> Path:
+    """A new folder holding ``copies`` hard links (or copies, across file systems) of each
+    image, named ``rK_<name>``."""
+    folder = Path(tempfile.mkdtemp(prefix="bench_extract_corpus_", dir=parent))
+    for k in range(copies):
+        for i, path in enumerate(images):
+            target = folder / f"r{k}_{i:05d}_{path.name}"
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copyfile(path, target)
+    return folder
 
 
 def corpus_info(paths: list[Path]) -> dict:
@@ -289,6 +307,9 @@ def main() -> int:
     parser.add_argument("--tmp", default=None, help="parent folder of the per-run DST folders")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="run over this many copies of the corpus"
+    )
+    parser.add_argument(
         "--no-decode-only", action="store_true", help="skip the decode-only floor pipeline"
     )
     args = parser.parse_args()
@@ -322,12 +343,29 @@ def main() -> int:
         version = subprocess.run([*ours_cmd, "--version"], capture_output=True, text=True)
         print("build: " + "; ".join(version.stdout.split("\n")).strip("; "))
 
+    if args.repeat < 1:
+        print("--repeat must be at least 1", file=sys.stderr)
+        return 2
+    copies = None
+    if args.repeat > 1:
+        copies = repeated_corpus(images, args.repeat, args.tmp)
+        images = list_images(copies)
+    try:
+        return run_benchmark(args, command_line, ours_cmd, images, copies or corpus_dir)
+    finally:
+        if copies is not None:
+            shutil.rmtree(copies, ignore_errors=True)
+
+
+def run_benchmark(args, command_line: str, ours_cmd, images: list[Path], corpus_dir: Path) -> int:
     corpus = corpus_info(images)
-    corpus["path"] = str(corpus_dir)
+    corpus["path"] = str(args.corpus or default_corpus())
+    corpus["repeat"] = args.repeat
     warm_page_cache(images)
+    copies = f", {args.repeat} copies of each" if args.repeat > 1 else ""
     print(
-        f"corpus: {corpus_dir} ({corpus['files']} images, {corpus['megapixels']:.1f} MP, "
-        f"{corpus['megabytes']:.1f} MB), page cache warmed"
+        f"corpus: {corpus['path']} ({corpus['files']} images{copies}, "
+        f"{corpus['megapixels']:.1f} MP, {corpus['megabytes']:.1f} MB), page cache warmed"
     )
 
     pipes = build_pipelines(args, ours_cmd, corpus_dir)
