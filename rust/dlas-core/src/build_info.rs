@@ -48,14 +48,7 @@ impl BuildInfo {
 }
 
 fn fast_paths() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::features().avx2
 }
 
 extern "C" {

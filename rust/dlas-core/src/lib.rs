@@ -6,6 +6,7 @@
 
 pub mod build_info;
 pub mod corrupt;
+pub mod cpu;
 pub mod error;
 pub mod extract;
 pub mod image;
