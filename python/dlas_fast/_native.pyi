@@ -177,7 +177,7 @@ def load_single_item(
     corrupt: _CorruptSpec | None = None,
 ) -> tuple[Any, Any, Any, Any, Any, Any]: ...
 def load_single_batch(
-    items: list[tuple[str, tuple[str, tuple[int, int], int] | None]],
+    items: Sequence[tuple[str, tuple[str, tuple[int, int], int] | None]],
     target_size: int | None,
     multiple: int,
     scale: int,
