@@ -1,7 +1,42 @@
 """Type stubs of the native module (private: import from ``dlas_fast``)."""
 
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, final
+
+__all__ = [
+    "CentersFileError",
+    "ChunkIndex",
+    "Corruptor",
+    "DecodeError",
+    "DestinationError",
+    "DlasError",
+    "FrameSet",
+    "ImageFolderList",
+    "ImageFolderLoader",
+    "ImageSizeError",
+    "LIMITS",
+    "MixedSizesError",
+    "MultiScaleLoader",
+    "RefCache",
+    "TileSet",
+    "_panic_for_tests",
+    "build_info",
+    "check_destination",
+    "cli_extract_ray_job",
+    "cli_main",
+    "decode_image",
+    "extract",
+    "frame_runs",
+    "jpeg_encoder",
+    "load_full_image",
+    "load_single_batch",
+    "load_single_item",
+    "prefault",
+    "read_centers",
+    "render_summary",
+    "write_centers",
+]
 
 class DlasError(Exception):
     path: str | None
@@ -41,8 +76,13 @@ def write_centers(
 def jpeg_encoder() -> str: ...
 def build_info() -> dict[str, str | bool]: ...
 
+# For tests only: panics in a thread of the loaders' pool, to check that a Rust panic
+# surfaces as an exception.
+def _panic_for_tests() -> None: ...
+
+@final
 class ChunkIndex:
-    def __init__(self, root: str | os.PathLike[str], cache: str = "use") -> None: ...
+    def __new__(cls, root: str | os.PathLike[str], cache: str = "use") -> ChunkIndex: ...
     @property
     def root(self) -> str: ...
     @property
@@ -64,10 +104,11 @@ class ChunkIndex:
     def centers_error(self, i: int) -> str | None: ...
     def has_centers(self, i: int) -> bool: ...
 
+@final
 class TileSet:
-    def __init__(
-        self, indexes: list[ChunkIndex], weights: list[int], ignore_first: int = 0
-    ) -> None: ...
+    def __new__(
+        cls, indexes: list[ChunkIndex], weights: list[int], ignore_first: int = 0
+    ) -> TileSet: ...
     def __len__(self) -> int: ...
     @property
     def num_chunks(self) -> int: ...
@@ -77,10 +118,11 @@ class TileSet:
     def tile_path(self, i: int) -> str: ...
     def paths(self) -> list[str]: ...
 
+@final
 class FrameSet:
-    def __init__(
-        self, indexes: list[ChunkIndex], weights: list[int], ignore_first: int, frames: int
-    ) -> None: ...
+    def __new__(
+        cls, indexes: list[ChunkIndex], weights: list[int], ignore_first: int, frames: int
+    ) -> FrameSet: ...
     def __len__(self) -> int: ...
     @property
     def resident_bytes(self) -> int: ...
@@ -88,19 +130,21 @@ class FrameSet:
 
 def frame_runs(names: list[str], width: int = 12) -> list[list[int]]: ...
 
+@final
 class RefCache:
-    def __init__(self, capacity: int = 8) -> None: ...
+    def __new__(cls, capacity: int = 8) -> RefCache: ...
 
+@final
 class Corruptor:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         fixed: list[str],
         random: list[str],
         num_random: int,
         blur_scale: float,
         cosine_bias: bool,
         seed: int | None,
-    ) -> None: ...
+    ) -> Corruptor: ...
     @staticmethod
     def names() -> list[str]: ...
     @property
@@ -120,7 +164,7 @@ class Corruptor:
     ) -> Any: ...
 
 # (Corruptor, corrupt_before_downsize, epoch, one dataset index per item, group size)
-CorruptSpec = tuple[Corruptor, bool, int, list[int], int]
+_CorruptSpec = tuple[Corruptor, bool, int, list[int], int]
 
 def load_single_item(
     tile: str,
@@ -130,24 +174,25 @@ def load_single_item(
     scale: int,
     eval: bool,
     cache: RefCache,
-    corrupt: CorruptSpec | None = None,
+    corrupt: _CorruptSpec | None = None,
 ) -> tuple[Any, Any, Any, Any, Any, Any]: ...
 def load_single_batch(
-    items: list[tuple[str, tuple[str, tuple[int, int], int] | None]],
+    items: Sequence[tuple[str, tuple[str, tuple[int, int], int] | None]],
     target_size: int | None,
     multiple: int,
     scale: int,
     eval: bool,
     cache: RefCache,
     threads: int = 1,
-    corrupt: CorruptSpec | None = None,
+    corrupt: _CorruptSpec | None = None,
     out: tuple[Any, Any, Any, Any, Any, Any, bool] | None = None,
 ) -> tuple[Any, Any, Any, Any, Any, Any]: ...
 
+@final
 class ImageFolderList:
-    def __init__(
-        self, roots: list[str], weights: list[int], cache: str = "use", sort: bool = False
-    ) -> None: ...
+    def __new__(
+        cls, roots: list[str], weights: list[int], cache: str = "use", sort: bool = False
+    ) -> ImageFolderList: ...
     def __len__(self) -> int: ...
     def root_lens(self) -> list[int]: ...
     def caches(self) -> list[tuple[str | None, bool]]: ...
@@ -157,9 +202,10 @@ class ImageFolderList:
     def path(self, i: int) -> str: ...
     def paths(self) -> list[str]: ...
 
+@final
 class ImageFolderLoader:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         files: ImageFolderList,
         target_size: int | None,
         multiple: int,
@@ -172,7 +218,8 @@ class ImageFolderLoader:
         skip_lq: bool,
         before_downsize: bool,
         before_factor: int,
-    ) -> None: ...
+        affine: Sequence[tuple[float, float]] | None = None,
+    ) -> ImageFolderLoader: ...
     def load(
         self,
         indices: list[int],
@@ -182,16 +229,28 @@ class ImageFolderLoader:
         out: tuple[Any, Any, Any, Any, Any, bool] | None = None,
     ) -> tuple[Any, Any | None, Any | None, Any | None, Any, Any | None, list[str]]: ...
 
+@final
 class MultiScaleLoader:
-    def __init__(self, files: ImageFolderList, tile: int, scales: int, scale: int) -> None: ...
+    def __new__(
+        cls, files: ImageFolderList, tile: int, scales: int, scale: int
+    ) -> MultiScaleLoader: ...
     @property
     def count(self) -> int: ...
     def load(
         self, indices: list[int], corruptor: Corruptor, epoch: int, threads: int = 1
     ) -> tuple[Any, Any, list[str]]: ...
 
+# (train, min_tile_size, target_size, scale, fixed_size, tile_scale_normal_stddev, use_flip,
+# use_rot, use_blurring, blur_magnitude, force_multiple, lq_noise)
+_FullImageSpec = tuple[bool, int, int, int, bool, float, bool, bool, bool, int, int, float | None]
+
 def decode_image(path: str) -> Any: ...
 def load_full_image(
-    path: str, lq_path: str | None, spec: tuple, corruptor: Corruptor, epoch: int, index: int
+    path: str,
+    lq_path: str | None,
+    spec: _FullImageSpec,
+    corruptor: Corruptor,
+    epoch: int,
+    index: int,
 ) -> list[Any]: ...
 def prefault(addr: int, len: int) -> bool: ...
