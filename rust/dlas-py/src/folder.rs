@@ -11,7 +11,7 @@ use dlas_core::image::DecodeOptions;
 use dlas_core::index::folder::FolderIndex;
 use dlas_core::load::folder::{load_item, next_frame, AltSource, FolderItem, FolderOptions};
 use dlas_core::load::multiscale::{self, MultiScale};
-use dlas_core::load::{pool, stack, stack_into, Corruption, Loaded, Outs, Wanted};
+use dlas_core::load::{pool, stack, stack_into, Corruption, Images, Loaded, Outs, Wanted};
 use numpy::{PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -411,33 +411,34 @@ impl PyImageFolderLoader {
         let n = items.len();
         let paths = specs.into_iter().map(|s| s.path.into_os_string()).collect();
         let has_alt = PyArray1::from_vec(py, has_alt);
-        let shapes = [
-            (3, g.hq),
-            (0, (0, 0)),
-            (3, g.lq),
-            (0, (0, 0)),
-            (3, g.hq),
-            (3, g.lq),
-        ];
+        let shapes = Images {
+            hq: (3, g.hq),
+            hq_ref: (0, (0, 0)),
+            lq: (3, g.lq),
+            lq_ref: (0, (0, 0)),
+            alt_hq: (3, g.hq),
+            alt_lq: (3, g.lq),
+        };
         let entropy_wanted = self.wanted.lq;
         if let Some((hq, lq, alt_hq, alt_lq, entropy, zeroed)) = out {
-            let given = [
-                Some(&hq),
-                None,
-                lq.as_ref(),
-                None,
-                alt_hq.as_ref(),
-                alt_lq.as_ref(),
-            ];
-            for (k, (arr, (c, (h, w)))) in given.iter().zip(shapes).enumerate() {
-                let want = layout.f32s[k] > 0;
+            let given = Images {
+                hq: Some(&hq),
+                hq_ref: None,
+                lq: lq.as_ref(),
+                lq_ref: None,
+                alt_hq: alt_hq.as_ref(),
+                alt_lq: alt_lq.as_ref(),
+            };
+            let checks = given.zip(shapes).zip(layout.per_item).named();
+            for (name, ((arr, (c, (h, w))), per_item)) in checks {
+                let want = per_item > 0;
                 match arr {
                     Some(a) if want && a.shape() == [n, c, h, w] => {}
                     None if !want => {}
                     _ => {
                         return Err(MixedSizesError::new_err(format!(
-                            "output array {k} does not fit items of {:?}; set target_size \
-                             to batch images of different sizes",
+                            "the {name} output array does not fit items of {:?}; set \
+                             target_size to batch images of different sizes",
                             g.hq
                         )))
                     }
@@ -490,8 +491,16 @@ impl PyImageFolderLoader {
                     corruption,
                     wanted,
                     Outs::of_init(
-                        [hq_s, &mut [], lq_s, &mut [], ahq_s, alq_s],
-                        [&mut no_centres.0, &mut no_centres.1],
+                        Images {
+                            hq: hq_s,
+                            hq_ref: &mut [],
+                            lq: lq_s,
+                            lq_ref: &mut [],
+                            alt_hq: ahq_s,
+                            alt_lq: alq_s,
+                        },
+                        &mut no_centres.0,
+                        &mut no_centres.1,
                         e_s,
                     ),
                     zeroed,

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
 use dlas_core::load::{
-    pool, stack, stack_into, Corruption, Geometry, Loaded, Outs, PreparedMask, PreparedRef, Shape,
-    Wanted,
+    pool, stack, stack_into, Corruption, Geometry, Images, Loaded, Outs, PreparedMask, PreparedRef,
+    Shape, Wanted,
 };
 use numpy::{PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -314,7 +314,19 @@ fn arrays<'py>(
                 threads,
                 corruption,
                 Wanted::default(),
-                Outs::of_init([a1, b1, c1, d1, &mut [], &mut []], [e1, f1], &mut []),
+                Outs::of_init(
+                    Images {
+                        hq: a1,
+                        hq_ref: b1,
+                        lq: c1,
+                        lq_ref: d1,
+                        alt_hq: &mut [],
+                        alt_lq: &mut [],
+                    },
+                    e1,
+                    f1,
+                    &mut [],
+                ),
                 zeroed,
             )
         })

@@ -13,7 +13,7 @@ mod planes;
 pub mod pool;
 
 pub use batch::{
-    room, stack, stack_into, Corruption, Layout, Loaded, Outs, Pixels, Stacked, Wanted,
+    room, stack, stack_into, Corruption, Images, Layout, Loaded, Outs, Pixels, Stacked, Wanted,
 };
 pub use planes::{resize_plane, Planes};
 
