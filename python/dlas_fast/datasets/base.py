@@ -10,12 +10,14 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 
-from dlas_fast._native import DlasError
+from dlas_fast._native import DlasError, MixedSizesError
 from dlas_fast.corruptor import SharedEpoch
-from dlas_fast.datasets.shm_pool import SlotPool
+from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.shm_pool import Slot, SlotPool, release
 
 #: What a sample that cannot be loaded raises: a file that is missing, unreadable,
 #: undecodable, or whose metadata is damaged. (Bad options raise ValueError instead.)
@@ -234,3 +236,88 @@ class EpochDataset(torch.utils.data.Dataset):
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["opt"])
         self._epoch = state["epoch"]
+
+
+class SharedOutputs(NamedTuple):
+    """A batch's tensors in shared memory, made before the native call fills them (see
+    :meth:`NativeBatches.__getitems__`)."""
+
+    #: The bytes of the shared-memory storage the tensors view.
+    storage: torch.Tensor
+    #: The batch's keys and their tensors.
+    tensors: dict[str, torch.Tensor]
+    #: Keys whose tensors are zeros never written (they travel as their shape alone).
+    zeros: frozenset[str]
+    #: Whether the storage holds zeros already (fresh shared memory).
+    zeroed: bool
+    #: The recycled slot the storage is, or None for fresh memory.
+    slot: Slot | None
+
+
+class NativeBatches(EpochDataset):
+    """A dataset that loads a whole batch in one native call.
+
+    :meth:`__getitems__` is the same for all of them; a dataset supplies the steps:
+    ``_batch_specs`` (what the native call needs of each index; may raise a bad-input
+    error, which sends the batch item by item), ``_shared_outputs`` (tensors in shared
+    memory for a batch of that many items, or None), ``_load_arrays`` (the native call)
+    and ``_stack`` (the batch dict).
+    """
+
+    def _batch_specs(self, indices: list[int]) -> Any:
+        return indices
+
+    def _shared_outputs(self, n: int) -> SharedOutputs | None:
+        return None
+
+    def _load_arrays(self, specs: Any, threads: int, shared: SharedOutputs | None) -> Any:
+        raise NotImplementedError
+
+    def _stack(self, specs: Any, arrays: Any, n: int, shared: SharedOutputs | None) -> dict:
+        raise NotImplementedError
+
+    @_panics_as_errors
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A whole batch in one native call (the DataLoader calls this when batching).
+
+        Returns the per-item dicts (views into the batch tensors, what a custom
+        ``collate_fn`` receives) as a :class:`~dlas_fast.datasets.batch.Batch` that
+        also carries the stacked batch, which torch's ``default_collate`` and
+        :func:`dlas_fast.datasets.batch.collate` hand over without copying. Decodes on
+        one thread inside a DataLoader worker, on every core in the main process. Items
+        of different sizes, or a bad sample, send the batch item by item (where a bad
+        sample is substituted, or raises under ``on_error='raise'``).
+        """
+        indices = list(indices)
+        n = len(indices)
+        try:
+            specs = self._batch_specs(indices)
+        except BAD_INPUT:
+            if self.on_error == "raise":
+                raise
+            return [self[i] for i in indices]  # a bad sample: item by item, substituted
+        in_worker = torch.utils.data.get_worker_info() is not None
+        threads = 1 if in_worker else (os.cpu_count() or 1)
+        # In a worker whose batches are passed on as they are (dlas_fast's collate, or
+        # torch's default_collate of the whole batch), with sizes known up front, the
+        # batch is written straight into shared memory (a recycled slot, or fresh zeroed
+        # memory): nothing is copied on the way to the main process.
+        shared = self._shared_outputs(n) if in_worker and self.collated_as_is else None
+        slot = None if shared is None else shared.slot
+        try:
+            arrays = self._load_arrays(specs, threads, shared)
+        except MixedSizesError:
+            release(slot)
+            return [self[i] for i in indices]  # items of different sizes: item by item
+        except BAD_INPUT:
+            release(slot)
+            if self.on_error == "raise":
+                raise
+            return [self[i] for i in indices]  # a bad sample: item by item, substituted
+        except BaseException:
+            release(slot)
+            raise
+        stacked = self._stack(specs, arrays, n, shared)
+        if shared is None:
+            return Batch.of(stacked, n, None, self)
+        return Batch.of(stacked, n, shared.storage, self, zeros=shared.zeros, slot=slot)

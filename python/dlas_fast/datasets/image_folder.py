@@ -19,10 +19,9 @@ from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import ImageFolderList, ImageFolderLoader, MixedSizesError
+from dlas_fast._native import ImageFolderList, ImageFolderLoader
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
-from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.base import NativeBatches, SharedOutputs
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
     SHAPE_KEYS,
@@ -65,7 +64,7 @@ EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".ppm", ".PPM", 
 _MAX_CROP = 1 << 31
 
 
-class ImageFolderDataset(EpochDataset):
+class ImageFolderDataset(NativeBatches):
     """DLAS's ImageFolderDataset, built from the same option dict.
 
     Items are dicts: ``hq (3,H,W)``, ``lq (3,h,w)`` (not with ``skip_lq``), ``LQ_path``
@@ -220,37 +219,18 @@ class ImageFolderDataset(EpochDataset):
         out["has_alt"] = bool(out["has_alt"])
         return out
 
-    def __getitems__(self, indices: list[int]) -> list[dict]:
-        """A whole batch in one native call; see :meth:`SingleImageDataset.__getitems__`."""
-        n = len(indices)
-        in_worker = torch.utils.data.get_worker_info() is not None
-        threads = 1 if in_worker else (os.cpu_count() or 1)
-        shared = self._shared_outputs(n) if in_worker and self.collated_as_is else None
+    def _load_arrays(self, specs, threads: int, shared: SharedOutputs | None):
         out = None
         if shared is not None:
-            t = shared[1]
+            t = shared.tensors
             out = tuple(
                 t[k].numpy() if k in t else None
                 for k in ("hq", "lq", "alt_hq", "alt_lq", "corruption_entropy")
-            ) + (shared[2],)
-        slot = None if shared is None else shared[3]
-        try:
-            arrays = self._loader.load(
-                list(indices), self.corruptor.native, self._epoch.value, threads, out
-            )
-        except MixedSizesError:
-            release(slot)
-            return [self[i] for i in indices]  # images of different sizes: item by item
-        except BAD_INPUT:
-            release(slot)
-            if self.on_error == "raise":
-                raise
-            return [self[i] for i in indices]  # a bad sample: item by item, substituted
-        except BaseException:
-            release(slot)
-            raise
-        stacked = self._finish(arrays, n, None if shared is None else shared[1])
-        return Batch.of(stacked, n, None if shared is None else shared[0], self, slot=slot)
+            ) + (shared.zeroed,)
+        return self._loader.load(specs, self.corruptor.native, self._epoch.value, threads, out)
+
+    def _stack(self, specs, arrays, n: int, shared: SharedOutputs | None) -> dict:
+        return self._finish(arrays, n, None if shared is None else shared.tensors)
 
     def _entropy_len(self) -> int:
         native = self.corruptor.native
@@ -258,10 +238,9 @@ class ImageFolderDataset(EpochDataset):
             return 0
         return native.fixed_len * (2 if self.fetch_alt_image else 1)
 
-    def _shared_outputs(self, n: int):
+    def _shared_outputs(self, n: int) -> SharedOutputs | None:
         """Tensors of a batch of `n` in one shared-memory storage when `target_size`
-        fixes the sizes (see SingleImageDataset._shared_outputs): (storage bytes,
-        {key: tensor}, zeroed, slot); else None."""
+        fixes the sizes (see SingleImageDataset._shared_outputs); else None."""
         if self.target_size is None:
             return None
         side = self.target_size - self.target_size % (self.multiple * self.scale)
@@ -295,4 +274,4 @@ class ImageFolderDataset(EpochDataset):
         except BaseException:
             release(slot)
             raise
-        return flat, tensors, zeroed, slot
+        return SharedOutputs(flat, tensors, frozenset(), zeroed, slot)

@@ -14,16 +14,12 @@ frame, as DLAS corrupts a list of frames.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import FrameSet, MixedSizesError
-from dlas_fast.datasets.base import BAD_INPUT
-from dlas_fast.datasets.batch import Batch
+from dlas_fast._native import FrameSet
 from dlas_fast.datasets.options import MAX_BATCH_ITEMS, int_option, weights_option
-from dlas_fast.datasets.shm_pool import release
 from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset, _native_outs
 
 
@@ -93,31 +89,24 @@ class MultiFrameDataset(SingleImageDataset):
         out["GT_path"] = specs[-1][0]
         return out
 
-    def __getitems__(self, indices: list[int]) -> list[dict]:
-        """A whole batch of items (all their frames) in one native call; see
-        :meth:`SingleImageDataset.__getitems__`."""
-        n, f = len(indices), self.num_frames
-        in_worker = torch.utils.data.get_worker_info() is not None
-        threads = 1 if in_worker else (os.cpu_count() or 1)
-        shared = self._shared_outputs(n * f) if in_worker and self.collated_as_is else None
-        out = None if shared is None else _native_outs(shared)
-        slot = None if shared is None else shared[4]
-        try:
-            specs, arrays = self._load(list(indices), threads, out)
-        except MixedSizesError:
-            release(slot)
-            return [self[i] for i in indices]  # tiles of different sizes: item by item
-        except BAD_INPUT:
-            release(slot)
-            if self.on_error == "raise":
-                raise
-            return [self[i] for i in indices]  # a bad sample: item by item, substituted
-        except BaseException:
-            release(slot)
-            raise
-        tensors = shared[1] if shared is not None else [torch.from_numpy(a) for a in arrays]
+    def _shared_outputs(self, n: int):
+        """Shared tensors for the `n * num_frames` frames of a batch of `n` items."""
+        return super()._shared_outputs(n * self.num_frames)
+
+    def _batch_specs(self, indices: list[int]) -> list[int]:
+        return indices  # the frames are found inside the call, under its error handling
+
+    def _load_arrays(self, specs, threads: int, shared):
+        """A whole batch of items (all their frames) in one native call."""
+        return self._load(specs, threads, None if shared is None else _native_outs(shared))
+
+    def _stack(self, specs, arrays, n: int, shared) -> dict:
+        frames, arrays = arrays
+        f = self.num_frames
+        if shared is not None:
+            tensors = [shared.tensors[k] for k in _BATCH_KEYS]
+        else:
+            tensors = [torch.from_numpy(a) for a in arrays]
         stacked = {k: t.view(n, f, *t.shape[1:]) for k, t in zip(_BATCH_KEYS, tensors)}
-        stacked["GT_path"] = [specs[(j + 1) * f - 1][0] for j in range(n)]
-        if shared is None:
-            return Batch.of(stacked, n, None, self)
-        return Batch.of(stacked, n, shared[0], self, zeros=shared[2], slot=slot)
+        stacked["GT_path"] = [frames[(j + 1) * f - 1][0] for j in range(n)]
+        return stacked

@@ -19,14 +19,13 @@ import torch
 
 from dlas_fast._native import (
     DlasError,
-    MixedSizesError,
     RefCache,
     load_single_batch,
     load_single_item,
 )
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import BAD_INPUT, EpochDataset, file_error
-from dlas_fast.datasets.batch import Batch, zeros_tensor
+from dlas_fast.datasets.base import NativeBatches, SharedOutputs, file_error
+from dlas_fast.datasets.batch import zeros_tensor
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
     SHAPE_KEYS,
@@ -60,14 +59,14 @@ _CHUNK_FILES = ("ref.jpg", "centers.pt")
 _BATCH_KEYS = ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref", "gt_center", "lq_center")
 
 
-def _native_outs(shared) -> tuple:
+def _native_outs(shared: SharedOutputs) -> tuple:
     """The native loaders' `out` argument for `_shared_outputs`'s tensors (None for
     the ones left out of shared memory), and whether they hold zeros already."""
-    _, tensors, zeros, zeroed, _ = shared
-    return (*(None if k in zeros else t.numpy() for k, t in zip(_BATCH_KEYS, tensors)), zeroed)
+    arrays = (None if k in shared.zeros else shared.tensors[k].numpy() for k in _BATCH_KEYS)
+    return (*arrays, shared.zeroed)
 
 
-class SingleImageDataset(EpochDataset):
+class SingleImageDataset(NativeBatches):
     """DLAS's SingleImageDataset, built from the same option dict.
 
     Items are dicts: ``lq (3,h,w)``, ``hq (3,H,W)``, ``gt_fullsize_ref (4,H,W)`` (ref RGB +
@@ -209,57 +208,30 @@ class SingleImageDataset(EpochDataset):
             "GT_path": path,
         }
 
-    def __getitems__(self, indices: list[int]) -> list[dict]:
-        """A whole batch in one native call (the DataLoader calls this when batching).
+    def _batch_specs(self, indices: list[int]) -> tuple[list, list, list]:
+        """The indices, (tile, reference) of each item, and the tiles' paths."""
+        items, paths = [], []
+        for i in indices:
+            index, chunk, tile = self.tiles.locate(i)
+            path = index.tile_path(chunk, tile)
+            items.append((path, self._reference(index, chunk, tile, path)))
+            paths.append(path)
+        return indices, items, paths
 
-        Returns the per-item dicts (views into the batch tensors, what a custom
-        ``collate_fn`` receives) as a :class:`Batch` that also carries the stacked
-        batch, which torch's ``default_collate`` and
-        :func:`dlas_fast.datasets.batch.collate` hand over without copying. Decodes on
-        one thread inside a DataLoader worker, on every core in the main process.
-        """
-        try:
-            items, paths = [], []
-            for i in indices:
-                index, chunk, tile = self.tiles.locate(i)
-                path = index.tile_path(chunk, tile)
-                items.append((path, self._reference(index, chunk, tile, path)))
-                paths.append(path)
-        except BAD_INPUT:
-            if self.on_error == "raise":
-                raise
-            return [self[i] for i in indices]  # a bad sample: item by item, substituted
-        in_worker = torch.utils.data.get_worker_info() is not None
-        threads = 1 if in_worker else (os.cpu_count() or 1)
-        # In a worker whose batches are passed on as they are (dlas_fast's collate, or
-        # torch's default_collate of the whole batch), with sizes known up
-        # front, the batch is written straight into fresh shared memory (already zero):
-        # nothing is copied on the way to the main process and no-ref zeros are not
-        # written at all.
-        shared = self._shared_outputs(len(indices)) if in_worker and self.collated_as_is else None
+    def _load_arrays(self, specs, threads: int, shared: SharedOutputs | None):
+        indices, items, _ = specs
         out = None if shared is None else _native_outs(shared)
-        try:
-            arrays = self._load_batch(items, threads, self._corruption(list(indices)), out)
-        except MixedSizesError:
-            release(None if shared is None else shared[4])
-            return [self[i] for i in indices]  # tiles of different sizes: item by item
-        except BAD_INPUT:
-            release(None if shared is None else shared[4])
-            if self.on_error == "raise":
-                raise
-            return [self[i] for i in indices]  # a bad sample: item by item, substituted
-        except BaseException:
-            release(None if shared is None else shared[4])
-            raise
+        return self._load_batch(items, threads, self._corruption(indices), out)
+
+    def _stack(self, specs, arrays, n: int, shared: SharedOutputs | None) -> dict:
+        _, _, paths = specs
         if shared is not None:
-            stacked = dict(zip(_BATCH_KEYS, shared[1]))
+            stacked = dict(shared.tensors)
         else:
             stacked = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
         stacked["LQ_path"] = paths
         stacked["GT_path"] = list(paths)
-        if shared is None:
-            return Batch.of(stacked, len(paths), None, self)
-        return Batch.of(stacked, len(paths), shared[0], self, zeros=shared[2], slot=shared[4])
+        return stacked
 
     def _load_batch(self, specs: list, threads: int, corrupt, out=None):
         """``load_single_batch`` of (tile, reference) specs with this dataset's shape."""
@@ -275,12 +247,11 @@ class SingleImageDataset(EpochDataset):
             out,
         )
 
-    def _shared_outputs(self, n: int):
-        """Tensors for a batch of `n`, when `target_size` fixes the sizes: (storage
-        bytes, (hq, hq_ref, lq, lq_ref, hq_centres, lq_centres), zero keys, zeroed,
-        slot), else None. They view one shared-memory storage (a recycled slot, or
-        fresh zeroed memory), except the ref tensors when no item can have a ref
-        (`need_ref` off): those are zeros whose pages are never written
+    def _shared_outputs(self, n: int) -> SharedOutputs | None:
+        """Tensors for a batch of `n`, when `target_size` fixes the sizes, else None.
+        They view one shared-memory storage (a recycled slot, or fresh zeroed memory),
+        except the ref tensors when no item can have a ref (`need_ref` off): those are
+        zeros whose pages are never written
         (:func:`~dlas_fast.datasets.batch.zeros_tensor`) and travel to the main process
         as their shape alone."""
         if self.target_size is None:
@@ -312,4 +283,5 @@ class SingleImageDataset(EpochDataset):
         except BaseException:
             release(slot)
             raise
-        return flat, tensors, frozenset(_BATCH_KEYS[i] for i in zero), zeroed, slot
+        zeros = frozenset(_BATCH_KEYS[i] for i in zero)
+        return SharedOutputs(flat, dict(zip(_BATCH_KEYS, tensors)), zeros, zeroed, slot)
