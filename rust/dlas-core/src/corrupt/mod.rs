@@ -11,16 +11,13 @@
 
 mod bulk;
 pub(crate) mod ops;
-mod resample;
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{CoreError, Result};
-use crate::load::Planes;
+use crate::planes::{Filter, Planes};
 use bulk::Bulk;
-
-pub use resample::{matlab_resize_plane, resample_plane, Filter};
 
 /// One corruption, by what it does.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,11 +6,10 @@
 //! to 8 bits as DLAS's `astype(np.uint8)` does (after clamping to [0, 255]), encodes
 //! with 4:2:0 chroma like PIL's default, and decodes back.
 
-use super::resample::{resample_plane, Filter};
 use super::Rng;
 use crate::error::Result;
 use crate::image::Rgb8;
-use crate::load::Planes;
+use crate::planes::{resample_plane, Filter, Planes};
 
 /// OpenCV's BORDER_REFLECT_101 (`gfedcb|abcdefgh|gfedcba`) for any offset.
 fn reflect101(i: i64, n: usize) -> usize {

@@ -4,11 +4,11 @@
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use super::planes::{copy_into, stream_fence, stream_into};
 use super::{resize_plane, Geometry, Planes, PreparedMask, PreparedRef};
 use crate::corrupt::{Corruptor, Key};
 use crate::error::{CoreError, Result};
 use crate::image::Rgb8;
+use crate::planes::{copy_into, stream_fence, stream_into};
 
 /// An item's pixels before `resize_hq`: decoded bytes, or float planes when something
 /// (a colour jitter, a fit to another image's size) already worked on them.

@@ -1,6 +1,9 @@
 //! Planar float32 images and their area resize (OpenCV `INTER_AREA` on float images).
 
-use crate::corrupt::{resample_plane, Filter};
+mod resample;
+
+pub use resample::{matlab_resize_plane, resample_plane, Filter};
+
 use crate::image::resize::Taps;
 use std::mem::MaybeUninit;
 

@@ -1,8 +1,8 @@
 //! OpenCV's `cv2.resize` filters other than `INTER_AREA` on float planes: nearest,
 //! bilinear, bicubic (a = -0.75) and Lanczos-4, with OpenCV's pixel mapping and
 //! replicated borders. Shrinking with these filters aliases, which is what the
-//! `lq_resampling` corruption wants. (The loading path's area filter is in
-//! `load::planes`.)
+//! `lq_resampling` corruption wants. (The loading path's area filter is
+//! [`super::resize_plane`].)
 
 /// A `cv2.resize` interpolation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
