@@ -1,5 +1,5 @@
-//! 8-bit RGB to float planes in `[0, 1]` (`value / 255`), and the byte shuffles that
-//! sort interleaved RGB by channel.
+//! 8-bit RGB to float planes in `[0, 1]` (`value / 255`) and back, and the byte
+//! shuffles that sort interleaved RGB by channel.
 
 use std::mem::MaybeUninit;
 
@@ -98,6 +98,73 @@ pub(super) const CHANNELS: [[[i8; 16]; 3]; 3] = [
      [Z, Z, Z, Z, Z, Z, Z, Z, Z, Z, 0, 3, 6, 9, 12, 15]],
 ];
 
+/// `(v * 255).clamp(0, 255)` truncated to a byte, as DLAS's `astype(np.uint8)` after
+/// clamping (NaN gives 0).
+#[inline(always)]
+fn to_byte(v: f32) -> u8 {
+    (v * 255.0).clamp(0.0, 255.0) as u8
+}
+
+/// Three planes of values in `[0, 1]` to interleaved RGB bytes ([`to_byte`] each).
+pub(crate) fn planes_to_rgb8(r: &[f32], g: &[f32], b: &[f32], out: &mut [u8]) {
+    let n = out.len() / 3;
+    assert!(r.len() == n && g.len() == n && b.len() == n && out.len() == 3 * n);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        done = unsafe { planes_to_rgb8_avx2(r, g, b, out) };
+    }
+    for i in done..n {
+        out[3 * i..3 * i + 3].copy_from_slice(&[to_byte(r[i]), to_byte(g[i]), to_byte(b[i])]);
+    }
+}
+
+/// [`planes_to_rgb8`] eight pixels at a time while a 16-byte store stays inside `out`;
+/// returns how many pixels it wrote.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn planes_to_rgb8_avx2(r: &[f32], g: &[f32], b: &[f32], out: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let n = r.len().min(g.len()).min(b.len()).min(out.len() / 3);
+    let (scale, lo, hi) = (
+        _mm256_set1_ps(255.0),
+        _mm256_setzero_ps(),
+        _mm256_set1_ps(255.0),
+    );
+    // max(x, 0) returns 0 for NaN (the second operand), as the scalar clamp-then-cast.
+    let bytes = |p: &[f32], i: usize| {
+        // SAFETY: the loop below keeps i + 8 <= n <= p.len().
+        let v = unsafe { _mm256_loadu_ps(p.as_ptr().add(i)) };
+        let v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, scale), lo), hi);
+        _mm256_cvttps_epi32(v)
+    };
+    // Per 128-bit lane, after the packs: r0-3 g0-3 b0-3 and four zeros -> r0 g0 b0 r1 ...
+    let order = _mm256_setr_epi8(
+        0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1, 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11,
+        -1, -1, -1, -1,
+    );
+    let mut i = 0;
+    // The second 16-byte store of a step reaches byte 3 * i + 28.
+    while i + 8 <= n && 3 * i + 28 <= out.len() {
+        let rg = _mm256_packs_epi32(bytes(r, i), bytes(g, i));
+        let b0 = _mm256_packs_epi32(bytes(b, i), _mm256_setzero_si256());
+        let px = _mm256_shuffle_epi8(_mm256_packus_epi16(rg, b0), order);
+        // SAFETY: bytes 3 * i .. 3 * i + 28 are inside `out` (checked above); the 4
+        // bytes past each lane's 12 are rewritten by the next store.
+        unsafe {
+            let at = out.as_mut_ptr().add(3 * i);
+            _mm_storeu_si128(at as *mut __m128i, _mm256_castsi256_si128(px));
+            _mm_storeu_si128(
+                at.add(12) as *mut __m128i,
+                _mm256_extracti128_si256::<1>(px),
+            );
+        }
+        i += 8;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +174,39 @@ mod tests {
         for v in 0..=255u8 {
             assert_eq!(div255(v).to_bits(), (v as f32 / 255.0).to_bits(), "{v}");
         }
+    }
+
+    #[test]
+    fn planes_to_rgb8_clamps_truncates_and_interleaves_at_every_length() {
+        let special = [
+            -1.0,
+            -0.0,
+            0.0,
+            0.5,
+            0.999,
+            1.0,
+            1.5,
+            f32::NAN,
+            f32::INFINITY,
+        ];
+        for n in [0, 1, 7, 8, 9, 16, 17, 100] {
+            let plane = |c: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|i| match (i + c) % 4 {
+                        0 => special[(i * 7 + c) % special.len()],
+                        _ => ((i * 37 + c * 11) % 1000) as f32 / 999.0,
+                    })
+                    .collect()
+            };
+            let (r, g, b) = (plane(0), plane(1), plane(2));
+            let mut got = vec![7u8; 3 * n];
+            planes_to_rgb8(&r, &g, &b, &mut got);
+            let want: Vec<u8> = (0..n)
+                .flat_map(|i| [to_byte(r[i]), to_byte(g[i]), to_byte(b[i])])
+                .collect();
+            assert_eq!(got, want, "{n} pixels");
+        }
+        assert_eq!(to_byte(f32::NAN), 0);
+        assert_eq!(to_byte(0.999), 254);
     }
 }

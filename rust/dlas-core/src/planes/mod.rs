@@ -1,5 +1,5 @@
 //! The float-plane layer under the loaders and the corruptor: planar float32 images
-//! ([`Planes`], `C x H x W`), their conversion from 8-bit RGB, the writers that
+//! ([`Planes`], `C x H x W`), their conversions from and to 8-bit RGB, the writers that
 //! fill output slots with them, and the float resizes (OpenCV's `INTER_AREA` and the
 //! other `cv2.resize` filters, MATLAB's bicubic). It uses neither `load` nor `corrupt`:
 //! both build on it.
@@ -12,6 +12,7 @@ mod shrink;
 mod stream;
 
 pub use area::resize_plane;
+pub(crate) use convert::planes_to_rgb8;
 pub use resample::{matlab_resize_plane, resample_plane, Filter};
 pub(crate) use stream::{copy_into, stream_fence, stream_into};
 
