@@ -20,7 +20,7 @@ use std::path::Path;
 
 use super::multiscale::{oriented_square, Orientation};
 use super::{check_side, resize_point, Planes};
-use crate::corrupt::ops::{gaussian_blur_sized, motion_blur};
+use crate::corrupt::blur::{gaussian_blur_sized, motion_blur};
 use crate::corrupt::{Augment, Key};
 use crate::error::{CoreError, Result};
 use crate::image::{decode_file, DecodeOptions, Rgb8};
