@@ -40,7 +40,7 @@ fn gaussian_kernel(sigma: f64) -> Option<Vec<f32>> {
 /// multiplies and adds in the same order, so all give the same values.
 fn separable(img: &mut Planes, kx: &[f32], ky: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if crate::cpu::features().avx512f {
         #[target_feature(enable = "avx512f")]
         fn avx512(img: &mut Planes, kx: &[f32], ky: &[f32]) {
             separable_generic::<{ 2 * STRIP }>(img, kx, ky)
@@ -49,7 +49,7 @@ fn separable(img: &mut Planes, kx: &[f32], ky: &[f32]) {
         return unsafe { avx512(img, kx, ky) };
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::cpu::features().avx2 {
         #[target_feature(enable = "avx2")]
         fn avx2(img: &mut Planes, kx: &[f32], ky: &[f32]) {
             separable_generic::<STRIP>(img, kx, ky)

@@ -77,7 +77,7 @@ pub(super) fn color_jitter_planes(data: &mut [f32], s: f64, rng: &mut Rng) {
         hue,
     };
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::cpu::features().avx2 {
         #[target_feature(enable = "avx2")]
         fn avx2(r: &mut [f32], g: &mut [f32], b: &mut [f32], j: &Jitter) {
             j.apply(r, g, b)

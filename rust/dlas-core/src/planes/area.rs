@@ -10,7 +10,7 @@ use crate::image::resize::Taps;
 /// for AVX2 (picked at run time); the same additions in the same order in both.
 fn box_plane(src: &[f32], src_w: usize, k: usize, dst_w: usize, dst_h: usize) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::cpu::features().avx2 {
         #[target_feature(enable = "avx2")]
         fn avx2(src: &[f32], src_w: usize, k: usize, dst_w: usize, dst_h: usize) -> Vec<f32> {
             box_plane_generic(src, src_w, k, dst_w, dst_h)

@@ -38,8 +38,7 @@ impl Planes {
         assert_eq!(hq.len(), 3 * h * w, "output size");
         assert_eq!(lq.len(), 3 * (h / k) * (w / k), "output size");
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::cpu::features().avx2_fma {
             #[target_feature(enable = "avx2,fma")]
             fn avx2(
                 img: &Rgb8,

@@ -31,7 +31,7 @@ impl Planes {
         let (r, rest) = out.split_at_mut(n);
         let (g, b) = rest.split_at_mut(n);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::cpu::features().avx2 {
             #[target_feature(enable = "avx2")]
             fn avx2(
                 src: &[u8],
@@ -111,7 +111,7 @@ pub(crate) fn planes_to_rgb8(r: &[f32], g: &[f32], b: &[f32], out: &mut [u8]) {
     assert!(r.len() == n && g.len() == n && b.len() == n && out.len() == 3 * n);
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::cpu::features().avx2 {
         // SAFETY: the CPU supports AVX2 (checked at run time).
         done = unsafe { planes_to_rgb8_avx2(r, g, b, out) };
     }

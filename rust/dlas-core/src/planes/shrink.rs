@@ -78,7 +78,7 @@ fn shrink2_row(r0: &[u8], r1: &[u8], scale: f32, out: [&mut [MaybeUninit<f32>]; 
     let [pr, pg, pb] = out;
     let mut x = 0;
     #[cfg(target_arch = "x86_64")]
-    if w >= 8 && std::arch::is_x86_feature_detected!("avx2") {
+    if w >= 8 && crate::cpu::features().avx2 {
         // SAFETY: the CPU supports AVX2 (checked at run time); lengths checked above.
         x = unsafe { shrink2_avx2(r0, r1, scale, [&mut *pr, &mut *pg, &mut *pb]) };
     }

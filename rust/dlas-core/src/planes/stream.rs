@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 pub(crate) fn stream_into(out: &mut [MaybeUninit<f32>], src: &[f32]) {
     assert_eq!(out.len(), src.len(), "slot size");
     #[cfg(target_arch = "x86_64")]
-    if out.len() >= 64 && std::arch::is_x86_feature_detected!("avx") {
+    if out.len() >= 64 && crate::cpu::features().avx {
         use std::arch::x86_64::*;
         // Up to the first 32-byte aligned output value, then whole vectors, then the rest.
         let head = out.as_ptr().align_offset(32).min(out.len());
