@@ -74,7 +74,7 @@ impl Bulk {
     pub(crate) fn add_scaled(&mut self, data: &mut [f32], amp: f32) {
         let k = amp * (1.0 / (1u32 << 24) as f32);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::cpu::features().avx2 {
             // SAFETY: the CPU supports AVX2 (checked at run time).
             return unsafe { self.add_scaled_avx2(data, k) };
         }

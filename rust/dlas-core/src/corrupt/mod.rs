@@ -8,19 +8,23 @@
 //! only one of them seeded.)
 //!
 //! Images are planar float32 RGB ([`Planes`], `3 x H x W`), nominally in `[0, 1]`.
+//! Each family of corruptions has a file of its own (blur, colour, noise, jpeg,
+//! resample, displace); this module names them, draws strengths and applies them.
 
+pub(crate) mod blur;
 mod bulk;
-pub(crate) mod ops;
+mod colour;
+mod displace;
+mod jpeg;
+mod noise;
 mod resample;
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{CoreError, Result};
-use crate::load::Planes;
+use crate::planes::{Filter, Planes};
 use bulk::Bulk;
-
-pub use resample::{matlab_resize_plane, resample_plane, Filter};
 
 /// One corruption, by what it does.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -139,12 +143,12 @@ impl Augment {
     /// hue all `s`, in a random order; nothing when `s * 255 <= 1`), with draws keyed by
     /// `key`: the same key jitters two images alike.
     pub fn color_jitter(img: &mut Planes, s: f64, key: Key) {
-        ops::color_jitter(img, s, &mut key.rng());
+        colour::color_jitter(img, s, &mut key.rng());
     }
 
     /// [`Augment::color_jitter`] on three `h x w` planes stored one after the other.
     pub fn color_jitter_planes(data: &mut [f32], s: f64, key: Key) {
-        ops::color_jitter_planes(data, s, &mut key.rng());
+        colour::color_jitter_planes(data, s, &mut key.rng());
     }
 }
 
@@ -183,6 +187,12 @@ impl Rng {
     pub(crate) fn range_inclusive(&mut self, lo: i64, hi: i64) -> i64 {
         lo + self.below((hi - lo + 1) as usize) as i64
     }
+}
+
+/// Every plane of `img`, mutable.
+fn planes_mut(img: &mut Planes) -> impl Iterator<Item = &mut [f32]> {
+    let n = img.h * img.w;
+    img.data.chunks_exact_mut(n.max(1))
 }
 
 /// The largest `corruption_blur_scale` accepted (DLAS's default is 1).
@@ -322,7 +332,7 @@ impl Corruptor {
             // Resampling is undone after everything else: grown back (bilinear) to the
             // size before each shrink, the last shrink first.
             for &(h, w) in undo.iter().rev() {
-                ops::resize_to(img, h, w, Filter::Linear);
+                resample::resize_to(img, h, w, Filter::Linear);
             }
         }
         Ok(entropy)
@@ -347,7 +357,7 @@ impl Corruptor {
         let noisy = matches!(kind, Kind::Noise { .. });
         c.apply(img, kind, r.clamp(0.0, 1.0), noisy, &mut rng, &mut undo)?;
         for &(h, w) in undo.iter().rev() {
-            ops::resize_to(img, h, w, Filter::Linear);
+            resample::resize_to(img, h, w, Filter::Linear);
         }
         Ok(())
     }
@@ -363,15 +373,15 @@ impl Corruptor {
     ) -> Result<()> {
         match kind {
             Kind::None => {}
-            Kind::ColorQuantization => ops::quantize(img, 1 << ((r * 10.0 / 3.0) as u32 + 2)),
-            Kind::ColorJitter => ops::color_jitter(img, 0.2 * r, rng),
-            Kind::GaussianBlur => ops::gaussian_blur(img, self.blur_scale * r * 1.5),
+            Kind::ColorQuantization => colour::quantize(img, 1 << ((r * 10.0 / 3.0) as u32 + 2)),
+            Kind::ColorJitter => colour::color_jitter(img, 0.2 * r, rng),
+            Kind::GaussianBlur => blur::gaussian_blur(img, self.blur_scale * r * 1.5),
             Kind::MotionBlur => {
                 let len = (self.blur_scale * r * 3.0 + 1.0) as usize;
                 let angle = rng.range_inclusive(0, 360);
-                ops::motion_blur(img, len, angle as f64);
+                blur::motion_blur(img, len, angle as f64);
             }
-            Kind::BlockNoise => ops::block_noise(img, r, rng),
+            Kind::BlockNoise => noise::block_noise(img, r, rng),
             Kind::LqResampling { always4 } => {
                 let factor = if always4 || r >= 0.7 {
                     4
@@ -389,25 +399,25 @@ impl Corruptor {
                 let (h, w) = (img.h / factor, img.w / factor);
                 if factor > 1 && h > 0 && w > 0 {
                     undo.push((img.h, img.w));
-                    ops::resize_to(img, h, w, filter);
+                    resample::resize_to(img, h, w, filter);
                 }
             }
-            Kind::ColorShift => ops::color_shift(img, r, rng),
-            Kind::Interlacing => ops::interlace(img, r, rng),
-            Kind::ChromaticAberration => ops::chromatic_aberration(img, r, rng),
+            Kind::ColorShift => colour::color_shift(img, r, rng),
+            Kind::Interlacing => displace::interlace(img, r, rng),
+            Kind::ChromaticAberration => displace::chromatic_aberration(img, r, rng),
             Kind::Noise { fixed5 } => {
                 let amp = if fixed5 { 5.0 / 255.0 } else { r * 6.0 / 255.0 };
-                ops::add_noise(img, amp as f32, rng);
+                noise::add_noise(img, amp as f32, rng);
             }
             Kind::Jpeg { lo, range } => {
                 // DLAS skips the JPEG round trip when a noise corruption is applied too.
                 if !noisy {
                     let q = ((1.0 - r) * range as f64) as u8 + lo;
-                    ops::jpeg_round_trip(img, q)?;
+                    jpeg::jpeg_round_trip(img, q)?;
                 }
             }
-            Kind::Saturation => ops::saturate(img, (0.3 * r) as f32),
-            Kind::Greyscale => ops::greyscale(img),
+            Kind::Saturation => colour::saturate(img, (0.3 * r) as f32),
+            Kind::Greyscale => colour::greyscale(img),
         }
         Ok(())
     }

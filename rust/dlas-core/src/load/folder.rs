@@ -159,7 +159,7 @@ fn mirror_row(out: &mut [u8], row: &[u8]) {
     let n = row.len() / 3;
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("ssse3") && n >= 7 {
+    if crate::cpu::features().ssse3 && n >= 7 {
         use std::arch::x86_64::*;
         // Pixel 0 alone: from pixel 1 on, each 16-byte load (5 pixels and one byte
         // more) and store stays inside the row.

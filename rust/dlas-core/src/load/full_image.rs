@@ -20,10 +20,11 @@ use std::path::Path;
 
 use super::multiscale::{oriented_square, Orientation};
 use super::{check_side, resize_point, Planes};
-use crate::corrupt::ops::{gaussian_blur_sized, motion_blur};
-use crate::corrupt::{matlab_resize_plane, resample_plane, Augment, Filter, Key};
+use crate::corrupt::blur::{gaussian_blur_sized, motion_blur};
+use crate::corrupt::{Augment, Key};
 use crate::error::{CoreError, Result};
 use crate::image::{decode_file, DecodeOptions, Rgb8};
+use crate::planes::{matlab_resize_plane, resample_plane, Filter};
 
 /// The dataset's options.
 #[derive(Clone, Copy, Debug, PartialEq)]

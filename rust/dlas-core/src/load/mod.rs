@@ -9,13 +9,12 @@ mod batch;
 pub mod folder;
 pub mod full_image;
 pub mod multiscale;
-mod planes;
 pub mod pool;
 
+pub use crate::planes::{resize_plane, Planes};
 pub use batch::{
     room, stack, stack_into, Corruption, Images, Layout, Loaded, Outs, Pixels, Stacked, Wanted,
 };
-pub use planes::{resize_plane, Planes};
 
 use crate::error::{CoreError, Result};
 use crate::image::Rgb8;

@@ -6,8 +6,8 @@ use super::outputs::{init, init_mut, parts, Images, Layout, Outs};
 use super::{Corruption, Loaded, Pixels};
 use crate::corrupt::Key;
 use crate::error::Result;
-use crate::load::planes::{copy_into, stream_fence, stream_into};
 use crate::load::{resize_plane, Geometry, Planes, PreparedRef};
+use crate::planes::{copy_into, stream_fence, stream_into};
 
 /// Writes an image's HQ planes (resize_hq and the crop to a multiple): straight from
 /// its bytes when it needs no resize or crop, or shrinks by an integer factor.
