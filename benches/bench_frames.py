@@ -1,4 +1,4 @@
-"""Frame-counter grouping (SPEC §6): 1,000,000 frame names grouped into runs.
+"""Frame-counter grouping (docs/spec.md §6): 1,000,000 frame names grouped into runs.
 
 The names: 2,000 videos of 500 frames each (``<video>_<12-digit counter>``), with a
 gap every 97 frames, shuffled. Timed: ``dlas_fast._native.frame_runs(names)`` (the

@@ -1,4 +1,4 @@
-"""Benchmark of the chunk index (SPEC §3) on a synthetic tree of many tiles.
+"""Benchmark of the chunk index (docs/spec.md §3) on a synthetic tree of many tiles.
 
 The tree: CHUNKS chunk folders of TILES empty tile files each (`%08d.jpg`), an empty
 `ref.jpg`, and a real `centers.pt` (torch zip format, one entry per tile). It is made once

@@ -1,4 +1,5 @@
-"""ImageCorruptor (SPEC §7) and the corrupted LQ images of SingleImageDataset (SPEC §4).
+"""ImageCorruptor (docs/spec.md §7) and the corrupted LQ images of SingleImageDataset
+(docs/spec.md §4).
 
 Where DLAS used OpenCV or PIL, the oracle is OpenCV or PIL itself, fed the strength the
 corruptor reports (its "entropy").

@@ -1,4 +1,4 @@
-"""FullImageDataset (SPEC §5 ``fullimage``)."""
+"""FullImageDataset (docs/spec.md §5 ``fullimage``)."""
 
 from __future__ import annotations
 

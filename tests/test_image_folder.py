@@ -1,4 +1,4 @@
-"""ImageFolderDataset (SPEC §5 ``imagefolder``): listing, cache, pipeline, alt images,
+"""ImageFolderDataset (docs/spec.md §5 ``imagefolder``): listing, cache, pipeline, alt images,
 corruption, normalisation, errors, and DataLoader use."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The chunk index and its cache (SPEC §3), through the Python API."""
+"""The chunk index and its cache (docs/spec.md §3), through the Python API."""
 
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ def test_levels_of_a_1024_source(dataset, tmp_path):
     shutil.copytree(dataset / "big", root / "big")
     info = inspect_json(root)
     got = [(lv["level"], lv["chunks"], lv["tiles"]) for lv in info["levels"]]
-    assert got == [(0, 1, 49), (1, 1, 9)]  # SPEC §2: the default settings on a 1024² source
+    assert got == [(0, 1, 49), (1, 1, 9)]  # spec.md §2: default settings, 1024² source
     assert info["levels"][0]["max_width"] < info["levels"][1]["min_width"]
 
 

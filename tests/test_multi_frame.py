@@ -1,4 +1,4 @@
-"""MultiFrameDataset (SPEC §5) and frame-counter grouping (SPEC §6)."""
+"""MultiFrameDataset (docs/spec.md §5) and frame-counter grouping (docs/spec.md §6)."""
 
 from __future__ import annotations
 

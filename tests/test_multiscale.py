@@ -1,4 +1,4 @@
-"""MultiScaleDataset and its patch tree (SPEC §5 ``multiscale``)."""
+"""MultiScaleDataset and its patch tree (docs/spec.md §5 ``multiscale``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SingleImageDataset (SPEC §4-5) and the registry (SPEC §8)."""
+"""SingleImageDataset (docs/spec.md §4-5) and the registry (docs/spec.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stylegan2Dataset and TorchDataset (SPEC §5 ``stylegan2``, ``torch_dataset``). Their
+"""Stylegan2Dataset and TorchDataset (docs/spec.md §5 ``stylegan2``, ``torch_dataset``). Their
 data is made here: an image folder, and small datasets in torchvision's own on-disk
 formats. Nothing is downloaded."""
 

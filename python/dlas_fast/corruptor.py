@@ -1,4 +1,4 @@
-"""``ImageCorruptor``: DLAS's corruptor (SPEC §7), seeded and reproducible, in Rust.
+"""``ImageCorruptor``: DLAS's corruptor (docs/spec.md §7), seeded and reproducible, in Rust.
 
 Options (the dataset's own dict): ``fixed_corruptions`` (applied to every image, in
 order), ``random_corruptions`` + ``num_corrupts_per_image`` (that many drawn with

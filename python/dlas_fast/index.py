@@ -1,4 +1,4 @@
-"""The chunk index of chunked datasets (SPEC §3), as the loaders see it.
+"""The chunk index of chunked datasets (docs/spec.md §3), as the loaders see it.
 
 :class:`ChunkIndex` (one dataset root) and :class:`TileSet` (the items over several
 roots) live in native memory: a forked DataLoader worker shares them instead of copying

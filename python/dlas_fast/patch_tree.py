@@ -1,4 +1,4 @@
-"""The patch tree of MultiScaleDataset (SPEC §5 ``multiscale``), as DLAS's
+"""The patch tree of MultiScaleDataset (docs/spec.md §5 ``multiscale``), as DLAS's
 progressive-zoom trainer code walks it.
 
 An item of MultiScaleDataset is a list of patches: the whole image, then at each depth

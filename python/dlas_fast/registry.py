@@ -1,4 +1,4 @@
-"""``create_dataset`` / ``create_dataloader``, as DLAS's ``data/__init__.py`` (SPEC §8)."""
+"""``create_dataset`` / ``create_dataloader``, as DLAS's ``data/__init__.py`` (docs/spec.md §8)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ _REGISTRY: dict[str, str | Callable] = {
     "fullimage": "dlas_fast.datasets.full_image:FullImageDataset",
 }
 
-# DLAS modes outside dlas_fast's scope (SPEC §8).
+# DLAS modes outside dlas_fast's scope (docs/spec.md §8).
 _OUT_OF_SCOPE = ("combined", "paired_frame", "zipfile", "random_dataset", "byol_dataset",
                  "byol_structured_dataset", "random_aug_wrapper", "nv_tacotron",
                  "paired_voice_audio", "fast_paired_voice_audio")  # fmt: skip

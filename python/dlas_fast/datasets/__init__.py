@@ -1,4 +1,4 @@
-"""Drop-in Dataset classes for DLAS option dicts (SPEC §4-5).
+"""Drop-in Dataset classes for DLAS option dicts (docs/spec.md §4-5).
 
 Importing this package imports torch; ``import dlas_fast`` alone does not.
 """

@@ -1,4 +1,4 @@
-"""``fullimage``: FullImageDataset (SPEC §5; deprecated upstream, kept for old configs).
+"""``fullimage``: FullImageDataset (docs/spec.md §5; deprecated upstream, kept for old configs).
 
 Pulls a random tile from each full image on the fly, natively (see
 ``rust/dlas-core/src/load/full_image.rs`` for the steps). The train phase returns tiles

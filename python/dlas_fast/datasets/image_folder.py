@@ -1,4 +1,4 @@
-"""``imagefolder``: ImageFolderDataset over folders of raw images (SPEC §5).
+"""``imagefolder``: ImageFolderDataset over folders of raw images (docs/spec.md §5).
 
 Each item is one image file. The listing is native and cached like the chunk index
 (``<root>/.dlas_fast-folder/listing.bin``, fingerprinted by every folder's mtime,

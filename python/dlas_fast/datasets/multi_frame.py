@@ -1,4 +1,4 @@
-"""``multi_frame_extensible``: MultiFrameDataset over chunked video frames (SPEC §5-6).
+"""``multi_frame_extensible``: MultiFrameDataset over chunked video frames (docs/spec.md §5-6).
 
 Chunk folders are frames: a folder name's last 12 characters are its frame counter and
 the rest names the source video. An item is ``num_frames`` consecutive frames of one

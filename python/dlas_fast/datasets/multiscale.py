@@ -1,4 +1,4 @@
-"""``multiscale``: MultiScaleDataset (SPEC §5).
+"""``multiscale``: MultiScaleDataset (docs/spec.md §5).
 
 Per image: a random horizontal flip, vertical flip and transpose (each with probability
 1/2), a square crop of the longer side at an offset drawn from N(0, 0.3), an area

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from dlas_fast._native import LIMITS
 
-# Keys DLAS's trainer puts in a dataset section; every dataset accepts them (SPEC §8).
+# Keys DLAS's trainer puts in a dataset section; every dataset accepts them (docs/spec.md §8).
 TRAINER_KEYS = frozenset(
     {
         "name",
@@ -29,10 +29,10 @@ TRAINER_KEYS = frozenset(
     }
 )
 
-# The shape options every dataset over `paths` reads (SPEC §4-5).
+# The shape options every dataset over `paths` reads (docs/spec.md §4-5).
 SHAPE_KEYS = frozenset({"paths", "weights", "target_size", "force_multiple", "scale"})
 
-# The corruptor's options (SPEC §7).
+# The corruptor's options (docs/spec.md §7).
 CORRUPTOR_KEYS = frozenset(
     {
         "fixed_corruptions",

@@ -1,8 +1,8 @@
-"""``single_image_extensible``: SingleImageDataset over chunked datasets (SPEC §4-5).
+"""``single_image_extensible``: SingleImageDataset over chunked datasets (docs/spec.md §4-5).
 
 Each item is one tile. Decoding, resizing, the LQ synthesis with its corruptions and
 the float conversion run in one native call with the GIL released; the chunk index
-lives in native memory and its cache is rebuilt when the tree changes (SPEC §3). A
+lives in native memory and its cache is rebuilt when the tree changes (docs/spec.md §3). A
 chunk's ref.jpg is decoded once and kept while its tiles are read.
 
 Corruptions are keyed on ``(random_seed, epoch, item index)`` (see

@@ -1,4 +1,4 @@
-"""``stylegan2``: Stylegan2Dataset (SPEC §5).
+"""``stylegan2``: Stylegan2Dataset (docs/spec.md §5).
 
 Per image: RGB (RGBA with ``transparent``), the shorter side resized to
 ``target_size`` (bilinear, antialiased, as torchvision's ``Resize`` on a PIL image),

@@ -1,4 +1,4 @@
-"""``torch_dataset``: TorchDataset, a torchvision dataset in DLAS's item format (SPEC §5).
+"""``torch_dataset``: TorchDataset, a torchvision dataset in DLAS's item format (docs/spec.md §5).
 
 Needs torchvision (``pip install 'dlas_fast[torchvision]'``); without it, building the
 dataset says so. The torchvision dataset reads its own files (decoding and resizing

@@ -1,4 +1,4 @@
-//! The chunk index and its cache (SPEC §3) on real folders.
+//! The chunk index and its cache (docs/spec.md §3) on real folders.
 
 use std::fs;
 use std::path::{Path, PathBuf};

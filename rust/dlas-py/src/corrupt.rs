@@ -1,4 +1,4 @@
-//! `Corruptor`: the native ImageCorruptor (SPEC §7) behind `dlas_fast.ImageCorruptor`
+//! `Corruptor`: the native ImageCorruptor (docs/spec.md §7) behind `dlas_fast.ImageCorruptor`
 //! and the datasets' LQ synthesis.
 
 use std::sync::atomic::{AtomicU64, Ordering};

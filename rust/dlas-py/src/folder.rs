@@ -204,7 +204,7 @@ enum AltMode {
     Tile,
 }
 
-/// An ImageFolderDataset's loading options (SPEC §5), bound to its file list.
+/// An ImageFolderDataset's loading options (docs/spec.md §5), bound to its file list.
 ///
 /// Args:
 ///     files: the dataset's ImageFolderList.
@@ -554,7 +554,7 @@ impl PyImageFolderLoader {
     }
 }
 
-/// A MultiScaleDataset's loading options (SPEC §5 `multiscale`), bound to its file list.
+/// A MultiScaleDataset's loading options (docs/spec.md §5 `multiscale`), bound to its file list.
 ///
 /// Args:
 ///     files: the dataset's ImageFolderList (sorted, as DLAS lists it).
@@ -667,7 +667,7 @@ impl PyMultiScaleLoader {
     }
 }
 
-/// FullImageDataset options (SPEC §5 `fullimage`): (train, min_tile_size, target_size,
+/// FullImageDataset options (docs/spec.md §5 `fullimage`): (train, min_tile_size, target_size,
 /// scale, fixed_size, tile_scale_normal_stddev, use_flip, use_rot, use_blurring,
 /// blur_magnitude, force_multiple, lq_noise).
 type FullImageSpec = (

@@ -1,4 +1,4 @@
-//! `ChunkIndex` and `TileSet`: the chunk index (SPEC §3) held in Rust memory, so that
+//! `ChunkIndex` and `TileSet`: the chunk index (docs/spec.md §3) held in Rust memory, so that
 //! forked DataLoader workers share it instead of copying Python objects page by page.
 
 use std::ffi::OsString;
@@ -252,7 +252,7 @@ impl PyTileSet {
     }
 }
 
-/// The items of a MultiFrameDataset (SPEC §5-6): windows of `frames` consecutive frames
+/// The items of a MultiFrameDataset (docs/spec.md §5-6): windows of `frames` consecutive frames
 /// (chunks) of one source, and each tile offset all of them have.
 #[pyclass(frozen, module = "dlas_fast._native", name = "FrameSet")]
 pub struct PyFrameSet {
@@ -297,7 +297,7 @@ impl PyFrameSet {
     }
 }
 
-/// Groups names into runs of consecutive frames (SPEC §6): the counter is each name's
+/// Groups names into runs of consecutive frames (docs/spec.md §6): the counter is each name's
 /// last `width` characters. Returns the runs as lists of indices into `names`.
 #[pyfunction]
 #[pyo3(signature = (names, width = 12))]

@@ -62,7 +62,7 @@ pub(crate) fn release_freed_memory() {
     unsafe { mi_collect(true) }
 }
 
-/// Runs the extraction job (SPEC §2) and returns its summary as a JSON string.
+/// Runs the extraction job (docs/spec.md §2) and returns its summary as a JSON string.
 ///
 /// Args:
 ///     src: folder of source images.

@@ -1,4 +1,4 @@
-//! `load_single_item` / `load_single_batch`: SingleImageDataset items (SPEC §4) in one
+//! `load_single_item` / `load_single_batch`: SingleImageDataset items (docs/spec.md §4) in one
 //! native call, with the GIL released for decoding, resizing and float conversion.
 //!
 //! `RefCache` keeps, per dataset and process, the last decoded ref.jpg images and what
@@ -380,7 +380,7 @@ fn arrays<'py>(
 }
 
 /// Loads one item: decodes the tile (and the chunk's ref through `cache`), then
-/// resize_hq and the LQ shrink of SPEC §4, all in float32.
+/// resize_hq and the LQ shrink of docs/spec.md §4, all in float32.
 ///
 /// Args:
 ///     tile: the tile's path.

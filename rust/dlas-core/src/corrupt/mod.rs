@@ -1,4 +1,4 @@
-//! The image corruptor (SPEC §7): the low-quality inputs of training, made from clean
+//! The image corruptor (docs/spec.md §7): the low-quality inputs of training, made from clean
 //! images by a configured list of corruptions, each at a random strength.
 //!
 //! Every random choice of one call (which random corruptions, each strength, blur
@@ -203,7 +203,7 @@ pub const MAX_BLUR_SCALE: f64 = 100.0;
 /// random picks and the entropy of a call are allocated from these counts.
 pub const MAX_CORRUPTIONS: usize = 64;
 
-/// A configured corruptor (SPEC §7 options).
+/// A configured corruptor (docs/spec.md §7 options).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Corruptor {
     fixed: Vec<Kind>,

@@ -1,5 +1,5 @@
 //! The destination folder: its lock, the job manifest that guards it, and the rules for
-//! when a run may write into it (SPEC §2: our own files start with `.dlas_fast`).
+//! when a run may write into it (docs/spec.md §2: our own files start with `.dlas_fast`).
 //!
 //! Every refusal is decided before anything in DST is written or removed. Our own
 //! files are handled in `own_files`, the SRC/DST overlap in `overlap`, and what proves

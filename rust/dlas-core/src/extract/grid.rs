@@ -1,4 +1,4 @@
-//! The crop grid and the centre/width arithmetic of SPEC §2 step 5, bit-exact with the
+//! The crop grid and the centre/width arithmetic of docs/spec.md §2 step 5, bit-exact with the
 //! Python expressions DLAS evaluates (`int((r + crop // 2) // f)` with a float `f`).
 
 /// Top-left offsets of the sliding window along one axis of length `dim`:

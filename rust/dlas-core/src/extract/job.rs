@@ -47,7 +47,7 @@ struct Finished<'a> {
     pixels: u64,
 }
 
-/// Extracts the chunked dataset of SPEC §2 from `src` into `dst`.
+/// Extracts the chunked dataset of docs/spec.md §2 from `src` into `dst`.
 ///
 /// Bad sources (and chunk names DST's file system refuses) are reported in the summary
 /// (and the report file), never abort the run. Errors: invalid options, an unusable

@@ -1,4 +1,4 @@
-//! The `extract_subimages_with_ref` job (SPEC §2): a folder of photos → a chunked
+//! The `extract_subimages_with_ref` job (docs/spec.md §2): a folder of photos → a chunked
 //! patch dataset.
 
 mod dest;

@@ -1,4 +1,4 @@
-//! Options of the extraction job (SPEC §2), named after DLAS's option keys.
+//! Options of the extraction job (docs/spec.md §2), named after DLAS's option keys.
 
 use std::path::PathBuf;
 

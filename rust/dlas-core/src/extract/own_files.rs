@@ -1,4 +1,4 @@
-//! Our own files at DST's top level (SPEC §2: their names start with `.dlas_fast`):
+//! Our own files at DST's top level (docs/spec.md §2: their names start with `.dlas_fast`):
 //! written anew or atomically, opened without following a link or waiting on a pipe,
 //! read up to a size; and the job manifests and stored source lists read, stored and
 //! tidied through them.

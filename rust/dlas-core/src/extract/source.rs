@@ -1,4 +1,4 @@
-//! One source image → its chunk(s): SPEC §2 steps 1-5, without touching DST.
+//! One source image → its chunk(s): docs/spec.md §2 steps 1-5, without touching DST.
 
 use std::path::{Path, PathBuf};
 
@@ -162,7 +162,7 @@ struct Square {
     dim: usize,
 }
 
-/// What the header alone decides about a source (SPEC §2 steps 2-3).
+/// What the header alone decides about a source (docs/spec.md §2 steps 2-3).
 #[derive(Debug, PartialEq)]
 struct Layout {
     /// The file's full frame.

@@ -1,4 +1,4 @@
-//! Finding the source images (SPEC §2 input rules) and naming their chunks.
+//! Finding the source images (docs/spec.md §2 input rules) and naming their chunks.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;

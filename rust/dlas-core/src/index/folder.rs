@@ -1,4 +1,4 @@
-//! The file listing of an image-folder dataset root (ImageFolderDataset, SPEC §5): every
+//! The file listing of an image-folder dataset root (ImageFolderDataset, docs/spec.md §5): every
 //! image under the root, in DLAS's order, with a cache file kept by the same rules as
 //! the chunk index (fingerprinted, relocatable, not a pickle).
 //!

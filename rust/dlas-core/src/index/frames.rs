@@ -1,4 +1,4 @@
-//! Frame-counter grouping (SPEC §6): which names are consecutive frames of one video.
+//! Frame-counter grouping (docs/spec.md §6): which names are consecutive frames of one video.
 //!
 //! A name is `<source><counter>` where the counter is its last `width` bytes (12 for
 //! MultiFrameDataset's chunk folders). Frames are sorted by (source, counter) and split

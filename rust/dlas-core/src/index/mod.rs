@@ -1,4 +1,4 @@
-//! The chunk index of a chunked dataset root (SPEC §3): every chunk folder, its tiles in
+//! The chunk index of a chunked dataset root (docs/spec.md §3): every chunk folder, its tiles in
 //! DLAS order, whether it has a `ref.jpg`, and each tile's centre from `centers.pt`.
 //!
 //! It lives in a few flat vectors, never in Python objects, so forked DataLoader

@@ -1,4 +1,4 @@
-//! ImageFolderDataset items (SPEC §5): read, centre crop, random flip, square crop and
+//! ImageFolderDataset items (docs/spec.md §5): read, centre crop, random flip, square crop and
 //! colour jitter, before the shared `resize_hq` and LQ synthesis of [`super::batch`].
 //!
 //! The crops and the flip only pick pixels, so they are done on the decoded bytes in

@@ -1,4 +1,4 @@
-//! FullImageDataset items (SPEC §5 `fullimage`, deprecated upstream): a random tile
+//! FullImageDataset items (docs/spec.md §5 `fullimage`, deprecated upstream): a random tile
 //! pulled from each full image on the fly, with the whole image as its reference.
 //!
 //! Train phase: flips and transpose (`use_flip`, `use_rot`), a square crop with a

@@ -1,4 +1,4 @@
-//! The loading pipeline of the chunked datasets (SPEC §4): tile, ref and mask as float
+//! The loading pipeline of the chunked datasets (docs/spec.md §4): tile, ref and mask as float
 //! planes in `[0, 1]`, resized to the target size, cropped to a multiple, and shrunk to
 //! the LQ size, with the centre carried along, exactly in DLAS's order.
 //!
@@ -55,7 +55,7 @@ pub fn check_side(option: &str, value: usize, lo: usize) -> Result<()> {
     Ok(())
 }
 
-/// The dataset options that shape an item (SPEC §4).
+/// The dataset options that shape an item (docs/spec.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {
     /// `target_size`: HQ side after `resize_hq` (None: keep the tile's size).
@@ -123,7 +123,7 @@ pub fn resize_point(p: (i64, i64), old: (usize, usize), new: (usize, usize)) -> 
     ((dh * p.0 as f64) as i64, (dw * p.1 as f64) as i64)
 }
 
-/// The mask of SPEC §4 step 2: `h x w` of 0.1 with 1.0 on rows and columns
+/// The mask of docs/spec.md §4 step 2: `h x w` of 0.1 with 1.0 on rows and columns
 /// `[centre - width // 2, centre + width // 2)`, clamped to the plane (DLAS lets a
 /// negative start wrap around).
 pub fn mask_plane(h: usize, w: usize, centre: (i64, i64), width: i64) -> Vec<f32> {
@@ -333,7 +333,7 @@ impl PreparedMask {
     }
 }
 
-/// Builds one item (SPEC §4 steps 1-4) from a decoded tile and, when the dataset asks
+/// Builds one item (docs/spec.md §4 steps 1-4) from a decoded tile and, when the dataset asks
 /// for it and the chunk has one, its reference: a batch of one through [`stack`], the
 /// loaders' own path. `corruption` comes with the item's key.
 pub fn build_item(

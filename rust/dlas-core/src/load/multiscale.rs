@@ -1,4 +1,4 @@
-//! MultiScaleDataset items (SPEC §5 `multiscale`): a random flip/transpose, a square
+//! MultiScaleDataset items (docs/spec.md §5 `multiscale`): a random flip/transpose, a square
 //! crop with a normally distributed offset, an area resize to `t * 2^n`, and the
 //! quadtree of patches, each shrunk to `t`, in DLAS's order; the same tree cut from a
 //! corrupted copy and shrunk by `scale` gives the LQ patches.

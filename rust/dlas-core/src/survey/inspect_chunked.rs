@@ -46,7 +46,7 @@ pub struct LevelReport {
     pub tile_sizes: Vec<SizeCount>,
 }
 
-/// A chunked dataset (SPEC §1).
+/// A chunked dataset (docs/spec.md §1).
 #[derive(Clone, Debug, Serialize)]
 pub struct ChunkedReport {
     pub root: String,

@@ -83,7 +83,7 @@ impl Loaded {
     }
 }
 
-/// How the LQ images of a batch are corrupted (SPEC §4 step 4; never in eval mode).
+/// How the LQ images of a batch are corrupted (docs/spec.md §4 step 4; never in eval mode).
 #[derive(Clone, Copy)]
 pub struct Corruption<'a> {
     pub corruptor: &'a Corruptor,
