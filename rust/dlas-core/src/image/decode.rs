@@ -276,7 +276,7 @@ pub(crate) fn cmyk_to_rgb(cmyk: &[u8], rgb: &mut Vec<u8>) {
 mod turbo_jpeg {
     use turbojpeg::raw;
 
-    use super::super::turbo::{with_decompressor, Handle};
+    use super::super::jpeg::turbo::{with_decompressor, Handle};
     use super::*;
 
     /// Alignment of the cropped region's left edge, and its margins. libjpeg-turbo
@@ -974,7 +974,7 @@ pub(crate) mod tests {
     /// whole-image coefficients of a progressive file are obtained there.
     #[test]
     fn libjpeg_memory_comes_from_the_rust_allocator() {
-        use super::super::jpeg_memory::OBTAINED;
+        use super::super::jpeg::memory::OBTAINED;
         let before = OBTAINED.with(|n| n.get());
         decode_bytes(&progressive_jpeg(), &DecodeOptions::default()).unwrap();
         let obtained = OBTAINED.with(|n| n.get()) - before;
@@ -987,7 +987,7 @@ pub(crate) mod tests {
     /// error. Without the limit the same file decodes.
     #[test]
     fn libjpeg_memory_limit_still_holds() {
-        use super::super::turbo::with_decompressor;
+        use super::super::jpeg::turbo::with_decompressor;
         let jpeg = progressive_jpeg();
         let opts = DecodeOptions::default();
         let limit = |mib: i32| {

@@ -103,7 +103,7 @@ mod backend {
     use turbojpeg::{raw, Compressor, Image, PixelFormat, Subsamp, YuvPlanesImage};
 
     use super::super::jpeg_blocks::{Blocks, Plane, Tables};
-    use super::super::turbo;
+    use super::super::jpeg::turbo;
     use super::*;
     use crate::image::Rgb8;
 

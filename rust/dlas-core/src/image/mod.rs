@@ -3,13 +3,12 @@
 mod buffer;
 mod decode;
 mod encode;
+mod jpeg;
 mod jpeg_blocks;
-mod jpeg_memory;
 // It calls libjpeg-turbo's x86-64 AVX2 routines.
 #[cfg(target_arch = "x86_64")]
 mod jpeg_decode;
 pub(crate) mod resize;
-mod turbo;
 
 pub use buffer::{Rgb8, Rgb8View};
 pub use decode::{
