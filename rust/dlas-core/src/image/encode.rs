@@ -48,7 +48,7 @@ pub fn jpeg_round_trip(
 ///
 /// [`TileSource::new`] can convert the whole image to YCbCr 4:2:0
 /// once, transform and quantise every 8x8 block of those planes once, and Huffman-code
-/// each block's AC coefficients once (`jpeg_blocks`). A tile whose offsets and sides
+/// each block's AC coefficients once (`jpeg::blocks`). A tile whose offsets and sides
 /// are multiples of the 16-pixel MCU is then written from those blocks, so overlapping
 /// tiles do not convert, transform or code the same pixels again. Colour conversion
 /// and chroma downsampling work pixel by pixel and 2x2 block by 2x2 block, and the
@@ -102,8 +102,8 @@ mod backend {
 
     use turbojpeg::{raw, Compressor, Image, PixelFormat, Subsamp, YuvPlanesImage};
 
-    use super::super::jpeg_blocks::{Blocks, Plane, Tables};
     use super::super::jpeg::turbo;
+    use super::super::jpeg::{requantise, ycc420_to_rgb, Blocks, Plane, Tables};
     use super::*;
     use crate::image::Rgb8;
 
@@ -164,8 +164,9 @@ mod backend {
 
     /// `img` after a JPEG round trip at `quality`, computed without a codec: from
     /// libjpeg-turbo's 4:2:0 planes, each block quantised in the DCT domain and
-    /// inverse-transformed, then libjpeg's upsampling and colour conversion
-    /// (`jpeg_blocks`). Pixel for pixel what encoding and decoding gives (tested).
+    /// inverse-transformed (`jpeg::requantise`), then libjpeg's upsampling and colour
+    /// conversion (`jpeg::colour`). Pixel for pixel what encoding and decoding gives
+    /// (tested).
     /// `None` for sides that are not multiples of 16 (libjpeg's edge padding is not
     /// reproduced) or tables the block coder does not handle.
     pub(crate) fn round_trip(
@@ -182,7 +183,7 @@ mod backend {
         };
         let mut p = Planes::new(img)?;
         let (ys, cs) = (p.y_stride, p.c_stride);
-        super::super::jpeg_blocks::requantise(
+        requantise(
             &tables,
             [
                 (&mut p.y, ys, w, h),
@@ -190,7 +191,7 @@ mod backend {
                 (&mut p.cr, cs, w / 2, h / 2),
             ],
         );
-        super::super::jpeg_blocks::ycc420_to_rgb([(&p.y, ys), (&p.cb, cs), (&p.cr, cs)], w, h, put);
+        ycc420_to_rgb([(&p.y, ys), (&p.cb, cs), (&p.cr, cs)], w, h, put);
         Ok(true)
     }
 

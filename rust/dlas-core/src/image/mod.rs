@@ -4,7 +4,6 @@ mod buffer;
 mod decode;
 mod encode;
 mod jpeg;
-mod jpeg_blocks;
 // It calls libjpeg-turbo's x86-64 AVX2 routines.
 #[cfg(target_arch = "x86_64")]
 mod jpeg_decode;
