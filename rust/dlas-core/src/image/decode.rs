@@ -1,7 +1,7 @@
 //! Decoding any supported image file (JPEG, PNG, WebP, BMP, PPM) into RGB8.
 //!
 //! JPEG goes through libjpeg-turbo, the library OpenCV decodes with, hence DLAS's
-//! pixels: baseline 4:2:0 frames are Huffman-decoded by our own `jpeg_decode` on
+//! pixels: baseline 4:2:0 frames are Huffman-decoded by our own `jpeg::decode_420` on
 //! x86-64 with AVX2 (the same pixels, faster), everything else (progressive and
 //! arithmetic coding, other subsampling, CMYK/YCCK, lossless) by libjpeg-turbo itself,
 //! converted to RGB as OpenCV's `imdecode` does. JPEGs of more than 8 bits per sample
@@ -225,7 +225,7 @@ fn decode_jpeg(
         let mut want = Some(want);
         let mut asked: Option<Option<Region>> = None;
         let mut refused = None;
-        let fast = super::jpeg_decode::decode(bytes, |w, h| {
+        let fast = super::jpeg::decode_420::decode(bytes, |w, h| {
             if let Err(e) = check_pixels(w as u64, h as u64, opts) {
                 refused = Some(e);
                 return false;
@@ -250,7 +250,7 @@ fn decode_jpeg(
     turbo_jpeg::decode(bytes, opts, want)
 }
 
-/// The whole frame through libjpeg-turbo alone (never [`super::jpeg_decode`]): what
+/// The whole frame through libjpeg-turbo alone (never [`super::jpeg::decode_420`]): what
 /// that decoder is tested against.
 #[cfg(all(test, target_arch = "x86_64"))]
 pub(super) fn libjpeg_turbo_only(bytes: &[u8]) -> Result<Rgb8> {

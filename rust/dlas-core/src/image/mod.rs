@@ -4,9 +4,6 @@ mod buffer;
 mod decode;
 mod encode;
 mod jpeg;
-// It calls libjpeg-turbo's x86-64 AVX2 routines.
-#[cfg(target_arch = "x86_64")]
-mod jpeg_decode;
 pub(crate) mod resize;
 
 pub use buffer::{Rgb8, Rgb8View};

@@ -10,6 +10,14 @@ mod dct_avx2;
 mod encoder_tables;
 mod requantise;
 
+// Our decoder of baseline 4:2:0 files: it calls libjpeg-turbo's x86-64 AVX2 routines.
+#[cfg(target_arch = "x86_64")]
+pub(super) mod decode_420;
+#[cfg(target_arch = "x86_64")]
+mod huffman_decode;
+#[cfg(target_arch = "x86_64")]
+mod libjpeg_simd;
+
 // libjpeg-turbo.
 pub(super) mod memory;
 pub(super) mod turbo;
