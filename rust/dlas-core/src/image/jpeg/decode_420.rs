@@ -233,7 +233,7 @@ mod tests {
     use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
 
     use super::*;
-    use crate::image::decode::libjpeg_turbo_only;
+    use crate::image::jpeg::turbo_decode::libjpeg_turbo_only;
     use crate::image::{decode_bytes, DecodeOptions};
 
     /// Gradients, a 0/255 checkerboard, flat areas and noise (the encoder's test

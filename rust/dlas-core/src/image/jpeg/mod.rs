@@ -21,6 +21,8 @@ mod libjpeg_simd;
 // libjpeg-turbo.
 pub(super) mod memory;
 pub(super) mod turbo;
+pub(super) mod turbo_decode;
+pub(super) mod turbo_encode;
 
 pub(super) use blocks::{Blocks, Plane};
 pub(super) use colour::ycc420_to_rgb;
