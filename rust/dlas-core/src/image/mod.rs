@@ -13,4 +13,5 @@ pub use decode::{
 };
 pub(crate) use decode::{decoder_limits, image_error, IMAGE_FILE};
 pub use encode::{encode_jpeg, jpeg_round_trip, TileSource, JPEG_ENCODER, MCU};
+pub(crate) use jpeg::markers::frame_size as jpeg_frame_size;
 pub use resize::{resize_area, resize_area_into};

@@ -21,7 +21,8 @@ use rayon::prelude::*;
 use super::dct::fdct_quant;
 #[cfg(target_arch = "x86_64")]
 use super::dct_avx2 as x86;
-use super::encoder_tables::{Comp, Huff, Tables, NATURAL};
+use super::encoder_tables::{Comp, Huff, Tables};
+use super::markers::NATURAL;
 
 /// One plane's row of blocks: DC values and AC bit strings.
 #[derive(Default)]
@@ -176,7 +177,7 @@ fn code_row_impl(
         let mut zz = [0i32; 64];
         let mut nonzero = 0u64;
         for k in 0..64 {
-            zz[k] = coef[NATURAL[k]];
+            zz[k] = coef[NATURAL[k] as usize];
             nonzero |= ((zz[k] != 0) as u64) << k;
         }
         row.dc.push(zz[0] as i16);

@@ -18,12 +18,13 @@
 //! code missing from its table, a run past the 64th coefficient. It needs AVX2 (the
 //! routines are the AVX2 ones).
 
-use super::huffman_decode::{block, unstuff, Bits, Huff, NATURAL};
+use super::huffman_decode::{block, unstuff, Bits, Huff};
 use super::libjpeg_simd::{colour, samples, Coefs};
+use super::markers::{self, Markers};
 use crate::image::Rgb8;
 
 /// What the headers say, for the one layout decoded here.
-struct Frame {
+struct Header {
     width: usize,
     height: usize,
     /// Quantisation steps of Y, Cb, Cr in natural order.
@@ -37,37 +38,27 @@ struct Frame {
 /// Reads the markers up to the first scan; `None` for anything but a baseline (or
 /// extended sequential Huffman) 8-bit YCbCr 4:2:0 frame with one interleaved scan of
 /// all three components, no restart interval, no Adobe marker.
-fn headers(bytes: &[u8], huff: &mut [[Option<Huff>; 4]; 2]) -> Option<Frame> {
-    if bytes.get(..2)? != [0xFF, 0xD8] {
-        return None;
-    }
+fn headers(bytes: &[u8], huff: &mut [[Option<Huff>; 4]; 2]) -> Option<Header> {
     let mut quant: [Option<[i32; 64]>; 4] = [None; 4];
     // (id, quantisation table) of each frame component.
     let mut comps: Option<[(u8, usize); 3]> = None;
     let (mut width, mut height) = (0, 0);
-    let mut at = 2;
+    let mut segments = Markers::new(bytes).ok()?;
     loop {
-        if *bytes.get(at)? != 0xFF {
-            return None;
-        }
-        let marker = *bytes.get(at + 1)?;
-        let len = u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]) as usize;
-        let seg = bytes.get(at + 4..(at + 2 + len).max(at + 4))?;
-        if len < 2 {
-            return None;
-        }
+        let (marker, seg) = segments.next_segment()?;
         match marker {
             // SOF0 / SOF1: 8-bit, three components: Y 2x2, Cb 1x1, Cr 1x1.
-            0xC0 | 0xC1 => {
-                if comps.is_some() || seg.len() != 6 + 3 * 3 || seg[0] != 8 || seg[5] != 3 {
+            markers::SOF0 | markers::SOF1 => {
+                let frame = markers::Frame::parse(seg)?;
+                let c = frame.components::<3>()?;
+                if comps.is_some() || frame.precision != 8 {
                     return None;
                 }
-                height = u16::from_be_bytes([seg[1], seg[2]]) as usize;
-                width = u16::from_be_bytes([seg[3], seg[4]]) as usize;
-                let c = |i: usize| &seg[6 + 3 * i..9 + 3 * i];
-                let sampling = [c(0)[1], c(1)[1], c(2)[1]];
+                height = frame.height as usize;
+                width = frame.width as usize;
+                let sampling = c.map(|c| c.sampling);
                 // Component ids R, G, B make libjpeg read the frame as RGB.
-                let ids = [c(0)[0], c(1)[0], c(2)[0]];
+                let ids = c.map(|c| c.id);
                 // libjpeg refuses sides above 65500 (JPEG_MAX_DIMENSION).
                 let sides = (1..=65500).contains(&height) && (1..=65500).contains(&width);
                 if sampling != [0x22, 0x11, 0x11] || ids == [b'R', b'G', b'B'] || !sides {
@@ -75,7 +66,7 @@ fn headers(bytes: &[u8], huff: &mut [[Option<Huff>; 4]; 2]) -> Option<Frame> {
                 }
                 let mut cs = [(0u8, 0usize); 3];
                 for (i, slot) in cs.iter_mut().enumerate() {
-                    let t = c(i)[2] as usize;
+                    let t = c[i].table as usize;
                     if t > 3 || ids[..i].contains(&ids[i]) {
                         return None;
                     }
@@ -83,57 +74,51 @@ fn headers(bytes: &[u8], huff: &mut [[Option<Huff>; 4]; 2]) -> Option<Frame> {
                 }
                 comps = Some(cs);
             }
-            0xC4 => {
-                let mut s = seg;
-                while !s.is_empty() {
-                    let (class, id) = ((s[0] >> 4) as usize, (s[0] & 15) as usize);
-                    if class > 1 || id > 3 || s.len() < 17 {
+            markers::DHT => {
+                for table in markers::huffman_tables(seg) {
+                    let t = table?;
+                    let (class, id) = (t.class as usize, t.id as usize);
+                    if class > 1 || id > 3 {
                         return None;
                     }
-                    let counts: [u8; 16] = s[1..17].try_into().ok()?;
-                    let n: usize = counts.iter().map(|&c| c as usize).sum();
-                    let syms = s.get(17..17 + n)?;
-                    huff[class][id] = Some(Huff::new(&counts, syms, class == 0)?);
-                    s = &s[17 + n..];
+                    huff[class][id] = Some(Huff::new(&t.counts, t.symbols, class == 0)?);
                 }
             }
-            0xDB => {
-                let mut s = seg;
-                while !s.is_empty() {
+            markers::DQT => {
+                for table in markers::quant_tables(seg) {
+                    let t = table?;
                     // 16-bit tables are left to libjpeg-turbo.
-                    if s[0] >> 4 != 0 || s[0] & 15 > 3 || s.len() < 65 {
+                    if t.wide || t.id > 3 {
                         return None;
                     }
-                    let mut q = [0i32; 64];
-                    for (zz, &v) in s[1..65].iter().enumerate() {
-                        q[NATURAL[zz] as usize] = v as i32;
-                    }
-                    quant[(s[0] & 15) as usize] = Some(q);
-                    s = &s[65..];
+                    quant[t.id as usize] = Some(t.steps.map(i32::from));
                 }
             }
             // DRI: a zero interval is no restart interval.
-            0xDD => {
-                if seg.len() != 2 || seg != [0, 0] {
+            markers::DRI => {
+                if seg != [0, 0] {
                     return None;
                 }
             }
             // APP14 "Adobe" can make libjpeg read the frame as RGB.
-            0xEE if seg.starts_with(b"Adobe") => return None,
+            markers::APP14 if markers::is_adobe(seg) => return None,
             // A JFIF version other than 1.x is a libjpeg warning.
-            0xE0 if seg.len() >= 14 && seg.starts_with(b"JFIF\0") && seg[5] != 1 => return None,
-            0xE0..=0xEF | 0xFE => {}
-            0xDA => {
+            markers::APP0 if markers::jfif_version(seg).is_some_and(|(major, _)| major != 1) => {
+                return None
+            }
+            _ if markers::is_app_or_comment(marker) => {}
+            markers::SOS => {
                 let cs = comps?;
-                if seg.len() != 1 + 2 * 3 + 3 || seg[0] != 3 || seg[7..] != [0, 63, 0] {
+                let scan = markers::Scan::parse(seg)?;
+                let selectors = scan.components::<3>()?;
+                if !scan.is_sequential() {
                     return None;
                 }
                 let mut steps = [[0i32; 64]; 3];
                 let mut tables = [(0, 0); 3];
-                for i in 0..3 {
-                    let (id, sel) = (seg[1 + 2 * i], seg[2 + 2 * i]);
-                    let (d, a) = ((sel >> 4) as usize, (sel & 15) as usize);
-                    if id != cs[i].0 || d > 3 || a > 3 {
+                for (i, sel) in selectors.into_iter().enumerate() {
+                    let (d, a) = (sel.dc as usize, sel.ac as usize);
+                    if sel.id != cs[i].0 || d > 3 || a > 3 {
                         return None;
                     }
                     huff[0][d].as_ref()?;
@@ -141,17 +126,16 @@ fn headers(bytes: &[u8], huff: &mut [[Option<Huff>; 4]; 2]) -> Option<Frame> {
                     steps[i] = quant[cs[i].1]?;
                     tables[i] = (d, a);
                 }
-                return Some(Frame {
+                return Some(Header {
                     width,
                     height,
                     steps,
                     tables,
-                    scan: at + 2 + len,
+                    scan: segments.offset(),
                 });
             }
             _ => return None,
         }
-        at += 2 + len;
     }
 }
 

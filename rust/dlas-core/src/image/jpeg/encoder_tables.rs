@@ -6,12 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Zig-zag position -> natural (row-major) index in an 8x8 block (JPEG figure A.6).
-pub(super) const NATURAL: [usize; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
-    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
-    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
-];
+use super::markers::{self, Component, Markers};
 
 /// A Huffman table: per symbol, its code shifted left by 8 bits and its length in
 /// the low 8 bits (length 0: symbol absent).
@@ -71,89 +66,61 @@ impl Tables {
     /// Reads a baseline 3-component 4:2:0 JPEG's headers; `None` for anything else
     /// (restart intervals, other subsampling or marker kinds).
     pub(super) fn parse(jpeg: &[u8]) -> Option<Tables> {
-        if jpeg.get(..2)? != [0xFF, 0xD8] {
-            return None;
-        }
         let mut qt: [Option<[u16; 64]>; 4] = [None; 4];
         let mut dht: [[Option<Huff>; 4]; 2] = Default::default();
-        let mut frame: Option<([u8; 3], [u8; 3], usize)> = None;
-        let mut pos = 2;
+        let mut frame: Option<([Component; 3], usize)> = None;
+        let mut segments = Markers::new(jpeg).ok()?;
         loop {
-            if *jpeg.get(pos)? != 0xFF {
-                return None;
-            }
-            let marker = *jpeg.get(pos + 1)?;
-            let len = u16::from_be_bytes([*jpeg.get(pos + 2)?, *jpeg.get(pos + 3)?]) as usize;
-            let body = jpeg.get(pos + 4..pos + 2 + len.max(2))?;
+            let (marker, body) = segments.next_segment()?;
             match marker {
-                0xE0..=0xEF | 0xFE => {}
-                0xDB => {
-                    let mut b = body;
-                    while let Some((&pq_tq, rest)) = b.split_first() {
-                        let (pq, tq) = (pq_tq >> 4, (pq_tq & 15) as usize);
-                        let mut vals = [0u16; 64];
-                        let n = match pq {
-                            0 => 64,
-                            1 => 128,
-                            _ => return None,
-                        };
-                        let raw = rest.get(..n)?;
-                        for (k, v) in vals.iter_mut().enumerate() {
-                            *v = match pq {
-                                0 => raw[k] as u16,
-                                _ => u16::from_be_bytes([raw[2 * k], raw[2 * k + 1]]),
-                            };
-                        }
-                        *qt.get_mut(tq)? = Some(vals);
-                        b = &rest[n..];
+                _ if markers::is_app_or_comment(marker) => {}
+                markers::DQT => {
+                    for table in markers::quant_tables(body) {
+                        let table = table?;
+                        *qt.get_mut(table.id as usize)? = Some(table.steps);
                     }
                 }
-                0xC0 => {
-                    let (&p, rest) = body.split_first()?;
-                    if p != 8 || rest.get(4) != Some(&3) || rest.len() != 14 {
+                markers::SOF0 => {
+                    let f = markers::Frame::parse(body)?;
+                    let c = f.components::<3>()?;
+                    if f.precision != 8 || c.map(|c| c.sampling) != [0x22, 0x11, 0x11] {
                         return None;
                     }
-                    let c = &rest[5..];
-                    let ids = [c[0], c[3], c[6]];
-                    if [c[1], c[4], c[7]] != [0x22, 0x11, 0x11] {
-                        return None;
-                    }
-                    frame = Some((ids, [c[2], c[5], c[8]], pos + 5));
+                    // The height, then the width, follow the precision.
+                    let dims = segments.offset() - body.len() + 1;
+                    frame = Some((c, dims));
                 }
-                0xC4 => {
-                    let mut b = body;
-                    while let Some((&tc_th, rest)) = b.split_first() {
-                        let counts = rest.get(..16)?;
-                        let n: usize = counts.iter().map(|&c| c as usize).sum();
-                        let symbols = rest.get(16..16 + n)?;
-                        let (tc, th) = ((tc_th >> 4) as usize, (tc_th & 15) as usize);
-                        *dht.get_mut(tc)?.get_mut(th)? = Some(Huff::new(counts, symbols)?);
-                        b = &rest[16 + n..];
+                markers::DHT => {
+                    for table in markers::huffman_tables(body) {
+                        let t = table?;
+                        let slot = dht.get_mut(t.class as usize)?.get_mut(t.id as usize)?;
+                        *slot = Some(Huff::new(&t.counts, t.symbols)?);
                     }
                 }
-                0xDA => {
-                    let (ids, tqs, sof_dims) = frame?;
-                    if body.len() != 10 || body[0] != 3 || body[7..] != [0, 63, 0] {
+                markers::SOS => {
+                    let (c, sof_dims) = frame?;
+                    let scan = markers::Scan::parse(body)?;
+                    let selectors = scan.components::<3>()?;
+                    if !scan.is_sequential() {
                         return None;
                     }
                     let mut comps = Vec::with_capacity(3);
-                    for i in 0..3 {
-                        let (id, tables) = (body[1 + 2 * i], body[2 + 2 * i]);
-                        if id != ids[i] {
+                    for (frame_comp, scan_comp) in c.iter().zip(selectors) {
+                        if scan_comp.id != frame_comp.id {
                             return None;
                         }
-                        let q = qt.get(tqs[i] as usize)?.as_ref()?;
+                        let q = qt.get(frame_comp.table as usize)?.as_ref()?;
                         let mut divisor = [0f32; 64];
-                        for k in 0..64 {
-                            if q[k] == 0 {
+                        for (d, &step) in divisor.iter_mut().zip(q) {
+                            if step == 0 {
                                 return None;
                             }
-                            divisor[NATURAL[k]] = 8.0 * q[k] as f32;
+                            *d = 8.0 * step as f32;
                         }
                         let comp = Comp {
                             divisor,
-                            dc: dht[0].get((tables >> 4) as usize)?.clone()?,
-                            ac: dht[1].get((tables & 15) as usize)?.clone()?,
+                            dc: dht[0].get(scan_comp.dc as usize)?.clone()?,
+                            ac: dht[1].get(scan_comp.ac as usize)?.clone()?,
                         };
                         // Every symbol 8-bit samples can need: DC categories 0-11;
                         // EOB, ZRL and every run/category pair up to category 10.
@@ -170,14 +137,13 @@ impl Tables {
                     }
                     let comps: [Comp; 3] = comps.try_into().ok()?;
                     return Some(Tables {
-                        header: jpeg[..pos + 2 + len].to_vec(),
+                        header: jpeg[..segments.offset()].to_vec(),
                         sof_dims,
                         comps,
                     });
                 }
                 _ => return None,
             }
-            pos += 2 + len;
         }
     }
 

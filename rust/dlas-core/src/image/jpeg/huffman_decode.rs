@@ -9,17 +9,12 @@
 //!   value and the total length of code and value bits (the "fast AC" table of
 //!   stb_image's decoder), and an end-of-block flag.
 
+use super::markers::NATURAL;
+
 /// Bits looked up at once.
 const FAST: u32 = 10;
 /// End-of-block flag of a combined AC entry.
 const EOB: i32 = 1 << 12;
-
-/// Zig-zag position -> natural (row-major) index in an 8x8 block (JPEG figure A.6).
-pub(super) const NATURAL: [u8; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
-    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
-    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
-];
 
 /// A decoding table built from a DHT segment.
 pub(super) struct Huff {

@@ -8,6 +8,7 @@ mod dct;
 #[cfg(target_arch = "x86_64")]
 mod dct_avx2;
 mod encoder_tables;
+pub(super) mod markers;
 mod requantise;
 
 // Our decoder of baseline 4:2:0 files: it calls libjpeg-turbo's x86-64 AVX2 routines.
