@@ -132,11 +132,7 @@ fn category(v: i32) -> (u32, u32) {
 /// Transforms, quantises and AC-codes the `blocks` blocks of block row `r`.
 fn code_row(p: &Plane<'_>, r: usize, blocks: usize, comp: &Comp) -> BlockRow {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("bmi1")
-        && std::arch::is_x86_feature_detected!("bmi2")
-        && std::arch::is_x86_feature_detected!("lzcnt")
-    {
+    if crate::cpu::features().avx2_bmi {
         #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
         fn fast(p: &Plane<'_>, r: usize, blocks: usize, comp: &Comp) -> BlockRow {
             code_row_impl(p, r, blocks, comp, |src, stride, out| {

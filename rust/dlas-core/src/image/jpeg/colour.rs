@@ -13,7 +13,7 @@ pub(crate) fn ycc420_to_rgb(
     put: impl FnMut(usize, [&[u8]; 3]),
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::cpu::features().avx2 {
         #[target_feature(enable = "avx2")]
         fn avx2(
             planes: [(&[u8], usize); 3],

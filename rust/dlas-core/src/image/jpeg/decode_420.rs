@@ -145,7 +145,7 @@ fn headers(bytes: &[u8], huff: &mut [[Option<Huff>; 4]; 2]) -> Option<Header> {
 /// whether to decode at all (it checks the pixel limit and the region wanted); it is
 /// not called when the headers are left to libjpeg-turbo.
 pub(crate) fn decode(bytes: &[u8], go: impl FnOnce(usize, usize) -> bool) -> Option<Rgb8> {
-    if !std::arch::is_x86_feature_detected!("avx2") {
+    if !crate::cpu::features().avx2 {
         return None;
     }
     decode_420(bytes, go)

@@ -13,7 +13,7 @@ use super::encoder_tables::Tables;
 /// to reproduce).
 pub(crate) fn requantise(tables: &Tables, planes: [(&mut [u8], usize, usize, usize); 3]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::cpu::features().avx2 {
         #[target_feature(enable = "avx2")]
         fn avx2(tables: &Tables, planes: [(&mut [u8], usize, usize, usize); 3]) {
             requantise_impl(
