@@ -1,5 +1,10 @@
-//! JPEG, one idea per file. libjpeg-turbo decodes and encodes; around it, the fast
-//! paths of the formats tiles use.
+//! JPEG, one idea per file. libjpeg-turbo is the codec; around it are the fast paths
+//! for the baseline 4:2:0 files tiles are: our own Huffman decoder feeding
+//! libjpeg-turbo's AVX2 routines, a block coder that writes overlapping tiles from DCT
+//! blocks coded once, and a JPEG round trip without a codec.
+
+// A file's headers, read in one place.
+pub(super) mod markers;
 
 // Shared-block coding of tiles and the codec-free round trip.
 mod blocks;
@@ -8,7 +13,6 @@ mod dct;
 #[cfg(target_arch = "x86_64")]
 mod dct_avx2;
 mod encoder_tables;
-pub(super) mod markers;
 mod requantise;
 
 // Our decoder of baseline 4:2:0 files: it calls libjpeg-turbo's x86-64 AVX2 routines.

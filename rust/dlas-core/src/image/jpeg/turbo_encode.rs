@@ -14,6 +14,8 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
 }
 
+/// Encodes `img` at `quality` (1-100) with this thread's compressor, appending to
+/// `out`.
 pub(crate) fn encode(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<()> {
     let image = Image {
         pixels: img.data,
