@@ -40,7 +40,7 @@ fn main() {
     };
     println!("cargo:rustc-env=DLAS_CODEC={codec}");
 
-    // libjpeg's memory functions, taken from the Rust allocator (src/image/jpeg_memory.rs).
+    // libjpeg's memory functions, taken from the Rust allocator (src/image/jpeg/memory.rs).
     let source = "csrc/jmem_rust.c";
     println!("cargo:rerun-if-changed={source}");
     let mut c = cc::Build::new();

@@ -1,6 +1,7 @@
 //! Baseline JPEG encoding (4:2:0 chroma, standard tables), as OpenCV's `imencode` does
 //! by default, by libjpeg-turbo (the library OpenCV encodes with). Deterministic.
 
+use super::jpeg::turbo_encode;
 use super::Rgb8View;
 use crate::error::{CoreError, Result};
 
@@ -16,7 +17,7 @@ pub fn encode_jpeg(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<
             img.width, img.height
         )));
     }
-    backend::encode(img, quality.clamp(1, 100), out)
+    turbo_encode::encode(img, quality.clamp(1, 100), out)
 }
 
 /// `img` after a JPEG round trip at `quality` ([`encode_jpeg`], then decoding), row by
@@ -48,7 +49,7 @@ pub fn jpeg_round_trip(
 ///
 /// [`TileSource::new`] can convert the whole image to YCbCr 4:2:0
 /// once, transform and quantise every 8x8 block of those planes once, and Huffman-code
-/// each block's AC coefficients once (`jpeg_blocks`). A tile whose offsets and sides
+/// each block's AC coefficients once (`jpeg::blocks`). A tile whose offsets and sides
 /// are multiples of the 16-pixel MCU is then written from those blocks, so overlapping
 /// tiles do not convert, transform or code the same pixels again. Colour conversion
 /// and chroma downsampling work pixel by pixel and 2x2 block by 2x2 block, and the
@@ -97,13 +98,10 @@ impl<'a> TileSource<'a> {
     }
 }
 
+/// What tiles share (planes, coded blocks), and the codec-free round trip.
 mod backend {
-    use std::cell::RefCell;
-
-    use turbojpeg::{raw, Compressor, Image, PixelFormat, Subsamp, YuvPlanesImage};
-
-    use super::super::jpeg_blocks::{Blocks, Plane, Tables};
-    use super::super::turbo;
+    use super::super::jpeg::turbo_encode::Planes;
+    use super::super::jpeg::{requantise, ycc420_to_rgb, Blocks, Plane, Tables};
     use super::*;
     use crate::image::Rgb8;
 
@@ -164,8 +162,9 @@ mod backend {
 
     /// `img` after a JPEG round trip at `quality`, computed without a codec: from
     /// libjpeg-turbo's 4:2:0 planes, each block quantised in the DCT domain and
-    /// inverse-transformed, then libjpeg's upsampling and colour conversion
-    /// (`jpeg_blocks`). Pixel for pixel what encoding and decoding gives (tested).
+    /// inverse-transformed (`jpeg::requantise`), then libjpeg's upsampling and colour
+    /// conversion (`jpeg::colour`). Pixel for pixel what encoding and decoding gives
+    /// (tested).
     /// `None` for sides that are not multiples of 16 (libjpeg's edge padding is not
     /// reproduced) or tables the block coder does not handle.
     pub(crate) fn round_trip(
@@ -182,7 +181,7 @@ mod backend {
         };
         let mut p = Planes::new(img)?;
         let (ys, cs) = (p.y_stride, p.c_stride);
-        super::super::jpeg_blocks::requantise(
+        requantise(
             &tables,
             [
                 (&mut p.y, ys, w, h),
@@ -190,7 +189,7 @@ mod backend {
                 (&mut p.cr, cs, w / 2, h / 2),
             ],
         );
-        super::super::jpeg_blocks::ycc420_to_rgb([(&p.y, ys), (&p.cb, cs), (&p.cr, cs)], w, h, put);
+        ycc420_to_rgb([(&p.y, ys), (&p.cb, cs), (&p.cr, cs)], w, h, put);
         Ok(true)
     }
 
@@ -203,134 +202,6 @@ mod backend {
             .encode(0, 0, 16, 16, quality, &mut out)
             .ok()?;
         Some(out)
-    }
-
-    thread_local! {
-        static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
-    }
-
-    pub(super) fn encode(img: Rgb8View<'_>, quality: u8, out: &mut Vec<u8>) -> Result<()> {
-        let image = Image {
-            pixels: img.data,
-            width: img.width,
-            pitch: img.stride,
-            height: img.height,
-            format: PixelFormat::RGB,
-        };
-        let bytes = with_compressor(quality, |c| c.compress_to_vec(image))?;
-        out.extend_from_slice(&bytes);
-        Ok(())
-    }
-
-    fn with_compressor<T>(
-        quality: u8,
-        f: impl FnOnce(&mut Compressor) -> std::result::Result<T, turbojpeg::Error>,
-    ) -> Result<T> {
-        let err = |e: turbojpeg::Error| CoreError::Encode(e.to_string());
-        COMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                let mut c = Compressor::new().map_err(err)?;
-                c.set_subsamp(Subsamp::Sub2x2).map_err(err)?;
-                *slot = Some(c);
-            }
-            let c = slot.as_mut().expect("compressor just created");
-            c.set_quality(quality as i32).map_err(err)?;
-            f(c).map_err(err)
-        })
-    }
-
-    /// The Y, Cb and Cr planes (4:2:0) of a whole image, from libjpeg-turbo's own
-    /// colour conversion and downsampling.
-    pub(super) struct Planes {
-        y: Vec<u8>,
-        cb: Vec<u8>,
-        cr: Vec<u8>,
-        y_stride: usize,
-        c_stride: usize,
-    }
-
-    impl Planes {
-        pub(super) fn new(img: Rgb8View<'_>) -> Result<Self> {
-            let (w, h) = (img.width, img.height);
-            // libjpeg-turbo pads every plane to whole 2x2 blocks: an odd side gets one
-            // more luma column/row.
-            let y_stride = w.next_multiple_of(2);
-            let y_rows = h.next_multiple_of(2);
-            let c_stride = y_stride / 2;
-            let c_rows = y_rows / 2;
-            let mut planes = Planes {
-                y: vec![0; y_stride * y_rows],
-                cb: vec![0; c_stride * c_rows],
-                cr: vec![0; c_stride * c_rows],
-                y_stride,
-                c_stride,
-            };
-            let mut ptrs = [
-                planes.y.as_mut_ptr(),
-                planes.cb.as_mut_ptr(),
-                planes.cr.as_mut_ptr(),
-            ];
-            let mut strides = [y_stride as i32, c_stride as i32, c_stride as i32];
-            let last = (h - 1) * img.stride + w * 3;
-            assert!(img.data.len() >= last, "view outside its buffer");
-            turbo::with_compressor(|handle| {
-                handle.set(raw::TJPARAM_TJPARAM_SUBSAMP, raw::TJSAMP_TJSAMP_420 as _)?;
-                // SAFETY: the handle is live; the source holds `h` rows of `w` RGB
-                // pixels `img.stride` bytes apart (asserted above); each destination
-                // plane holds `stride * rows` bytes for the padded 4:2:0 plane sizes
-                // of a `w x h` image (tj3YUVPlaneWidth/Height: luma rounded up to even
-                // sides, chroma half that; checked by a test against tj3YUVPlaneSize).
-                let rc = unsafe {
-                    raw::tj3EncodeYUVPlanes8(
-                        handle.ptr(),
-                        img.data.as_ptr(),
-                        w as _,
-                        img.stride as _,
-                        h as _,
-                        raw::TJPF_TJPF_RGB as _,
-                        ptrs.as_mut_ptr(),
-                        strides.as_mut_ptr(),
-                    )
-                };
-                match rc {
-                    0 => Ok(()),
-                    _ => Err(handle.error()),
-                }
-            })
-            .map_err(|e| CoreError::Encode(format!("RGB to YCbCr planes: {e}")))?;
-            Ok(planes)
-        }
-
-        /// Encodes an MCU-aligned tile from the planes.
-        pub(super) fn encode(
-            &self,
-            row: usize,
-            col: usize,
-            height: usize,
-            width: usize,
-            quality: u8,
-            out: &mut Vec<u8>,
-        ) -> Result<()> {
-            let (cr0, cc0) = (row / 2, col / 2);
-            let (ch, cw) = (height / 2, width / 2);
-            let y_end = (row + height - 1) * self.y_stride + col + width;
-            let c_end = (cr0 + ch - 1) * self.c_stride + cc0 + cw;
-            let image = YuvPlanesImage {
-                y_plane: &self.y[row * self.y_stride + col..y_end],
-                u_plane: &self.cb[cr0 * self.c_stride + cc0..c_end],
-                v_plane: &self.cr[cr0 * self.c_stride + cc0..c_end],
-                width,
-                height,
-                y_stride: self.y_stride,
-                u_stride: self.c_stride,
-                v_stride: self.c_stride,
-                subsamp: Subsamp::Sub2x2,
-            };
-            let bytes = with_compressor(quality, |c| c.compress_yuv_planes_to_vec(&image))?;
-            out.extend_from_slice(&bytes);
-            Ok(())
-        }
     }
 }
 

@@ -3,13 +3,8 @@
 mod buffer;
 mod decode;
 mod encode;
-mod jpeg_blocks;
-mod jpeg_memory;
-// It calls libjpeg-turbo's x86-64 AVX2 routines.
-#[cfg(target_arch = "x86_64")]
-mod jpeg_decode;
+mod jpeg;
 pub(crate) mod resize;
-mod turbo;
 
 pub use buffer::{Rgb8, Rgb8View};
 pub use decode::{
@@ -18,4 +13,5 @@ pub use decode::{
 };
 pub(crate) use decode::{decoder_limits, image_error, IMAGE_FILE};
 pub use encode::{encode_jpeg, jpeg_round_trip, TileSource, JPEG_ENCODER, MCU};
+pub(crate) use jpeg::markers::frame_size as jpeg_frame_size;
 pub use resize::{resize_area, resize_area_into};

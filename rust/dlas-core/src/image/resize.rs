@@ -146,14 +146,9 @@ pub(crate) mod simd {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    fn has_avx2() -> bool {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-
     pub(crate) fn add_rows(sum: &mut [u16], a: &[u8], b: &[u8]) {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::cpu::features().avx2 {
             // SAFETY: the CPU supports AVX2 (checked at run time).
             return unsafe { avx2::add_rows(sum, a, b) };
         }
@@ -162,7 +157,7 @@ pub(crate) mod simd {
 
     pub(super) fn weighted_add(acc: &mut [f32], row: &[u8], w: f32) {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::cpu::features().avx2 {
             // SAFETY: the CPU supports AVX2 (checked at run time).
             return unsafe { avx2::weighted_add(acc, row, w) };
         }

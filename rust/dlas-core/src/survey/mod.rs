@@ -21,7 +21,7 @@ pub use inspect::{inspect, Inspection};
 pub use verify::{verify, VerifyOptions, VerifyReport};
 
 use crate::error::{CoreError, Result};
-use crate::image::{decoder_limits, image_error, DecodeOptions, IMAGE_FILE};
+use crate::image::{decoder_limits, image_error, jpeg_frame_size, DecodeOptions, IMAGE_FILE};
 use crate::input::{image_max_bytes, too_large};
 
 /// At most this many example names are kept per problem in a report.
@@ -258,63 +258,24 @@ fn header_size(path: &Path, file: std::fs::File, len: u64) -> Result<(u32, u32)>
     Ok((w, h))
 }
 
-/// The frame size a JPEG's frame header (SOF marker) declares, reading no further:
-/// the segments before it are skipped, not parsed, and no scan is read. The decoder
-/// checks the rest.
+/// The frame size a JPEG's frame header (SOF marker) declares (see
+/// [`jpeg_frame_size`]), reading the file only as far as that header.
 fn jpeg_dimensions<R: Read>(mut r: R) -> std::result::Result<(u32, u32), String> {
-    fn byte(r: &mut impl Read) -> std::result::Result<u8, String> {
-        let mut b = [0u8];
-        r.read_exact(&mut b).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => "the file ends before its frame header".into(),
-            _ => e.to_string(),
-        })?;
-        Ok(b[0])
-    }
-    fn u16_be(r: &mut impl Read) -> std::result::Result<u16, String> {
-        Ok(u16::from_be_bytes([byte(r)?, byte(r)?]))
-    }
-    if [byte(&mut r)?, byte(&mut r)?] != [0xFF, 0xD8] {
-        return Err("no start-of-image marker".into());
-    }
+    let mut head = Vec::new();
+    // The first read takes what the caller's buffer holds; the rest grow.
+    let mut chunk = 8 << 10;
     loop {
-        let b = byte(&mut r)?;
-        if b != 0xFF {
-            return Err(format!("0x{b:02X} where a marker should start"));
+        if let Some(size) = jpeg_frame_size(&head)? {
+            return Ok(size);
         }
-        let mut marker = byte(&mut r)?;
-        // Any number of 0xFF fill bytes may precede a marker.
-        while marker == 0xFF {
-            marker = byte(&mut r)?;
+        let read = (&mut r)
+            .take(chunk)
+            .read_to_end(&mut head)
+            .map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("the file ends before its frame header".into());
         }
-        match marker {
-            // Markers without a segment: TEM, RST0-7.
-            0x01 | 0xD0..=0xD7 => continue,
-            0xD8 => return Err("a second start-of-image marker".into()),
-            0xD9 | 0xDA => return Err("no frame header before the scan".into()),
-            // SOF0-SOF15 (0xC4 DHT, 0xC8 JPG and 0xCC DAC are not frame headers):
-            // length, precision, height, width.
-            0xC0..=0xCF if ![0xC4, 0xC8, 0xCC].contains(&marker) => {
-                let _length = u16_be(&mut r)?;
-                let _precision = byte(&mut r)?;
-                let height = u16_be(&mut r)?;
-                let width = u16_be(&mut r)?;
-                return Ok((width as u32, height as u32));
-            }
-            _ => {
-                let len = u16_be(&mut r)?;
-                if len < 2 {
-                    return Err(format!(
-                        "marker 0x{marker:02X} has a segment of length {len}"
-                    ));
-                }
-                let skip = len as u64 - 2;
-                let skipped = std::io::copy(&mut (&mut r).take(skip), &mut std::io::sink())
-                    .map_err(|e| e.to_string())?;
-                if skipped != skip {
-                    return Err("the file ends before its frame header".into());
-                }
-            }
-        }
+        chunk = (2 * chunk).min(1 << 20);
     }
 }
 

@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use turbojpeg::raw;
 
 /// An owned TurboJPEG handle.
-pub(super) struct Handle(raw::tjhandle);
+pub(crate) struct Handle(raw::tjhandle);
 
 impl Handle {
     fn new(kind: raw::TJINIT) -> Option<Handle> {
@@ -16,12 +16,12 @@ impl Handle {
         (!h.is_null()).then_some(Handle(h))
     }
 
-    pub(super) fn ptr(&self) -> raw::tjhandle {
+    pub(crate) fn ptr(&self) -> raw::tjhandle {
         self.0
     }
 
     /// The handle's last error message.
-    pub(super) fn error(&self) -> String {
+    pub(crate) fn error(&self) -> String {
         // SAFETY: the handle is live; tj3GetErrorStr returns a NUL-terminated string
         // owned by the handle, copied out before any other call.
         unsafe { CStr::from_ptr(raw::tj3GetErrorStr(self.0)) }
@@ -36,18 +36,18 @@ impl Handle {
     /// damaged (a file cut short, a bad Huffman or arithmetic code, a lost restart
     /// marker, an inconsistent progression) are not: libjpeg-turbo fills what it could
     /// not decode with grey, so those files are errors.
-    pub(super) fn only_benign_warning(&self) -> bool {
+    pub(crate) fn only_benign_warning(&self) -> bool {
         // SAFETY: the handle is live.
         let code = unsafe { raw::tj3GetErrorCode(self.0) };
         code == raw::TJERR_TJERR_WARNING as i32 && is_benign_warning(&self.error())
     }
 
-    pub(super) fn get(&self, param: raw::TJPARAM) -> i32 {
+    pub(crate) fn get(&self, param: raw::TJPARAM) -> i32 {
         // SAFETY: the handle is live; unknown parameters return -1.
         unsafe { raw::tj3Get(self.0, param as _) }
     }
 
-    pub(super) fn set(&self, param: raw::TJPARAM, value: i32) -> Result<(), String> {
+    pub(crate) fn set(&self, param: raw::TJPARAM, value: i32) -> Result<(), String> {
         // SAFETY: the handle is live.
         match unsafe { raw::tj3Set(self.0, param as _, value) } {
             0 => Ok(()),
@@ -69,14 +69,14 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's compressor handle.
-pub(super) fn with_compressor<T>(
+pub(crate) fn with_compressor<T>(
     f: impl FnOnce(&Handle) -> Result<T, String>,
 ) -> Result<T, String> {
     with(&COMPRESS, raw::TJINIT_TJINIT_COMPRESS, f)
 }
 
 /// Runs `f` with this thread's decompressor handle.
-pub(super) fn with_decompressor<T>(
+pub(crate) fn with_decompressor<T>(
     f: impl FnOnce(&Handle) -> Result<T, String>,
 ) -> Result<T, String> {
     with(&DECOMPRESS, raw::TJINIT_TJINIT_DECOMPRESS, f)
