@@ -26,7 +26,7 @@ use errors::to_pyerr;
 /// blocks to the kernel (mmap, heap trimming) and the next batch faults every page in
 /// again, which cost more than the resizing itself (docs/benchmarks.md, loading).
 /// mimalloc keeps them for reuse. libjpeg-turbo's pools come from it too (dlas-core's
-/// `image/jpeg_memory.rs`). Python's and torch's allocations are not affected.
+/// `image/jpeg/memory.rs`). Python's and torch's allocations are not affected.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
