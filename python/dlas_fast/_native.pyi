@@ -23,6 +23,7 @@ __all__ = [
     "_panic_for_tests",
     "build_info",
     "check_destination",
+    "check_shape",
     "cli_extract_ray_job",
     "cli_main",
     "decode_image",
@@ -165,6 +166,10 @@ class Corruptor:
 
 # (Corruptor, corrupt_before_downsize, epoch, one dataset index per item, group size)
 _CorruptSpec = tuple[Corruptor, bool, int, list[int], int]
+
+def check_shape(target_size: int | None, force_multiple: int, scale: int, eval: bool) -> None:
+    """Checks a dataset's shape options as every load checks them; a ValueError names
+    the option."""
 
 def load_single_item(
     tile: str,

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import ImageFolderList, ImageFolderLoader
+from dlas_fast._native import ImageFolderList, ImageFolderLoader, check_shape
 from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import NativeBatches, SharedOutputs
 from dlas_fast.datasets.options import (
@@ -98,17 +98,7 @@ class ImageFolderDataset(NativeBatches):
         self.scale = int_option(self.opt, "scale", 1)
         self.multiple = int_option(self.opt, "force_multiple", 1)
         self.target_size = int_option(self.opt, "target_size")
-        if self.target_size is not None and self.target_size < self.scale:
-            raise ValueError(
-                f"option 'scale': must be at most target_size ({self.target_size}), "
-                f"got {self.scale}"
-            )
-        if self.target_size is not None and (self.target_size // self.scale) % self.multiple:
-            raise ValueError(
-                f"(target_size // scale) % force_multiple must be 0, got "
-                f"({self.target_size} // {self.scale}) % {self.multiple} = "
-                f"{(self.target_size // self.scale) % self.multiple}"
-            )
+        check_shape(self.target_size, self.multiple, self.scale, False)
         self.skip_lq = bool(self.opt.get("skip_lq", False))
         self.fetch_alt_image = bool(self.opt.get("fetch_alt_image", False))
         self.fetch_alt_tiled_image = bool(self.opt.get("fetch_alt_tiled_image", False))

@@ -20,6 +20,7 @@ import torch
 from dlas_fast._native import (
     DlasError,
     RefCache,
+    check_shape,
     load_single_batch,
     load_single_item,
 )
@@ -86,18 +87,7 @@ class SingleImageDataset(NativeBatches):
         self.scale = 1 if self.eval else int_option(self.opt, "scale", 1)
         self.target_size = int_option(self.opt, "target_size")
         self.multiple = int_option(self.opt, "force_multiple", 1)
-        if self.target_size is not None:
-            if self.target_size < self.scale:
-                raise ValueError(
-                    f"option 'scale': must be at most target_size ({self.target_size}), "
-                    f"got {self.scale}"
-                )
-            if (self.target_size // self.scale) % self.multiple != 0:
-                raise ValueError(
-                    f"(target_size // scale) % force_multiple must be 0, got "
-                    f"({self.target_size} // {self.scale}) % {self.multiple} = "
-                    f"{(self.target_size // self.scale) % self.multiple}"
-                )
+        check_shape(self.target_size, self.multiple, self.scale, self.eval)
         self.need_ref = bool(self.opt.get("need_ref", False))
         self.needs_metadata = bool(self.opt.get("strict", False)) or bool(
             self.opt.get("needs_metadata", False)

@@ -343,6 +343,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<corrupt::PyCorruptor>()?;
     m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
     m.add_function(wrap_pyfunction!(load::load_single_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(load::check_shape, m)?)?;
     errors::register(m)?;
     m.add("LIMITS", limits(m.py())?)?;
     Ok(())

@@ -159,6 +159,20 @@ pub(crate) fn shape_of(
 /// each item's dataset index, how many consecutive items are corrupted together).
 type CorruptSpec<'py> = (PyRef<'py, PyCorruptor>, bool, u64, Vec<u64>, usize);
 
+/// Checks a dataset's shape options as every load checks them (`target_size`,
+/// `force_multiple`, `scale`, `eval`), so that a dataset refuses them when it is made:
+/// a ValueError naming the option.
+#[pyfunction]
+#[pyo3(signature = (target_size, force_multiple, scale, eval))]
+pub fn check_shape(
+    target_size: Option<usize>,
+    force_multiple: usize,
+    scale: usize,
+    eval: bool,
+) -> PyResult<()> {
+    shape_of(target_size, force_multiple, scale, eval).map(|_| ())
+}
+
 /// Caller-made output arrays: hq, hq_ref, lq, lq_ref (float32, N x C x H x W), the two
 /// centre arrays (int64, N x 2), and whether they hold zeros already.
 type OutSpec<'py> = (

@@ -76,6 +76,12 @@ impl Shape {
         check_side("force_multiple", self.multiple, 1)?;
         if let Some(t) = self.target_size {
             check_side("target_size", t, 1)?;
+            if t < self.scale {
+                return Err(CoreError::option(
+                    "scale",
+                    format!("must be at most target_size ({t}), got {}", self.scale),
+                ));
+            }
         }
         if let Some(t) = self.target_size {
             if t == 0 || !(t / self.scale).is_multiple_of(self.multiple) {
@@ -393,6 +399,22 @@ mod tests {
             }
         }
         assert!(mask_plane(4, 4, (100, 100), 8).iter().all(|&v| v == 0.1));
+    }
+
+    #[test]
+    fn shapes_are_checked_by_the_option_they_break() {
+        let shape = |target_size, multiple, scale| Shape {
+            target_size,
+            multiple,
+            scale,
+            eval: false,
+        };
+        assert!(shape(Some(128), 32, 2).validate().is_ok());
+        assert!(shape(None, 3, 4).validate().is_ok());
+        let err = |s: Shape| s.validate().unwrap_err().to_string();
+        assert!(err(shape(Some(3), 1, 4)).starts_with("option `scale`: must be at most"));
+        assert!(err(shape(Some(30), 4, 2)).contains("(target_size // scale) % force_multiple"));
+        assert!(err(shape(Some(64), 0, 2)).starts_with("option `force_multiple`"));
     }
 
     #[test]
