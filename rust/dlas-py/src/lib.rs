@@ -4,8 +4,11 @@
 mod corrupt;
 mod errors;
 mod folder;
+mod folder_loader;
+mod full_image;
 mod index;
 mod load;
+mod multiscale;
 
 use std::path::PathBuf;
 
@@ -337,9 +340,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(index::frame_runs, m)?)?;
     m.add_class::<load::RefCache>()?;
     m.add_class::<folder::PyImageFolderList>()?;
-    m.add_class::<folder::PyImageFolderLoader>()?;
-    m.add_class::<folder::PyMultiScaleLoader>()?;
-    m.add_function(wrap_pyfunction!(folder::load_full_image, m)?)?;
+    m.add_class::<folder_loader::PyImageFolderLoader>()?;
+    m.add_class::<multiscale::PyMultiScaleLoader>()?;
+    m.add_function(wrap_pyfunction!(full_image::load_full_image, m)?)?;
     m.add_class::<corrupt::PyCorruptor>()?;
     m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
     m.add_function(wrap_pyfunction!(load::load_single_batch, m)?)?;
