@@ -1,18 +1,10 @@
 //! `load_single_item` / `load_single_batch`: SingleImageDataset items (docs/spec.md §4) in one
 //! native call, with the GIL released for decoding, resizing and float conversion.
-//!
-//! `RefCache` keeps, per dataset and process, the last decoded ref.jpg images and what
-//! is derived from them alone (the ref's HQ and LQ planes, and the mask planes of a
-//! centre), so a chunk's ref is decoded and resized once, not once per tile.
+//! `RefCache` holds a dataset's recently used refs (the core's `load::refs`).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use dlas_core::image::{decode_file, DecodeOptions, Rgb8};
-use dlas_core::load::{
-    pool, stack, stack_into, Corruption, Geometry, Images, Loaded, Outs, PreparedMask, PreparedRef,
-    Shape, Wanted,
-};
+use dlas_core::load::{refs, stack, stack_into, Corruption, Images, Outs, Shape, Wanted};
 use numpy::{PyArray1, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -20,51 +12,11 @@ use pyo3::types::PyTuple;
 use crate::corrupt::PyCorruptor;
 use crate::errors::{to_pyerr, with_path, MixedSizesError};
 
-/// A small most-recently-used map.
-struct Lru<K, V> {
-    slots: Mutex<Vec<(K, Arc<V>)>>,
-    capacity: usize,
-}
-
-impl<K: PartialEq + Clone, V> Lru<K, V> {
-    fn new(capacity: usize) -> Self {
-        Lru {
-            slots: Mutex::new(Vec::new()),
-            capacity: capacity.max(1),
-        }
-    }
-
-    fn get_or(
-        &self,
-        key: &K,
-        make: impl FnOnce() -> dlas_core::Result<V>,
-    ) -> dlas_core::Result<Arc<V>> {
-        {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = slots.iter().position(|(k, _)| k == key) {
-                let hit = slots.remove(i);
-                let v = hit.1.clone();
-                slots.push(hit);
-                return Ok(v);
-            }
-        }
-        let v = Arc::new(make()?);
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if slots.len() >= self.capacity {
-            slots.remove(0);
-        }
-        slots.push((key.clone(), v.clone()));
-        Ok(v)
-    }
-}
-
-/// The recently used refs of one dataset: decoded images, their prepared planes, and
-/// prepared masks.
+/// The recently used refs of one dataset (`dlas_core::load::refs::RefCache`): decoded
+/// images, their prepared planes, and prepared masks.
 #[pyclass(frozen, module = "dlas_fast._native")]
 pub struct RefCache {
-    images: Lru<PathBuf, Rgb8>,
-    prepared: Lru<(PathBuf, Geometry), PreparedRef>,
-    masks: Lru<(Geometry, (i64, i64), i64), PreparedMask>,
+    inner: refs::RefCache,
 }
 
 #[pymethods]
@@ -73,62 +25,13 @@ impl RefCache {
     #[pyo3(signature = (capacity = 8))]
     fn new(capacity: usize) -> Self {
         RefCache {
-            images: Lru::new(capacity),
-            prepared: Lru::new(capacity),
-            masks: Lru::new(64),
+            inner: refs::RefCache::new(capacity),
         }
     }
 }
 
 /// One item to load: (tile path, None or (ref path, (row, col), width)).
-type ItemSpec = (PathBuf, Option<(PathBuf, (i64, i64), i64)>);
-
-impl RefCache {
-    fn load(&self, (tile, reference): &ItemSpec, shape: &Shape) -> dlas_core::Result<Loaded> {
-        let opts = DecodeOptions::default();
-        let img = decode_file(tile, &opts)?;
-        let geo = Geometry::new((img.height, img.width), shape);
-        geo.check(tile)?;
-        let reference = match reference {
-            None => None,
-            Some((path, centre, width)) => {
-                let key = (path.clone(), geo);
-                let prepared = self.prepared.get_or(&key, || {
-                    let image = self.images.get_or(path, || decode_file(path, &opts))?;
-                    Ok(PreparedRef::new(&image, &geo))
-                })?;
-                let mask = self.masks.get_or(&(geo, *centre, *width), || {
-                    Ok(PreparedMask::new(&geo, *centre, *width))
-                })?;
-                Some((prepared, mask))
-            }
-        };
-        Ok(Loaded {
-            reference,
-            ..Loaded::new(geo, img)
-        })
-    }
-}
-
-/// Loads `items` (in order) on the loader pool's `threads` threads.
-fn load_all(
-    items: &[ItemSpec],
-    shape: &Shape,
-    cache: &RefCache,
-    threads: usize,
-) -> dlas_core::Result<Vec<Loaded>> {
-    if threads <= 1 || items.len() <= 1 {
-        return items.iter().map(|it| cache.load(it, shape)).collect();
-    }
-    use rayon::prelude::*;
-    pool::run(threads, || {
-        items
-            .par_iter()
-            .with_min_len(items.len().div_ceil(threads))
-            .map(|it| cache.load(it, shape))
-            .collect()
-    })
-}
+type ItemSpec = refs::TileSpec;
 
 type Arrays<'py> = (
     Bound<'py, PyAny>,
@@ -229,7 +132,7 @@ fn arrays<'py>(
     }
     dlas_core::load::check_batch_len(items.len()).map_err(to_pyerr)?;
     let mut loaded = py
-        .detach(|| load_all(&items, &shape, cache, threads))
+        .detach(|| cache.inner.load_all(&items, &shape, threads))
         .map_err(to_pyerr)?;
     let corruption = match &corrupt {
         None => None,

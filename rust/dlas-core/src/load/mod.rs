@@ -10,6 +10,7 @@ pub mod folder;
 pub mod full_image;
 pub mod multiscale;
 pub mod pool;
+pub mod refs;
 
 pub use crate::planes::{resize_plane, Planes};
 pub use batch::{
