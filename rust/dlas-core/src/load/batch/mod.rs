@@ -211,7 +211,7 @@ pub fn stack(
     // the caller (see `Stacked::hq_ref`), the centres allocated zeroed.
     let zeroed = layout.zero_refs;
     let mut bufs: Images<Vec<f32>> = Images::default();
-    for (buf, k) in bufs.as_mut().zip(layout.per_item).named().map(|(_, b)| b) {
+    for (buf, k) in bufs.as_mut().zip(layout.per_item).into_array() {
         *buf = room(n, k)?;
     }
     let (mut hq_centres, mut lq_centres) = if zeroed {
@@ -246,7 +246,7 @@ pub fn stack(
         zeroed,
         wanted.affine,
     )?;
-    for (buf, k) in bufs.as_mut().zip(layout.per_item).named().map(|(_, b)| b) {
+    for (buf, k) in bufs.as_mut().zip(layout.per_item).into_array() {
         // SAFETY: fill_all wrote every element of the first `n * k` slots.
         unsafe { buf.set_len(n * k) };
     }

@@ -60,30 +60,35 @@ impl<T> Images<T> {
         }
     }
 
-    /// The outputs with their names (DLAS's item keys are the callers').
-    pub fn named(self) -> [(&'static str, T); 6] {
+    /// Borrows each output.
+    pub fn as_ref(&self) -> Images<&T> {
+        Images {
+            hq: &self.hq,
+            hq_ref: &self.hq_ref,
+            lq: &self.lq,
+            lq_ref: &self.lq_ref,
+            alt_hq: &self.alt_hq,
+            alt_lq: &self.alt_lq,
+        }
+    }
+
+    /// The outputs in the order the fields are declared.
+    pub fn into_array(self) -> [T; 6] {
         [
-            ("hq", self.hq),
-            ("hq_ref", self.hq_ref),
-            ("lq", self.lq),
-            ("lq_ref", self.lq_ref),
-            ("alt_hq", self.alt_hq),
-            ("alt_lq", self.alt_lq),
+            self.hq,
+            self.hq_ref,
+            self.lq,
+            self.lq_ref,
+            self.alt_hq,
+            self.alt_lq,
         ]
     }
-}
 
-impl<T> Images<&mut [T]> {
-    /// The length of each buffer.
-    fn as_ref_lens(&self) -> Images<usize> {
-        Images {
-            hq: self.hq.len(),
-            hq_ref: self.hq_ref.len(),
-            lq: self.lq.len(),
-            lq_ref: self.lq_ref.len(),
-            alt_hq: self.alt_hq.len(),
-            alt_lq: self.alt_lq.len(),
-        }
+    /// The outputs with their names (DLAS's item keys are the callers').
+    pub fn named(self) -> [(&'static str, T); 6] {
+        let names = ["hq", "hq_ref", "lq", "lq_ref", "alt_hq", "alt_lq"];
+        let mut values = self.into_array().into_iter();
+        names.map(|name| (name, values.next().expect("six outputs")))
     }
 }
 
@@ -179,8 +184,12 @@ impl<'a> Outs<'a> {
 
     /// Checks every buffer is the size `n` items of `layout` need.
     pub(super) fn check(&self, n: usize, layout: &Layout) {
-        let sizes = self.images.as_ref_lens();
-        for ((name, len), (_, k)) in sizes.named().into_iter().zip(layout.per_item.named()) {
+        let sizes = self
+            .images
+            .as_ref()
+            .map(|out| out.len())
+            .zip(layout.per_item);
+        for (name, (len, k)) in sizes.named() {
             assert_eq!(len, n * k, "size of the {name} output");
         }
         for c in [&self.hq_centres, &self.lq_centres] {
