@@ -50,6 +50,17 @@ pub enum CoreError {
     /// image's fault, not the options', when other images fit.
     #[error("{}: {reason}", path.display())]
     ImageSize { path: PathBuf, reason: String },
+    /// The items of one batch come out in different sizes, or not in the sizes of the
+    /// caller's output arrays (no `target_size` to unify them): `path` is the first
+    /// item of another size, when one is to blame. Loaded one by one, they are fine.
+    #[error(
+        "{}{reason}",
+        path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default()
+    )]
+    MixedSizes {
+        path: Option<PathBuf>,
+        reason: String,
+    },
 }
 
 impl CoreError {
@@ -78,7 +89,16 @@ impl CoreError {
             | CoreError::Destination { path, .. }
             | CoreError::ImageSize { path, .. } => Some(path),
             CoreError::TorchFile(e) => e.path(),
+            CoreError::MixedSizes { path, .. } => path.as_deref(),
             CoreError::Encode(_) | CoreError::InvalidOption { .. } | CoreError::Interrupted => None,
+        }
+    }
+
+    /// A mixed-sizes error (see [`CoreError::MixedSizes`]).
+    pub fn mixed_sizes(path: Option<PathBuf>, reason: impl Into<String>) -> Self {
+        CoreError::MixedSizes {
+            path,
+            reason: reason.into(),
         }
     }
 

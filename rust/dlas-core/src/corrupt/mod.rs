@@ -16,6 +16,7 @@ mod bulk;
 mod colour;
 mod displace;
 mod jpeg;
+mod keys;
 mod noise;
 mod resample;
 
@@ -25,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{CoreError, Result};
 use crate::planes::{Filter, Planes};
 use bulk::Bulk;
+pub use keys::Keys;
 
 /// One corruption, by what it does.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -11,6 +11,7 @@ mod build;
 pub mod cache;
 mod fingerprint;
 pub mod folder;
+pub mod folder_list;
 pub mod frames;
 pub mod tileset;
 

@@ -6,11 +6,14 @@
 //! `C x H x W` layout so that the planes become torch tensors without a transpose.
 
 mod batch;
+pub mod contract;
 pub mod folder;
 pub mod full_image;
 pub mod multiscale;
+pub mod options;
 pub mod pool;
 pub mod refs;
+pub mod single;
 
 pub use crate::planes::{resize_plane, Planes};
 pub use batch::{

@@ -3,7 +3,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{Corruption, Loaded, Wanted};
+use super::{Corruption, Geometry, Loaded, Wanted};
 
 /// One thing per float output of a batch, by name: what a batch holds per item, its
 /// buffers, one item's slots in them.
@@ -92,6 +92,21 @@ impl<T> Images<T> {
     }
 }
 
+impl Images<(usize, (usize, usize))> {
+    /// Channels and `(height, width)` of each output for items of geometry `g`: the
+    /// HQ-sized outputs at `g.hq`, the LQ-sized ones at `g.lq`.
+    pub fn shapes(g: &Geometry) -> Images<(usize, (usize, usize))> {
+        Images {
+            hq: (3, g.hq),
+            hq_ref: (4, g.hq),
+            lq: (3, g.lq),
+            lq_ref: (4, g.lq),
+            alt_hq: (3, g.hq),
+            alt_lq: (3, g.lq),
+        }
+    }
+}
+
 /// `n` items' tensors, stacked: hq, hq_ref (ref RGB + mask), lq, lq_ref, alt_hq,
 /// alt_lq, centres and entropy.
 pub struct Stacked {
@@ -128,10 +143,27 @@ pub struct Layout {
 impl Layout {
     /// The layout of `items` (all of one geometry) under these options.
     pub fn of(items: &[Loaded], corruption: Option<&Corruption<'_>>, wanted: Wanted) -> Layout {
-        let g = &items[0].geo;
+        let refs = items.iter().any(|it| it.reference.is_some());
+        Layout::new(
+            &items[0].geo,
+            refs,
+            items[0].alt.is_some(),
+            corruption,
+            wanted,
+        )
+    }
+
+    /// The layout of items of geometry `g`, with refs (any item) and alt images (every
+    /// item) or without: what a batch will hold, known before it is loaded.
+    pub fn new(
+        g: &Geometry,
+        refs: bool,
+        alt: bool,
+        corruption: Option<&Corruption<'_>>,
+        wanted: Wanted,
+    ) -> Layout {
         let (hn, ln) = (g.hq.0 * g.hq.1, g.lq.0 * g.lq.1);
-        let zero_refs = items.iter().all(|it| it.reference.is_none());
-        let alt = items[0].alt.is_some();
+        let zero_refs = !refs;
         let lq = if wanted.lq { 3 * ln } else { 0 };
         let alt_lq = alt && wanted.lq && wanted.alt_lq;
         let group = corruption.map_or(1, |c| c.group.max(1));

@@ -8,10 +8,13 @@
 //! `n - d` (a box mean of box means is the box mean). So the image is halved `n` times
 //! and the patches are copied out of the levels, instead of resizing each patch.
 
+mod loader;
+
 use super::Planes;
 use crate::corrupt::{Augment, Corruptor, Key};
 use crate::error::{CoreError, Result};
 use crate::image::{decode_file, DecodeOptions, Rgb8};
+pub use loader::{MultiScaleLoader, MultiScaleOptions};
 
 /// The dataset's shape options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,6 +11,8 @@
 //! so the pair stays aligned and batches. (DLAS only resizes it: a flipped item is
 //! paired with an unflipped alt, and a non-square alt with a square-cropped item.)
 
+mod loader;
+
 use std::path::{Path, PathBuf};
 
 use super::batch::{Loaded, Pixels};
@@ -18,6 +20,7 @@ use super::{Geometry, Shape};
 use crate::corrupt::{Augment, Key};
 use crate::error::{CoreError, Result};
 use crate::image::{decode_file, DecodeOptions, Rgb8};
+pub use loader::{FolderLoader, FolderLoaderOptions, KEYS};
 
 /// The options that shape an ImageFolderDataset item before `resize_hq`.
 #[derive(Clone, Copy, Debug, PartialEq)]

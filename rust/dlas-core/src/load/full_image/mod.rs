@@ -16,6 +16,8 @@
 //! smaller than `min_tile_size` is an error naming it ([`CoreError::ImageSize`]: the
 //! dataset's `on_error: skip` passes over it).
 
+mod loader;
+
 use std::path::Path;
 
 use super::multiscale::{oriented_square, Orientation};
@@ -25,25 +27,34 @@ use crate::corrupt::{Augment, Key};
 use crate::error::{CoreError, Result};
 use crate::image::{decode_file, DecodeOptions, Rgb8};
 use crate::planes::{matlab_resize_plane, resample_plane, Filter};
+pub use loader::FullImageLoader;
 
-/// The dataset's options.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The dataset's options, read by DLAS's names (normalised by the dataset: `train` is
+/// `phase == "train"`, and every option is given).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FullImageOptions {
     /// `phase == "train"`.
     pub train: bool,
+    #[serde(rename = "min_tile_size")]
     pub min_tile: usize,
+    #[serde(rename = "target_size")]
     pub target: usize,
     pub scale: usize,
     pub fixed_size: bool,
-    /// `tile_scale_normal_stddev`.
+    #[serde(rename = "tile_scale_normal_stddev")]
     pub tile_dev: f64,
+    #[serde(rename = "use_flip")]
     pub flip: bool,
+    #[serde(rename = "use_rot")]
     pub rot: bool,
+    #[serde(rename = "use_blurring")]
     pub blurring: bool,
     pub blur_magnitude: usize,
-    /// `force_multiple`.
+    #[serde(rename = "force_multiple")]
     pub multiple: usize,
     /// `lq_noise`, in 8-bit steps.
+    #[serde(default)]
     pub lq_noise: Option<f64>,
 }
 
