@@ -146,7 +146,7 @@ def test_native_errors_about_a_file_carry_it_through_pickle(tmp_path):
         (dlas_fast.DestinationError, dst, lambda: dlas_fast.extract(tmp_path / "src", dst)),
         (dlas_fast.ImageSizeError, odd["one_pixel"], lambda: full[one_pixel]),
         (dlas_fast.MixedSizesError, mixed / "b.png",
-         lambda: folder_ds._loader.load([0, 1], folder_ds.corruptor.native, 0)),
+         lambda: folder_ds._loader.load({"index": [0, 1]}, folder_ds.corruptor.native, 0)),
     ]  # fmt: skip
     for cls, path, call in cases:
         err = raised_by(call)
@@ -197,15 +197,18 @@ def test_every_native_exception_crosses_from_a_worker(context):
 
 
 class PanickyLoader:
-    """An ImageFolderLoader whose calls for item 1 panic in native code."""
+    """A native Loader whose calls for item 1 panic in native code."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
 
-    def load(self, indices, *args, **kwargs):
-        if 1 in indices:
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def load(self, items, *args, **kwargs):
+        if 1 in items["index"]:
             _native._panic_for_tests()
-        return self.inner.load(indices, *args, **kwargs)
+        return self.inner.load(items, *args, **kwargs)
 
 
 class PanickyFolder(ImageFolderDataset):
@@ -220,7 +223,7 @@ class PanickyFolder(ImageFolderDataset):
 class PanickySingle(SingleImageDataset):
     """A SingleImageDataset whose native batch loading panics."""
 
-    def _load_batch(self, *args, **kwargs):
+    def _load_arrays(self, *args, **kwargs):
         _native._panic_for_tests()
 
 

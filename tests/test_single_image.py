@@ -359,51 +359,51 @@ def test_worker_batches_travel_as_one_shared_storage(golden_extracted, need_ref)
 
 
 def test_native_output_arrays_are_checked(golden_extracted):
-    from dlas_fast._native import RefCache, load_single_batch
-
     dst, _ = golden_extracted
     ds = dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": str(dst),
                                    "target_size": 32, "scale": 1})  # fmt: skip
-    items = [(ds.tiles.tile_path(i), None) for i in range(2)]
+    items = ds._batch_specs([0, 1])
+    keys = ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref", "gt_center", "lq_center")
 
     def arrays(order="C"):
         return [np.zeros((2, c, 32, 32), np.float32, order=order) for c in (3, 4, 3, 4)] + [
             np.zeros((2, 2), np.int64) for _ in range(2)
         ]
 
+    def load(loader, items, out, zeroed):
+        given = {k: a for k, a in zip(keys, out) if a is not None}
+        loader.load(items, ds.corruptor.native, 0, 1, False, given, zeroed)
+
     good = arrays()
-    load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*good, True))
+    load(ds._loader, items, good, True)
     assert np.array_equal(good[0][1], ds[1]["hq"].numpy())
     fortran = arrays("F")
     with pytest.raises(ValueError, match="C-contiguous"):
-        load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*fortran, True))
+        load(ds._loader, items, fortran, True)
     no_refs = arrays()
     no_refs[1] = no_refs[3] = None  # ref arrays left out: only for zeroed ref-less items
-    load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*no_refs, True))
+    load(ds._loader, items, no_refs, True)
     assert np.array_equal(no_refs[0][1], ds[1]["hq"].numpy())
     # Not zeroed (a recycled slot): the centres are written, the ref arrays still absent.
     dirty = arrays()
     dirty[1] = dirty[3] = None
     dirty[4].fill(-7)
     dirty[5].fill(-7)
-    load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*dirty, False))
+    load(ds._loader, items, dirty, False)
     assert not dirty[4].any() and not dirty[5].any()
     refs = dlas_fast.create_dataset(dict(ds.opt, need_ref=True))
-    with_refs = []
-    for i, (p, _) in enumerate(items):
-        index, chunk, tile = refs.tiles.locate(i)
-        with_refs.append((p, refs._reference(index, chunk, tile, p)))
-    assert all(r is not None for _, r in with_refs)
+    with_refs = refs._batch_specs([0, 1])
+    assert all(r is not None for r in with_refs["ref"])
     with pytest.raises(ValueError, match="ref output arrays"):
-        load_single_batch(with_refs, 32, 1, 1, False, RefCache(), 1, None, (*no_refs, True))
+        load(refs._loader, with_refs, no_refs, True)
     one_ref = arrays()
     one_ref[1] = None
     with pytest.raises(ValueError, match="both ref output arrays"):
-        load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*one_ref, True))
+        load(ds._loader, items, one_ref, True)
     same = arrays()
     same[2] = same[0]  # hq and lq have the same shape here
     with pytest.raises(ValueError, match="distinct"):
-        load_single_batch(items, 32, 1, 1, False, RefCache(), 1, None, (*same, True))
+        load(ds._loader, items, same, True)
 
 
 def test_prefault_keeps_contents():

@@ -1,7 +1,6 @@
 """Type stubs of the native module (private: import from ``dlas_fast``)."""
 
 import os
-from collections.abc import Sequence
 from typing import Any, final
 
 __all__ = [
@@ -13,26 +12,21 @@ __all__ = [
     "DlasError",
     "FrameSet",
     "ImageFolderList",
-    "ImageFolderLoader",
     "ImageSizeError",
     "LIMITS",
+    "Loader",
     "MixedSizesError",
-    "MultiScaleLoader",
-    "RefCache",
+    "OutputSpec",
     "TileSet",
     "_panic_for_tests",
     "build_info",
     "check_destination",
-    "check_shape",
     "cli_extract_ray_job",
     "cli_main",
     "decode_image",
     "extract",
     "frame_runs",
     "jpeg_encoder",
-    "load_full_image",
-    "load_single_batch",
-    "load_single_item",
     "prefault",
     "read_centers",
     "render_summary",
@@ -132,10 +126,6 @@ class FrameSet:
 def frame_runs(names: list[str], width: int = 12) -> list[list[int]]: ...
 
 @final
-class RefCache:
-    def __new__(cls, capacity: int = 8) -> RefCache: ...
-
-@final
 class Corruptor:
     def __new__(
         cls,
@@ -164,35 +154,6 @@ class Corruptor:
         name: str, strength: float, img: Any, blur_scale: float = 1.0, seed: int = 0
     ) -> Any: ...
 
-# (Corruptor, corrupt_before_downsize, epoch, one dataset index per item, group size)
-_CorruptSpec = tuple[Corruptor, bool, int, list[int], int]
-
-def check_shape(target_size: int | None, force_multiple: int, scale: int, eval: bool) -> None:
-    """Checks a dataset's shape options as every load checks them; a ValueError names
-    the option."""
-
-def load_single_item(
-    tile: str,
-    reference: tuple[str, tuple[int, int], int] | None,
-    target_size: int | None,
-    multiple: int,
-    scale: int,
-    eval: bool,
-    cache: RefCache,
-    corrupt: _CorruptSpec | None = None,
-) -> tuple[Any, Any, Any, Any, Any, Any]: ...
-def load_single_batch(
-    items: Sequence[tuple[str, tuple[str, tuple[int, int], int] | None]],
-    target_size: int | None,
-    multiple: int,
-    scale: int,
-    eval: bool,
-    cache: RefCache,
-    threads: int = 1,
-    corrupt: _CorruptSpec | None = None,
-    out: tuple[Any, Any, Any, Any, Any, Any, bool] | None = None,
-) -> tuple[Any, Any, Any, Any, Any, Any]: ...
-
 @final
 class ImageFolderList:
     def __new__(
@@ -208,54 +169,37 @@ class ImageFolderList:
     def paths(self) -> list[str]: ...
 
 @final
-class ImageFolderLoader:
-    def __new__(
-        cls,
-        files: ImageFolderList,
-        target_size: int | None,
-        multiple: int,
-        scale: int,
-        center_crop: int | None,
-        flip: bool,
-        force_square: bool,
-        color_jitter: float,
-        alt: str,
-        skip_lq: bool,
-        before_downsize: bool,
-        before_factor: int,
-        affine: Sequence[tuple[float, float]] | None = None,
-    ) -> ImageFolderLoader: ...
+class OutputSpec:
+    """One output of a batch: its item key, shape (batch axes first), dtype name, and
+    whether it is always zeros."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def shape(self) -> list[int]: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def zeros(self) -> bool: ...
+
+@final
+class Loader:
+    """A dataset family's native loader: options by DLAS's names, items by column,
+    outputs by key."""
+
+    def __new__(cls, kind: str, options: dict[str, Any]) -> Loader: ...
+    def with_files(self, files: ImageFolderList) -> Loader: ...
+    def outputs(self, n: int, corruptor: Corruptor) -> list[OutputSpec] | None: ...
     def load(
         self,
-        indices: list[int],
+        items: dict[str, list[Any]],
         corruptor: Corruptor,
         epoch: int,
         threads: int = 1,
-        out: tuple[Any, Any, Any, Any, Any, bool] | None = None,
-    ) -> tuple[Any, Any | None, Any | None, Any | None, Any, Any | None, list[str]]: ...
-
-@final
-class MultiScaleLoader:
-    def __new__(
-        cls, files: ImageFolderList, tile: int, scales: int, scale: int
-    ) -> MultiScaleLoader: ...
-    @property
-    def count(self) -> int: ...
-    def load(
-        self, indices: list[int], corruptor: Corruptor, epoch: int, threads: int = 1
-    ) -> tuple[Any, Any, list[str]]: ...
-
-# (train, min_tile_size, target_size, scale, fixed_size, tile_scale_normal_stddev, use_flip,
-# use_rot, use_blurring, blur_magnitude, force_multiple, lq_noise)
-_FullImageSpec = tuple[bool, int, int, int, bool, float, bool, bool, bool, int, int, float | None]
+        corrupt: bool = True,
+        out: dict[str, Any] | None = None,
+        zeroed: bool = False,
+    ) -> dict[str, Any]: ...
 
 def decode_image(path: str) -> Any: ...
-def load_full_image(
-    path: str,
-    lq_path: str | None,
-    spec: _FullImageSpec,
-    corruptor: Corruptor,
-    epoch: int,
-    index: int,
-) -> list[Any]: ...
 def prefault(addr: int, len: int) -> bool: ...

@@ -10,13 +10,13 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 
 from dlas_fast._native import DlasError, MixedSizesError
 from dlas_fast.corruptor import SharedEpoch
-from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.batch import Batch, zeros_tensor
 from dlas_fast.datasets.shm_pool import Slot, SlotPool, release
 
 #: What a sample that cannot be loaded raises: a file that is missing, unreadable,
@@ -252,31 +252,131 @@ class SharedOutputs(NamedTuple):
     zeroed: bool
     #: The recycled slot the storage is, or None for fresh memory.
     slot: Slot | None
+    #: Keys the dataset fills itself (not the native loader's outputs).
+    extra: frozenset[str] = frozenset()
+
+
+#: The torch type of each dtype name of the native loaders' outputs.
+_DTYPES = {"float32": torch.float32, "int64": torch.int64, "bool": torch.bool}
 
 
 class NativeBatches(EpochDataset):
-    """A dataset that loads a whole batch in one native call.
+    """A dataset that loads its items through a native loader
+    (:class:`dlas_fast._native.Loader`, ``self._loader``): a whole batch in one call.
 
-    :meth:`__getitems__` is the same for all of them; a dataset supplies the steps:
-    ``_batch_specs`` (what the native call needs of each index; may raise a bad-input
-    error, which sends the batch item by item), ``_shared_outputs`` (tensors in shared
-    memory for a batch of that many items, or None), ``_load_arrays`` (the native call)
-    and ``_stack`` (the batch dict).
+    ``__getitem__`` and :meth:`__getitems__` are the same for all of them. The loader's
+    outputs come back by key (``hq``, ``lq``, ...), and the batch's shared-memory
+    tensors are laid out from the loader's own list of outputs. A dataset supplies
+    ``_batch_specs`` (the native call's item columns for some indices; may raise a
+    bad-input error, which sends the batch item by item) and ``_finish`` (its own keys:
+    paths, constants); optionally ``_corrupts`` and ``_extra_outputs``.
     """
 
-    def _batch_specs(self, indices: list[int]) -> Any:
-        return indices
+    def _batch_specs(self, indices: list[int]) -> dict:
+        return {"index": indices}
+
+    def _corrupts(self) -> bool:
+        """Whether the loader corrupts the LQ images."""
+        return True
+
+    def _extra_outputs(self, n: int) -> dict[str, torch.Tensor]:
+        """Keys the dataset adds to a batch of `n` itself (constants), with their
+        values."""
+        return {}
+
+    def _finish(self, stacked: dict, paths: list, n: int) -> dict:
+        """The batch dict: the loader's tensors `stacked` (and any extra outputs), plus
+        the dataset's own keys; `paths` are the loaded images' paths."""
+        return stacked
+
+    def _load_arrays(self, items: dict, threads: int, shared: SharedOutputs | None) -> dict:
+        out, zeroed = None, False
+        if shared is not None:
+            skip = shared.zeros | shared.extra
+            out = {k: t.numpy() for k, t in shared.tensors.items() if k not in skip}
+            zeroed = shared.zeroed
+        return self._loader.load(
+            items,
+            self.corruptor.native,
+            self._epoch.value,
+            threads,
+            self._corrupts(),
+            out,
+            zeroed,
+        )
+
+    def _tensors(self, arrays: dict, item: bool = False) -> dict:
+        """The loader's arrays as tensors (zeros left to us as zero pages); with
+        `item`, those of a batch of one without its batch axis."""
+        out = {}
+        for k, v in arrays.items():
+            if k == "paths":
+                continue
+            if isinstance(v, tuple):
+                out[k] = zeros_tensor(v[1:] if item else v)
+            else:
+                t = torch.from_numpy(v)
+                out[k] = t[0] if item else t
+        return out
 
     def _shared_outputs(self, n: int) -> SharedOutputs | None:
-        return None
+        """Tensors for a batch of `n`, when the options fix the sizes, else None.
+        They view one shared-memory storage (a recycled slot, or fresh zeroed memory),
+        except outputs that are always zeros (e.g. the refs without ``need_ref``): those
+        are zeros whose pages are never written
+        (:func:`~dlas_fast.datasets.batch.zeros_tensor`) and travel to the main process
+        as their shape alone."""
+        specs = self._loader.outputs(n, self.corruptor.native)
+        if specs is None:
+            return None
+        extra = self._extra_outputs(n)
+        written = [s for s in specs if not s.zeros]
+        layout = [(tuple(s.shape), _DTYPES[s.dtype]) for s in written]
+        layout += [(tuple(v.shape), v.dtype) for v in extra.values()]
+        try:
+            flat, views, zeroed, slot = self._shared_block(layout)
+        except (AttributeError, RuntimeError):
+            # A torch without this (private) allocator, or no shared memory: batches
+            # go the way torch's own collate sends them.
+            self.collated_as_is = False
+            return None
+        try:
+            views = iter(views)
+            tensors = {}
+            for s in specs:
+                tensors[s.key] = zeros_tensor(tuple(s.shape)) if s.zeros else next(views)
+            for k, v in extra.items():
+                tensors[k] = next(views)
+                tensors[k].copy_(v)
+        except BaseException:
+            release(slot)
+            raise
+        zeros = frozenset(s.key for s in specs if s.zeros)
+        return SharedOutputs(flat, tensors, zeros, zeroed, slot, frozenset(extra))
 
-    def _load_arrays(self, specs: Any, threads: int, shared: SharedOutputs | None) -> Any:
-        raise NotImplementedError
+    def _stack(self, arrays: dict, n: int, shared: SharedOutputs | None) -> dict:
+        if shared is not None:
+            stacked = dict(shared.tensors)
+        else:
+            stacked = self._tensors(arrays)
+            stacked.update(self._extra_outputs(n))
+        return self._finish(stacked, arrays["paths"], n)
 
-    def _stack(self, specs: Any, arrays: Any, n: int, shared: SharedOutputs | None) -> dict:
-        raise NotImplementedError
+    def _item(self, index: int) -> dict:
+        """Item `index`: a batch of one, without its batch axis."""
+        arrays = self._load_arrays(self._batch_specs([index]), 1, None)
+        stacked = self._tensors(arrays, item=True)
+        stacked.update({k: v[0] for k, v in self._extra_outputs(1).items()})
+        return {k: v[0] if isinstance(v, list) else v for k, v in
+                self._finish_item(stacked, arrays["paths"]).items()}  # fmt: skip
 
-    @_panics_as_errors
+    def _finish_item(self, stacked: dict, paths: list) -> dict:
+        """The item dict of a batch of one (lists of one are unwrapped after)."""
+        return self._finish(stacked, paths, 1)
+
+    def __getitem__(self, index: int) -> dict:
+        return self._guarded(index, self._item)
+
     def __getitems__(self, indices: list[int]) -> list[dict]:
         """A whole batch in one native call (the DataLoader calls this when batching).
 
@@ -291,7 +391,7 @@ class NativeBatches(EpochDataset):
         indices = list(indices)
         n = len(indices)
         try:
-            specs = self._batch_specs(indices)
+            items = self._batch_specs(indices)
         except BAD_INPUT:
             if self.on_error == "raise":
                 raise
@@ -305,7 +405,7 @@ class NativeBatches(EpochDataset):
         shared = self._shared_outputs(n) if in_worker and self.collated_as_is else None
         slot = None if shared is None else shared.slot
         try:
-            arrays = self._load_arrays(specs, threads, shared)
+            arrays = self._load_arrays(items, threads, shared)
         except MixedSizesError:
             release(slot)
             return [self[i] for i in indices]  # items of different sizes: item by item
@@ -317,7 +417,7 @@ class NativeBatches(EpochDataset):
         except BaseException:
             release(slot)
             raise
-        stacked = self._stack(specs, arrays, n, shared)
+        stacked = self._stack(arrays, n, shared)
         if shared is None:
             return Batch.of(stacked, n, None, self)
         return Batch.of(stacked, n, shared.storage, self, zeros=shared.zeros, slot=slot)

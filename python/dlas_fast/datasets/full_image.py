@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import ImageFolderList, load_full_image
+from dlas_fast._native import ImageFolderList, Loader
 from dlas_fast.corruptor import native_corruptor
 from dlas_fast.datasets.base import EpochDataset
 from dlas_fast.datasets.options import (
@@ -83,6 +83,25 @@ class FullImageDataset(EpochDataset):
             int_option(self.opt, key, required=True)
         int_option(self.opt, "force_multiple", 1)
         int_option(self.opt, "blur_magnitude", 3, lo=0, hi=MAX_BLUR_MAGNITUDE)
+        noise = self.opt.get("lq_noise")
+        # Checked natively before the folders are listed.
+        loader = Loader(
+            "full_image",
+            {
+                "train": self.train,
+                "min_tile_size": int(self.opt.get("min_tile_size") or 0),
+                "target_size": int(self.opt.get("target_size") or 0),
+                "scale": int(self.opt["scale"]),
+                "fixed_size": bool(self.opt.get("fixed_size", False)),
+                "tile_scale_normal_stddev": float(self.opt.get("tile_scale_normal_stddev", 0.17)),
+                "use_flip": bool(self.opt.get("use_flip", False)),
+                "use_rot": bool(self.opt.get("use_rot", False)),
+                "use_blurring": bool(self.opt.get("use_blurring", False)),
+                "blur_magnitude": int(self.opt.get("blur_magnitude", 3)),
+                "force_multiple": int(self.opt.get("force_multiple", 1)),
+                "lq_noise": None if noise is None else float(noise),
+            },
+        )
         roots = _roots(self.opt["dataroot_GT"])
         weights = weights_option(self.opt, "dataroot_GT_weights", len(roots))
         self.files = ImageFolderList(roots, weights, sort=True)
@@ -95,21 +114,7 @@ class FullImageDataset(EpochDataset):
                 if len(files) == 0:
                     raise ValueError(f"{self.MODE}: no images in dataroot_LQ {root}")
                 self.lq_files.append(files)
-        noise = self.opt.get("lq_noise")
-        self._spec = (
-            self.train,
-            int(self.opt.get("min_tile_size") or 0),
-            int(self.opt.get("target_size") or 0),
-            int(self.opt["scale"]),
-            bool(self.opt.get("fixed_size", False)),
-            float(self.opt.get("tile_scale_normal_stddev", 0.17)),
-            bool(self.opt.get("use_flip", False)),
-            bool(self.opt.get("use_rot", False)),
-            bool(self.opt.get("use_blurring", False)),
-            int(self.opt.get("blur_magnitude", 3)),
-            int(self.opt.get("force_multiple", 1)),
-            None if noise is None else float(noise),
-        )
+        self._loader = loader.with_files(self.files)
         self._init_seed()
         self._keys = native_corruptor({"random_seed": self.opt.get("random_seed")})
         self._init_epoch()
@@ -135,18 +140,14 @@ class FullImageDataset(EpochDataset):
 
     def _item(self, index: int) -> dict:
         index = range(len(self))[index]  # negative indices count from the end
-        path = self.files.path(index)
         lq_path = self._lq_path(index)
-        hq, lq, hq_ref, lq_ref, hq_c, lq_c = load_full_image(
-            path, lq_path, self._spec, self._keys, self._epoch.value, index
-        )
+        items = {"index": [index], "lq_path": [lq_path]}
+        arrays = self._loader.load(items, self._keys, self._epoch.value)
+        paths = arrays.pop("paths")
+        item = {k: torch.from_numpy(v[0]) for k, v in arrays.items()}
+        path = paths[0]
         return {
-            "lq": torch.from_numpy(lq),
-            "hq": torch.from_numpy(hq),
-            "gt_fullsize_ref": torch.from_numpy(hq_ref),
-            "lq_fullsize_ref": torch.from_numpy(lq_ref),
-            "lq_center": torch.from_numpy(lq_c),
-            "gt_center": torch.from_numpy(hq_c),
+            **item,
             "LQ_path": lq_path or path,
             "GT_path": path,
             "HQ_path": path,

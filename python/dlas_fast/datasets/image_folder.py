@@ -19,9 +19,9 @@ from collections.abc import Mapping
 
 import torch
 
-from dlas_fast._native import ImageFolderList, ImageFolderLoader, check_shape
+from dlas_fast._native import ImageFolderList, Loader
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import NativeBatches, SharedOutputs
+from dlas_fast.datasets.base import NativeBatches
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
     SHAPE_KEYS,
@@ -29,7 +29,6 @@ from dlas_fast.datasets.options import (
     warn_unknown,
     weights_option,
 )
-from dlas_fast.datasets.shm_pool import release
 
 OPTIONS = SHAPE_KEYS | frozenset(
     {
@@ -98,23 +97,10 @@ class ImageFolderDataset(NativeBatches):
         self.scale = int_option(self.opt, "scale", 1)
         self.multiple = int_option(self.opt, "force_multiple", 1)
         self.target_size = int_option(self.opt, "target_size")
-        check_shape(self.target_size, self.multiple, self.scale, False)
         self.skip_lq = bool(self.opt.get("skip_lq", False))
         self.fetch_alt_image = bool(self.opt.get("fetch_alt_image", False))
         self.fetch_alt_tiled_image = bool(self.opt.get("fetch_alt_tiled_image", False))
-        if self.fetch_alt_image and self.fetch_alt_tiled_image:
-            raise ValueError(
-                "options 'fetch_alt_image' and 'fetch_alt_tiled_image' are mutually exclusive"
-            )
         self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
-        factor = int_option(self.opt, "corrupt_before_downsize_factor", 1)
-        if factor != 1 and not self.corrupt_before_downsize:
-            factor = 1  # DLAS reads it only with corrupt_before_downsize
-        if self.scale % factor:
-            raise ValueError(
-                f"option 'corrupt_before_downsize_factor': must divide scale ({self.scale}), "
-                f"got {factor}"
-            )
         normalize = self.opt.get("normalize")
         if normalize is not None and normalize not in NORMALIZE:
             raise ValueError(
@@ -129,7 +115,7 @@ class ImageFolderDataset(NativeBatches):
             if self.rgb_n1_to_1:
                 affine = [(2 * a, 2 * b - 1) for a, b in affine]
         jitter = self.opt.get("all_image_color_jitter", 0)
-        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or jitter < 0:
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)):
             raise ValueError(
                 f"option 'all_image_color_jitter': must be a number >= 0, got {jitter!r}"
             )
@@ -137,6 +123,27 @@ class ImageFolderDataset(NativeBatches):
         if not isinstance(fixed, Mapping):
             raise ValueError(f"option 'fixed_parameters': must be a dict, got {fixed!r}")
         self.fixed_parameters = {k: torch.tensor(v) for k, v in fixed.items()}
+        # The loading options, checked natively before anything is listed.
+        loader = Loader(
+            "folder",
+            {
+                "target_size": self.target_size,
+                "force_multiple": self.multiple,
+                "scale": self.scale,
+                "center_crop_hq_sz": int_option(self.opt, "center_crop_hq_sz", hi=_MAX_CROP),
+                "disable_flip": bool(self.opt.get("disable_flip", False)),
+                "force_square": bool(self.opt.get("force_square", True)),
+                "all_image_color_jitter": float(jitter),
+                "fetch_alt_image": self.fetch_alt_image,
+                "fetch_alt_tiled_image": self.fetch_alt_tiled_image,
+                "skip_lq": self.skip_lq,
+                "corrupt_before_downsize": self.corrupt_before_downsize,
+                "corrupt_before_downsize_factor": int_option(
+                    self.opt, "corrupt_before_downsize_factor", 1
+                ),
+                "affine": affine,
+            },
+        )
         self._init_seed()
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
@@ -147,27 +154,7 @@ class ImageFolderDataset(NativeBatches):
                 f"{self.MODE}: no images in {', '.join(self.paths)} (looked for files "
                 f"ending in {' '.join(EXTENSIONS)}, in every sub-folder)"
             )
-        alt = "none"
-        if self.fetch_alt_image:
-            alt = "next_frame"
-        elif self.fetch_alt_tiled_image:
-            alt = "tile"
-        crop = int_option(self.opt, "center_crop_hq_sz", hi=_MAX_CROP)
-        self._loader = ImageFolderLoader(
-            self.files,
-            self.target_size,
-            self.multiple,
-            self.scale,
-            crop,
-            not bool(self.opt.get("disable_flip", False)),
-            bool(self.opt.get("force_square", True)),
-            float(jitter),
-            alt,
-            self.skip_lq,
-            self.corrupt_before_downsize,
-            factor,
-            affine,
-        )
+        self._loader = loader.with_files(self.files)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -176,92 +163,17 @@ class ImageFolderDataset(NativeBatches):
         """Every item's image path, in item order."""
         return self.files.paths()
 
-    def _finish(self, arrays, n: int, shared=None) -> dict:
-        """The batch dict of the loader's arrays (or of `shared` tensors that hold
-        them)."""
-        hq, lq, alt_hq, alt_lq, has_alt, entropy, paths = arrays
-        if shared is not None:
-            out = dict(shared)
-            out["has_alt"].copy_(torch.from_numpy(has_alt))
-        else:
-            out = {"hq": torch.from_numpy(hq)}
-            if lq is not None:
-                out["lq"] = torch.from_numpy(lq)
-            if alt_hq is not None:
-                out["alt_hq"] = torch.from_numpy(alt_hq)
-            if alt_lq is not None:
-                out["alt_lq"] = torch.from_numpy(alt_lq)
-            if entropy is not None:
-                out["corruption_entropy"] = torch.from_numpy(entropy)
-            out["has_alt"] = torch.from_numpy(has_alt)
-            for k, v in self.fixed_parameters.items():
-                out[k] = v.unsqueeze(0).expand(n, *v.shape).clone()
-        out["LQ_path"] = paths
-        out["HQ_path"] = list(paths)
-        return out
+    def _extra_outputs(self, n: int) -> dict[str, torch.Tensor]:
+        """``fixed_parameters``, one copy per item."""
+        return {k: v.unsqueeze(0).expand(n, *v.shape).clone() for k, v in
+                self.fixed_parameters.items()}  # fmt: skip
 
-    def __getitem__(self, item: int) -> dict:
-        return self._guarded(item, self._item)
+    def _finish(self, stacked: dict, paths: list, n: int) -> dict:
+        stacked["LQ_path"] = paths
+        stacked["HQ_path"] = list(paths)
+        return stacked
 
-    def _item(self, item: int) -> dict:
-        arrays = self._loader.load([item], self.corruptor.native, self._epoch.value, 1)
-        out = {k: v[0] for k, v in self._finish(arrays, 1).items()}
-        out["has_alt"] = bool(out["has_alt"])
-        return out
-
-    def _load_arrays(self, specs, threads: int, shared: SharedOutputs | None):
-        out = None
-        if shared is not None:
-            t = shared.tensors
-            out = tuple(
-                t[k].numpy() if k in t else None
-                for k in ("hq", "lq", "alt_hq", "alt_lq", "corruption_entropy")
-            ) + (shared.zeroed,)
-        return self._loader.load(specs, self.corruptor.native, self._epoch.value, threads, out)
-
-    def _stack(self, specs, arrays, n: int, shared: SharedOutputs | None) -> dict:
-        return self._finish(arrays, n, None if shared is None else shared.tensors)
-
-    def _entropy_len(self) -> int:
-        native = self.corruptor.native
-        if native.is_noop:
-            return 0
-        return native.fixed_len * (2 if self.fetch_alt_image else 1)
-
-    def _shared_outputs(self, n: int) -> SharedOutputs | None:
-        """Tensors of a batch of `n` in one shared-memory storage when `target_size`
-        fixes the sizes (see SingleImageDataset._shared_outputs); else None."""
-        if self.target_size is None:
-            return None
-        side = self.target_size - self.target_size % (self.multiple * self.scale)
-        small = side // self.scale
-        if small == 0:
-            return None
-        f32 = torch.float32
-        layout = [("hq", (n, 3, side, side), f32)]
-        if not self.skip_lq:
-            layout.append(("lq", (n, 3, small, small), f32))
-        if self.fetch_alt_image or self.fetch_alt_tiled_image:
-            layout.append(("alt_hq", (n, 3, side, side), f32))
-        if self.fetch_alt_image and not self.skip_lq:
-            layout.append(("alt_lq", (n, 3, small, small), f32))
-        if not self.skip_lq:
-            layout.append(("corruption_entropy", (n, self._entropy_len()), f32))
-        layout.append(("has_alt", (n,), torch.bool))
-        for k, v in self.fixed_parameters.items():
-            layout.append((k, (n, *v.shape), v.dtype))
-        try:
-            flat, views, zeroed, slot = self._shared_block(
-                [(shape, dtype) for _, shape, dtype in layout]
-            )
-        except (AttributeError, RuntimeError):
-            self.collated_as_is = False
-            return None
-        tensors = {k: v for (k, _, _), v in zip(layout, views)}
-        try:
-            for k, v in self.fixed_parameters.items():
-                tensors[k].copy_(v.expand(n, *v.shape))
-        except BaseException:
-            release(slot)
-            raise
-        return SharedOutputs(flat, tensors, frozenset(), zeroed, slot)
+    def _finish_item(self, stacked: dict, paths: list) -> dict:
+        item = self._finish(stacked, paths, 1)
+        item["has_alt"] = bool(item["has_alt"])
+        return item

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
-
 from dlas_fast._native import FrameSet
 from dlas_fast.datasets.options import MAX_BATCH_ITEMS, int_option, weights_option
-from dlas_fast.datasets.single_image import _BATCH_KEYS, SingleImageDataset, _native_outs
+from dlas_fast.datasets.single_image import SingleImageDataset
 
 
 class MultiFrameDataset(SingleImageDataset):
@@ -36,24 +34,26 @@ class MultiFrameDataset(SingleImageDataset):
     OPTIONS = SingleImageDataset.OPTIONS | {"num_frames"}
 
     def __init__(self, opt: Mapping) -> None:
-        super().__init__(opt)
-        if "num_frames" not in self.opt:
+        if "num_frames" not in opt:
             raise ValueError(f"{self.MODE}: option 'num_frames' is required")
-        frames = int_option(self.opt, "num_frames", hi=MAX_BATCH_ITEMS, required=True)
-        self.num_frames = frames
+        self.num_frames = int_option(opt, "num_frames", hi=MAX_BATCH_ITEMS, required=True)
+        super().__init__(opt)
         self.frames = FrameSet(
             self.tiles.indexes,
             weights_option(self.opt, "weights", len(self.tiles.indexes)),
             self.ignore_first,
-            frames,
+            self.num_frames,
         )
+
+    def _loader_options(self) -> dict:
+        return {**super()._loader_options(), "num_frames": self.num_frames}
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def get_paths(self) -> list[str]:
         """Every item's ``GT_path`` (its last frame's tile), in item order."""
-        return [self._frames(i)[-1][0] for i in range(len(self))]
+        return [self._tiles(i)[-1][0] for i in range(len(self))]
 
     def _run_of(self, item: int) -> tuple[int, int, list]:
         """(first item, item count, chunk folders) of `item`'s window of frames: its
@@ -63,7 +63,7 @@ class MultiFrameDataset(SingleImageDataset):
         count = min(index.chunk_len(c) for c in chunks) - self.ignore_first
         return item - (tile - self.ignore_first), count, [index.chunk_dir(c) for c in chunks]
 
-    def _frames(self, item: int) -> list:
+    def _tiles(self, item: int) -> list:
         """(tile path, reference) of each frame of `item`."""
         root, chunks, tile = self.frames.locate(item)
         index = self.tiles.indexes[root]
@@ -73,40 +73,7 @@ class MultiFrameDataset(SingleImageDataset):
             specs.append((path, self._reference(index, chunk, tile, path)))
         return specs
 
-    def _load(self, indices: list[int], threads: int, out=None):
-        specs = [spec for i in indices for spec in self._frames(i)]
-        corrupt = self._corruption([i for i in indices for _ in range(self.num_frames)])
-        if corrupt is not None:
-            corrupt = (*corrupt[:4], self.num_frames)
-        return specs, self._load_batch(specs, threads, corrupt, out)
-
-    def __getitem__(self, item: int) -> dict:
-        return self._guarded(item, self._item)
-
-    def _item(self, item: int) -> dict:
-        specs, arrays = self._load([item], 1)
-        out = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
-        out["GT_path"] = specs[-1][0]
-        return out
-
-    def _shared_outputs(self, n: int):
-        """Shared tensors for the `n * num_frames` frames of a batch of `n` items."""
-        return super()._shared_outputs(n * self.num_frames)
-
-    def _batch_specs(self, indices: list[int]) -> list[int]:
-        return indices  # the frames are found inside the call, under its error handling
-
-    def _load_arrays(self, specs, threads: int, shared):
-        """A whole batch of items (all their frames) in one native call."""
-        return self._load(specs, threads, None if shared is None else _native_outs(shared))
-
-    def _stack(self, specs, arrays, n: int, shared) -> dict:
-        frames, arrays = arrays
+    def _finish(self, stacked: dict, paths: list, n: int) -> dict:
         f = self.num_frames
-        if shared is not None:
-            tensors = [shared.tensors[k] for k in _BATCH_KEYS]
-        else:
-            tensors = [torch.from_numpy(a) for a in arrays]
-        stacked = {k: t.view(n, f, *t.shape[1:]) for k, t in zip(_BATCH_KEYS, tensors)}
-        stacked["GT_path"] = [frames[(j + 1) * f - 1][0] for j in range(n)]
+        stacked["GT_path"] = [paths[(j + 1) * f - 1] for j in range(n)]
         return stacked

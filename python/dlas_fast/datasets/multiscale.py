@@ -17,12 +17,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import torch
-
-from dlas_fast._native import ImageFolderList, MultiScaleLoader
+from dlas_fast._native import ImageFolderList, Loader
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import BAD_INPUT, EpochDataset
-from dlas_fast.datasets.batch import Batch
+from dlas_fast.datasets.base import NativeBatches
 from dlas_fast.datasets.options import CORRUPTOR_KEYS, int_option, warn_unknown
 from dlas_fast.patch_tree import MultiscaleTreeNode, build_multiscale_patch_index_map
 
@@ -31,7 +28,7 @@ __all__ = ["MultiScaleDataset", "MultiscaleTreeNode", "build_multiscale_patch_in
 OPTIONS = frozenset({"paths", "hq_tile_size", "num_scales", "scale", "on_error"})
 
 
-class MultiScaleDataset(EpochDataset):
+class MultiScaleDataset(NativeBatches):
     """DLAS's MultiScaleDataset, built from the same option dict.
 
     Items are dicts: ``hq (P,3,t,t)``, ``lq (P,3,t/s,t/s)`` (float32, [0, 1]) with
@@ -51,10 +48,15 @@ class MultiScaleDataset(EpochDataset):
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self.paths = [os.fspath(p) for p in paths]
-        # hq_tile_size * 2^num_scales is bounded too, natively (MultiScaleLoader).
         self.tile_size = int_option(self.opt, "hq_tile_size", required=True)
         self.num_scales = int_option(self.opt, "num_scales", hi=12, required=True)
         self.scale = int_option(self.opt, "scale", hi=self.tile_size, required=True)
+        # Checked natively (hq_tile_size * 2^num_scales is bounded too) before the
+        # folders are listed.
+        loader = Loader(
+            "multiscale",
+            {"hq_tile_size": self.tile_size, "num_scales": self.num_scales, "scale": self.scale},
+        )
         self._init_seed()
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
@@ -63,7 +65,7 @@ class MultiScaleDataset(EpochDataset):
         self.files = ImageFolderList(self.paths, [1] * len(self.paths), sort=True)
         if len(self.files) == 0:
             raise ValueError(f"{self.MODE}: no images in {', '.join(self.paths)}")
-        self._loader = MultiScaleLoader(self.files, self.tile_size, self.num_scales, self.scale)
+        self._loader = loader.with_files(self.files)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -72,25 +74,6 @@ class MultiScaleDataset(EpochDataset):
         """Every item's image path, in item order."""
         return self.files.paths()
 
-    def _load(self, indices: list[int], threads: int):
-        return self._loader.load(indices, self.corruptor.native, self._epoch.value, threads)
-
-    def __getitem__(self, item: int) -> dict:
-        return self._guarded(item, self._item)
-
-    def _item(self, item: int) -> dict:
-        hq, lq, paths = self._load([item], 1)
-        return {"lq": torch.from_numpy(lq[0]), "hq": torch.from_numpy(hq[0]), "GT_path": paths[0]}
-
-    def __getitems__(self, indices: list[int]) -> Batch:
-        """A whole batch in one native call (see SingleImageDataset.__getitems__)."""
-        in_worker = torch.utils.data.get_worker_info() is not None
-        threads = 1 if in_worker else (os.cpu_count() or 1)
-        try:
-            hq, lq, paths = self._load(list(indices), threads)
-        except BAD_INPUT:
-            if self.on_error == "raise":
-                raise
-            return [self[i] for i in indices]  # a bad sample: item by item, substituted
-        stacked = {"lq": torch.from_numpy(lq), "hq": torch.from_numpy(hq), "GT_path": paths}
-        return Batch.of(stacked, len(paths))
+    def _finish(self, stacked: dict, paths: list, n: int) -> dict:
+        stacked["GT_path"] = paths
+        return stacked

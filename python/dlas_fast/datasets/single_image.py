@@ -15,18 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import torch
-
-from dlas_fast._native import (
-    DlasError,
-    RefCache,
-    check_shape,
-    load_single_batch,
-    load_single_item,
-)
+from dlas_fast._native import DlasError, Loader
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import NativeBatches, SharedOutputs, file_error
-from dlas_fast.datasets.batch import zeros_tensor
+from dlas_fast.datasets.base import NativeBatches, file_error
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
     SHAPE_KEYS,
@@ -34,7 +25,6 @@ from dlas_fast.datasets.options import (
     warn_unknown,
     weights_option,
 )
-from dlas_fast.datasets.shm_pool import release
 from dlas_fast.index import ChunkedTiles
 
 OPTIONS = SHAPE_KEYS | frozenset(
@@ -55,16 +45,6 @@ DEFAULT_WIDTH = 256
 
 # The files of a chunk that all its tiles share: a bad one makes the whole chunk bad.
 _CHUNK_FILES = ("ref.jpg", "centers.pt")
-
-# The batch tensors, in the order the native loaders return and fill them.
-_BATCH_KEYS = ("hq", "gt_fullsize_ref", "lq", "lq_fullsize_ref", "gt_center", "lq_center")
-
-
-def _native_outs(shared: SharedOutputs) -> tuple:
-    """The native loaders' `out` argument for `_shared_outputs`'s tensors (None for
-    the ones left out of shared memory), and whether they hold zeros already."""
-    arrays = (None if k in shared.zeros else shared.tensors[k].numpy() for k in _BATCH_KEYS)
-    return (*arrays, shared.zeroed)
 
 
 class SingleImageDataset(NativeBatches):
@@ -87,12 +67,13 @@ class SingleImageDataset(NativeBatches):
         self.scale = 1 if self.eval else int_option(self.opt, "scale", 1)
         self.target_size = int_option(self.opt, "target_size")
         self.multiple = int_option(self.opt, "force_multiple", 1)
-        check_shape(self.target_size, self.multiple, self.scale, self.eval)
         self.need_ref = bool(self.opt.get("need_ref", False))
         self.needs_metadata = bool(self.opt.get("strict", False)) or bool(
             self.opt.get("needs_metadata", False)
         )
         self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
+        # The options are checked here, before anything is listed.
+        self._loader = Loader("single", self._loader_options())
         self._init_seed()
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
@@ -105,7 +86,17 @@ class SingleImageDataset(NativeBatches):
             weights=weights_option(self.opt, "weights", count),
             ignore_first=self.ignore_first,
         )
-        self._refs = RefCache()
+
+    def _loader_options(self) -> dict:
+        """The native loader's options (checked there, errors naming the option)."""
+        return {
+            "target_size": self.target_size,
+            "force_multiple": self.multiple,
+            "scale": self.scale,
+            "eval": self.eval,
+            "corrupt_before_downsize": self.corrupt_before_downsize,
+            "need_ref": self.need_ref,
+        }
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -114,11 +105,8 @@ class SingleImageDataset(NativeBatches):
         """Every item's tile path, in item order."""
         return self.tiles.get_paths()
 
-    def _corruption(self, indices: list[int]):
-        native = self.corruptor.native
-        if self.eval or native.changes_nothing:
-            return None
-        return (native, self.corrupt_before_downsize, self._epoch.value, indices, 1)
+    def _corrupts(self) -> bool:
+        return not self.eval and not self.corruptor.native.changes_nothing
 
     def _reference(self, index, chunk: int, tile: int, path: str):
         if not self.need_ref:
@@ -147,9 +135,6 @@ class SingleImageDataset(NativeBatches):
         centre, width = found
         return ref, centre, width
 
-    def __getitem__(self, item: int) -> dict:
-        return self._guarded(item, self._item)
-
     def _run_of(self, item: int) -> tuple[int, int, list]:
         """(first item, item count, chunk folders) of the run of items that `item`
         belongs to and that share its chunk files: its chunk."""
@@ -173,105 +158,28 @@ class SingleImageDataset(NativeBatches):
         _, length, _ = self._run_of(nxt)
         return nxt + (item - first) % length
 
-    def _item(self, item: int) -> dict:
+    def _tiles(self, item: int) -> list:
+        """(tile path, reference) of each tile of `item`: the item's own."""
         index, chunk, tile = self.tiles.locate(item)
         path = index.tile_path(chunk, tile)
-        reference = self._reference(index, chunk, tile, path)
-        hq, hq_ref, lq, lq_ref, hq_centre, lq_centre = load_single_item(
-            path,
-            reference,
-            self.target_size,
-            self.multiple,
-            self.scale,
-            self.eval,
-            self._refs,
-            self._corruption([item]),
-        )
-        return {
-            "lq": torch.from_numpy(lq),
-            "hq": torch.from_numpy(hq),
-            "gt_fullsize_ref": torch.from_numpy(hq_ref),
-            "lq_fullsize_ref": torch.from_numpy(lq_ref),
-            "lq_center": torch.from_numpy(lq_centre),
-            "gt_center": torch.from_numpy(hq_centre),
-            "LQ_path": path,
-            "GT_path": path,
-        }
+        return [(path, self._reference(index, chunk, tile, path))]
 
-    def _batch_specs(self, indices: list[int]) -> tuple[list, list, list]:
-        """The indices, (tile, reference) of each item, and the tiles' paths."""
-        items, paths = [], []
+    def _batch_specs(self, indices: list[int]) -> dict:
+        """The loader's item columns: indices, tiles, and their refs when read."""
+        tiles, refs, centres, widths = [], [], [], []
         for i in indices:
-            index, chunk, tile = self.tiles.locate(i)
-            path = index.tile_path(chunk, tile)
-            items.append((path, self._reference(index, chunk, tile, path)))
-            paths.append(path)
-        return indices, items, paths
+            for path, reference in self._tiles(i):
+                tiles.append(path)
+                ref, centre, width = reference or (None, (0, 0), 0)
+                refs.append(ref)
+                centres.append(centre)
+                widths.append(width)
+        items = {"index": indices, "tile": tiles}
+        if self.need_ref:
+            items.update(ref=refs, centre=centres, width=widths)
+        return items
 
-    def _load_arrays(self, specs, threads: int, shared: SharedOutputs | None):
-        indices, items, _ = specs
-        out = None if shared is None else _native_outs(shared)
-        return self._load_batch(items, threads, self._corruption(indices), out)
-
-    def _stack(self, specs, arrays, n: int, shared: SharedOutputs | None) -> dict:
-        _, _, paths = specs
-        if shared is not None:
-            stacked = dict(shared.tensors)
-        else:
-            stacked = {k: torch.from_numpy(v) for k, v in zip(_BATCH_KEYS, arrays)}
+    def _finish(self, stacked: dict, paths: list, n: int) -> dict:
         stacked["LQ_path"] = paths
         stacked["GT_path"] = list(paths)
         return stacked
-
-    def _load_batch(self, specs: list, threads: int, corrupt, out=None):
-        """``load_single_batch`` of (tile, reference) specs with this dataset's shape."""
-        return load_single_batch(
-            specs,
-            self.target_size,
-            self.multiple,
-            self.scale,
-            self.eval,
-            self._refs,
-            threads,
-            corrupt,
-            out,
-        )
-
-    def _shared_outputs(self, n: int) -> SharedOutputs | None:
-        """Tensors for a batch of `n`, when `target_size` fixes the sizes, else None.
-        They view one shared-memory storage (a recycled slot, or fresh zeroed memory),
-        except the ref tensors when no item can have a ref (`need_ref` off): those are
-        zeros whose pages are never written
-        (:func:`~dlas_fast.datasets.batch.zeros_tensor`) and travel to the main process
-        as their shape alone."""
-        if self.target_size is None:
-            return None
-        side = self.target_size - self.target_size % (self.multiple * self.scale)
-        lq = side // self.scale
-        if lq == 0:
-            return None
-        f32, i64 = torch.float32, torch.int64
-        shapes = [((n, 3, side, side), f32), ((n, 4, side, side), f32),
-                  ((n, 3, lq, lq), f32), ((n, 4, lq, lq), f32),
-                  ((n, 2), i64), ((n, 2), i64)]  # fmt: skip
-        zero = {1, 3} if not self.need_ref else set()
-        try:
-            flat, views, zeroed, slot = self._shared_block(
-                [x for i, x in enumerate(shapes) if i not in zero]
-            )
-        except (AttributeError, RuntimeError):
-            # A torch without this (private) allocator, or no shared memory: batches
-            # go the way torch's own collate sends them.
-            self.collated_as_is = False
-            return None
-        try:
-            views = iter(views)
-            tensors = tuple(
-                zeros_tensor(shape) if i in zero else next(views)
-                for i, (shape, _) in enumerate(shapes)
-            )
-        except BaseException:
-            release(slot)
-            raise
-        zeros = frozenset(_BATCH_KEYS[i] for i in zero)
-        return SharedOutputs(flat, dict(zip(_BATCH_KEYS, tensors)), zeros, zeroed, slot)

@@ -1,9 +1,7 @@
 //! `Corruptor`: the native ImageCorruptor (docs/spec.md §7) behind `dlas_fast.ImageCorruptor`
 //! and the datasets' LQ synthesis.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use dlas_core::corrupt::{Corruptor, Key, NAMES};
+use dlas_core::corrupt::{Corruptor, Key, Keys, NAMES};
 use dlas_core::load::Planes;
 use numpy::ndarray::Array3;
 use numpy::{IntoPyArray, PyArray3, PyReadonlyArray3, PyUntypedArrayMethods};
@@ -11,59 +9,13 @@ use pyo3::prelude::*;
 
 use crate::errors::to_pyerr;
 
-/// A configured corruptor with its random seed.
-///
-/// A seeded corruptor keys every call on `(seed, epoch, index)`: the same triple gives
-/// the same corruption in any process. An unseeded one (`seed=None`) draws a seed from
-/// the OS and adds a fresh per-call nonce, so no two calls repeat (as DLAS).
+/// A configured corruptor with the keys of its draws (`dlas_core::corrupt::Keys`):
+/// seeded, every call is keyed on `(seed, epoch, index)`; unseeded (`seed=None`), every
+/// call gets a fresh key (as DLAS).
 #[pyclass(frozen, name = "Corruptor", module = "dlas_fast._native")]
 pub struct PyCorruptor {
     pub(crate) inner: Corruptor,
-    seed: u64,
-    seeded: bool,
-    calls: AtomicU64,
-}
-
-impl PyCorruptor {
-    /// The key of a call for item `index` in `epoch`.
-    pub(crate) fn key(&self, epoch: u64, index: u64) -> Key {
-        let nonce = if self.seeded {
-            0
-        } else {
-            // Unseeded: never repeat, even across forked workers sharing the seed.
-            (self.calls.fetch_add(1, Ordering::Relaxed) + 1) ^ ((std::process::id() as u64) << 40)
-        };
-        Key {
-            seed: self.seed,
-            epoch,
-            index,
-            nonce,
-        }
-    }
-
-    /// The key of item `index`'s own random draws in `epoch` (flips, crops, jitter,
-    /// alt tile): a stream apart from its corruption's.
-    pub(crate) fn augment_key(&self, epoch: u64, index: u64) -> Key {
-        let mut key = self.key(epoch, index);
-        key.nonce ^= 1 << 62;
-        key
-    }
-}
-
-fn os_seed() -> u64 {
-    let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        if f.read_exact(&mut b).is_ok() {
-            return u64::from_le_bytes(b);
-        }
-    }
-    // No /dev/urandom: the clock and the process id.
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ ((std::process::id() as u64) << 32)
+    pub(crate) keys: Keys,
 }
 
 /// The corrupted images (HWC float32) and the fixed corruptions' strengths.
@@ -85,9 +37,7 @@ impl PyCorruptor {
             .map_err(to_pyerr)?;
         Ok(PyCorruptor {
             inner,
-            seed: seed.unwrap_or_else(os_seed),
-            seeded: seed.is_some(),
-            calls: AtomicU64::new(0),
+            keys: Keys::new(seed),
         })
     }
 
@@ -100,7 +50,7 @@ impl PyCorruptor {
     /// The seed in use (drawn from the OS when none was given).
     #[getter]
     fn seed(&self) -> u64 {
-        self.seed
+        self.keys.seed()
     }
 
     /// How many fixed corruptions (each call reports one strength per image for each).
@@ -138,13 +88,8 @@ impl PyCorruptor {
             .map(|(i, a)| planes_of(i, a))
             .collect::<PyResult<_>>()?;
         let key = match index {
-            Some(i) => self.key(epoch, i),
-            None => {
-                let call = self.calls.fetch_add(1, Ordering::Relaxed);
-                let mut k = self.key(epoch, call);
-                k.nonce ^= 1 << 63; // a stream apart from the item-indexed calls
-                k
-            }
+            Some(i) => self.keys.key(epoch, i),
+            None => self.keys.call_key(epoch),
         };
         let entropy = py
             .detach(|| {

@@ -80,6 +80,7 @@ pub fn to_pyerr(err: CoreError) -> PyErr {
         CoreError::Decode { .. } | CoreError::TooManyPixels { .. } => DecodeError::new_err(msg),
         CoreError::Destination { .. } => DestinationError::new_err(msg),
         CoreError::ImageSize { .. } => ImageSizeError::new_err(msg),
+        CoreError::MixedSizes { .. } => MixedSizesError::new_err(msg),
         CoreError::TorchFile(dlas_core::torchfile::TorchFileError::Io { source, .. }) => {
             match source.kind() {
                 ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),

@@ -1,12 +1,11 @@
-//! `ChunkIndex` and `TileSet`: the chunk index (docs/spec.md §3) held in Rust memory, so that
+//! `ChunkIndex`: the chunk index (docs/spec.md §3) held in Rust memory, so that
 //! forked DataLoader workers share it instead of copying Python objects page by page.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dlas_core::index::frames::FrameSet;
-use dlas_core::index::{CacheMode, RootIndex, TileSet, HAS_CENTERS, HAS_REF};
+use dlas_core::index::{CacheMode, RootIndex, HAS_CENTERS, HAS_REF};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 
@@ -175,141 +174,6 @@ impl PyChunkIndex {
             }
         )
     }
-}
-
-/// The items of a chunked dataset over several roots, in DLAS order: each root's
-/// chunks repeated `weights[k]` times, the first `ignore_first` tiles of every chunk
-/// dropped, chunks left empty dropped.
-#[pyclass(frozen, module = "dlas_fast._native", name = "TileSet")]
-pub struct PyTileSet {
-    inner: TileSet,
-}
-
-#[pymethods]
-impl PyTileSet {
-    #[new]
-    #[pyo3(signature = (indexes, weights, ignore_first = 0))]
-    fn new(
-        indexes: Vec<PyRef<'_, PyChunkIndex>>,
-        weights: Vec<usize>,
-        ignore_first: usize,
-    ) -> PyResult<Self> {
-        let roots = indexes.iter().map(|i| i.inner.clone()).collect();
-        let inner = TileSet::new(roots, &weights, ignore_first).map_err(to_pyerr)?;
-        Ok(PyTileSet { inner })
-    }
-
-    fn __len__(&self) -> usize {
-        self.inner.len()
-    }
-
-    /// Number of chunks in item order (repeats counted).
-    #[getter]
-    fn num_chunks(&self) -> usize {
-        self.inner.num_slots()
-    }
-
-    /// Heap bytes of this view (the indexes not included).
-    #[getter]
-    fn resident_bytes(&self) -> usize {
-        self.inner.resident_bytes()
-    }
-
-    /// `(root, chunk, tile)` of item `i`: which index, which chunk in it, which tile.
-    fn locate(&self, i: isize) -> PyResult<(usize, usize, usize)> {
-        let it = self.item(i)?;
-        Ok((it.root, it.chunk, it.tile))
-    }
-
-    /// The path of item `i`.
-    fn tile_path(&self, i: isize) -> PyResult<OsString> {
-        let it = self.item(i)?;
-        Ok(self.inner.roots[it.root]
-            .tile_path(it.chunk, it.tile)
-            .into_os_string())
-    }
-
-    /// Every item's path, in item order (DLAS's `get_paths()`).
-    fn paths(&self, py: Python<'_>) -> Vec<OsString> {
-        py.detach(|| {
-            let mut out = Vec::with_capacity(self.inner.len());
-            for (slot, _) in self.inner.slots() {
-                let root = &self.inner.roots[slot.root as usize];
-                let chunk = slot.chunk as usize;
-                for t in slot.first_tile as usize..root.chunks[chunk].tile_count as usize {
-                    out.push(root.tile_path(chunk, t).into_os_string());
-                }
-            }
-            out
-        })
-    }
-}
-
-impl PyTileSet {
-    fn item(&self, i: isize) -> PyResult<dlas_core::index::tileset::Item> {
-        let j = item_index(i, self.inner.len())?;
-        Ok(self.inner.locate(j).expect("in range"))
-    }
-}
-
-/// The items of a MultiFrameDataset (docs/spec.md §5-6): windows of `frames` consecutive frames
-/// (chunks) of one source, and each tile offset all of them have.
-#[pyclass(frozen, module = "dlas_fast._native", name = "FrameSet")]
-pub struct PyFrameSet {
-    inner: FrameSet,
-}
-
-#[pymethods]
-impl PyFrameSet {
-    #[new]
-    #[pyo3(signature = (indexes, weights, ignore_first, frames))]
-    fn new(
-        py: Python<'_>,
-        indexes: Vec<PyRef<'_, PyChunkIndex>>,
-        weights: Vec<usize>,
-        ignore_first: usize,
-        frames: usize,
-    ) -> PyResult<Self> {
-        let roots = indexes.iter().map(|i| i.inner.clone()).collect();
-        let inner = py
-            .detach(|| FrameSet::new(roots, &weights, ignore_first, frames))
-            .map_err(to_pyerr)?;
-        Ok(PyFrameSet { inner })
-    }
-
-    fn __len__(&self) -> usize {
-        self.inner.len()
-    }
-
-    /// Heap bytes of this view (the indexes not included).
-    #[getter]
-    fn resident_bytes(&self) -> usize {
-        self.inner.resident_bytes()
-    }
-
-    /// `(root, [chunk of each frame], tile)` of item `i`.
-    fn locate(&self, i: isize) -> PyResult<(usize, Vec<usize>, usize)> {
-        let it = self
-            .inner
-            .locate(item_index(i, self.inner.len())?)
-            .expect("in range");
-        Ok((it.root, it.chunks, it.tile))
-    }
-}
-
-/// Groups names into runs of consecutive frames (docs/spec.md §6): the counter is each name's
-/// last `width` characters. Returns the runs as lists of indices into `names`.
-#[pyfunction]
-#[pyo3(signature = (names, width = 12))]
-pub fn frame_runs(py: Python<'_>, names: Vec<String>, width: usize) -> Vec<Vec<u32>> {
-    py.detach(|| {
-        let bytes: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
-        let r = dlas_core::index::frames::frame_runs(&bytes, width);
-        r.runs
-            .iter()
-            .map(|run| r.order[run.start as usize..run.end as usize].to_vec())
-            .collect()
-    })
 }
 
 /// Item `i` of `n` with Python's negative indices, or an IndexError.

@@ -1,15 +1,14 @@
 //! `dlas_fast._native`: thin PyO3 wrappers over dlas-core. Arguments are converted
 //! first, the core runs with the GIL released, results are converted after.
 
+mod arrays;
 mod corrupt;
 mod errors;
 mod extract;
 mod folder;
-mod folder_loader;
-mod full_image;
 mod index;
-mod load;
-mod multiscale;
+mod items;
+mod loader;
 
 use std::path::PathBuf;
 
@@ -192,18 +191,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(prefault, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_class::<index::PyChunkIndex>()?;
-    m.add_class::<index::PyTileSet>()?;
-    m.add_class::<index::PyFrameSet>()?;
-    m.add_function(wrap_pyfunction!(index::frame_runs, m)?)?;
-    m.add_class::<load::RefCache>()?;
+    m.add_class::<items::PyTileSet>()?;
+    m.add_class::<items::PyFrameSet>()?;
+    m.add_function(wrap_pyfunction!(items::frame_runs, m)?)?;
     m.add_class::<folder::PyImageFolderList>()?;
-    m.add_class::<folder_loader::PyImageFolderLoader>()?;
-    m.add_class::<multiscale::PyMultiScaleLoader>()?;
-    m.add_function(wrap_pyfunction!(full_image::load_full_image, m)?)?;
+    m.add_class::<loader::PyLoader>()?;
+    m.add_class::<loader::PyOutputSpec>()?;
     m.add_class::<corrupt::PyCorruptor>()?;
-    m.add_function(wrap_pyfunction!(load::load_single_item, m)?)?;
-    m.add_function(wrap_pyfunction!(load::load_single_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(load::check_shape, m)?)?;
     errors::register(m)?;
     m.add("LIMITS", limits(m.py())?)?;
     Ok(())
