@@ -1,18 +1,19 @@
-"""One loading pipeline in a loop, for comparing two builds of dlas_fast side by side.
+"""One of our loading pipelines in a loop, for comparing builds of dlas_fast.
 
-``bench_loader.py`` compares pipelines; this runs only ours (configuration ``a`` or
-``b`` of that benchmark, a DataLoader with 2 fork workers, batch 16, shuffled,
-``create_dataloader``'s collate, persistent workers) for a number of seconds and
-prints samples/s and the main process's CPU time per batch. Alternate two builds (two
-``pip install --target`` folders on ``PYTHONPATH``) a few rounds to compare them on a
-noisy machine:
+``bench_loader.py`` and ``bench_image_folder.py`` compare pipelines; this runs only
+ours for a number of seconds and prints samples/s and the main process's CPU time per
+batch: configuration ``a`` or ``b`` of ``bench_loader.py`` (SingleImageDataset) or
+``folder-a`` / ``folder-b`` of ``bench_image_folder.py`` (ImageFolderDataset), in a
+DataLoader with 2 fork workers, batch 16, shuffled, persistent workers; with
+``create_dataloader``'s collate, or with ``--collate torch`` torch's default collate
+(a hand-built DataLoader). ``benches/ab_builds.py`` alternates builds through it.
 
-    for r in 1 2 3; do for b in /tmp/old /tmp/new; do
-        PYTHONPATH=$b python benches/loader_loop.py b 20; done; done
+    PYTHONPATH=/tmp/new python benches/loader_loop.py b 20 --collate torch
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,35 +23,46 @@ import torch
 from dlas_fast.datasets.batch import collate
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_image_folder  # noqa: E402
 import bench_loader  # noqa: E402
 
 
+def options(config: str) -> dict:
+    if config.startswith("folder-"):
+        return dict(bench_image_folder.CONFIGS[config.removeprefix("folder-")])
+    return dict(bench_loader.CONFIGS[config])
+
+
 def main() -> int:
-    config = sys.argv[1] if len(sys.argv) > 1 else "b"
-    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("config", nargs="?", default="b")
+    p.add_argument("seconds", nargs="?", type=float, default=20.0)
+    p.add_argument("--collate", choices=["dlas", "torch"], default="dlas")
+    args = p.parse_args()
     data = Path.home() / ".cache" / "dlas_fast" / "bench_loader_data"
     if not data.is_dir():
         sys.exit(f"{data}: run benches/bench_loader.py once first (it extracts the corpus)")
-    opt = dict(bench_loader.CONFIGS[config], paths=str(data), random_seed=1)
+    opt = dict(options(args.config), paths=str(data), random_seed=1)
     ds = dlas_fast.create_dataset(opt)
+    kw = {"collate_fn": collate} if args.collate == "dlas" else {}
     loader = torch.utils.data.DataLoader(
         ds, batch_size=16, shuffle=True, num_workers=2, drop_last=True,
         generator=torch.Generator().manual_seed(0), multiprocessing_context="fork",
-        collate_fn=collate, persistent_workers=True,
+        persistent_workers=True, **kw,
     )  # fmt: skip
     for i, _ in enumerate(loader):  # warm-up: starts the workers, fills the slots
         if i == 10:
             break
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
-    while time.perf_counter() - t0 < seconds:
+    while time.perf_counter() - t0 < args.seconds:
         for _ in loader:
             n += 1
-            if time.perf_counter() - t0 >= seconds:
+            if time.perf_counter() - t0 >= args.seconds:
                 break
     secs = time.perf_counter() - t0
     cpu = (time.process_time() - c0) / n * 1e6
-    print(f"{dlas_fast.__file__}: config {config}: {n * 16 / secs:.0f} samples/s, "
-          f"main process {cpu:.0f} us CPU per batch")  # fmt: skip
+    print(f"{dlas_fast.__file__}: config {args.config}, {args.collate} collate: "
+          f"{n * 16 / secs:.0f} samples/s, main process {cpu:.0f} us CPU per batch")  # fmt: skip
     return 0
 
 

@@ -1,0 +1,65 @@
+"""Two builds of dlas_fast side by side, in one invocation: each loading configuration
+of ``loader_loop.py`` (SingleImageDataset ``a``/``b``, ImageFolderDataset
+``folder-a``/``folder-b``; ``create_dataloader``'s collate and a hand-built DataLoader's
+default collate) run alternately on each build for a few rounds, then each
+configuration's median samples/s per build and their ratio.
+
+A build is a folder holding an installed ``dlas_fast`` (``pip install --target DIR``,
+or a copy of a venv's ``site-packages/dlas_fast``), put first on ``PYTHONPATH``.
+
+    python benches/ab_builds.py /tmp/before /tmp/after --rounds 3 --seconds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+CONFIGS = ["a", "b", "folder-a", "folder-b"]
+
+
+def run(build: str, config: str, collate: str, seconds: float) -> float:
+    env = dict(os.environ, PYTHONPATH=build)
+    cmd = [sys.executable, str(HERE / "loader_loop.py"), config, str(seconds),
+           "--collate", collate]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    found = re.search(r"(\d+) samples/s", out)
+    if not found or not out.startswith(build):
+        raise SystemExit(f"unexpected output of {build}: {out!r}")
+    return float(found.group(1))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("before")
+    p.add_argument("after")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument("--config", nargs="+", default=CONFIGS)
+    p.add_argument("--collate", nargs="+", default=["dlas", "torch"])
+    args = p.parse_args()
+    builds = [os.path.abspath(args.before), os.path.abspath(args.after)]
+    figures: dict = {}
+    for r in range(args.rounds):
+        for config in args.config:
+            for collate in args.collate:
+                for build in builds if r % 2 == 0 else builds[::-1]:
+                    v = run(build, config, collate, args.seconds)
+                    figures.setdefault((config, collate), {}).setdefault(build, []).append(v)
+                    print(f"round {r + 1}: {config:9} {collate:5} {build}: {v:.0f}/s", flush=True)
+    print("\n| configuration | collate | before (samples/s) | after | after / before |")
+    print("|---|---|---|---|---|")
+    for (config, collate), per in figures.items():
+        b, a = (statistics.median(per[x]) for x in builds)
+        print(f"| {config} | {collate} | {b:.0f} | {a:.0f} | {a / b:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
