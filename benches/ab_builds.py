@@ -2,7 +2,8 @@
 of ``loader_loop.py`` (SingleImageDataset ``a``/``b``, ImageFolderDataset
 ``folder-a``/``folder-b``; ``create_dataloader``'s collate and a hand-built DataLoader's
 default collate) run alternately on each build for a few rounds, then each
-configuration's median samples/s per build and their ratio.
+configuration's median samples/s and CPU time per sample (main process and workers
+together: steadier than throughput on a shared machine) per build, and their ratios.
 
 A build is a folder holding an installed ``dlas_fast`` (``pip install --target DIR``,
 or a copy of a venv's ``site-packages/dlas_fast``), put first on ``PYTHONPATH``.
@@ -24,15 +25,15 @@ HERE = Path(__file__).parent
 CONFIGS = ["a", "b", "folder-a", "folder-b"]
 
 
-def run(build: str, config: str, collate: str, seconds: float) -> float:
+def run(build: str, config: str, collate: str, seconds: float) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=build)
     cmd = [sys.executable, str(HERE / "loader_loop.py"), config, str(seconds),
            "--collate", collate]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    found = re.search(r"(\d+) samples/s", out)
+    found = re.search(r"(\d+) samples/s, (\d+) us CPU per sample", out)
     if not found or not out.startswith(build):
         raise SystemExit(f"unexpected output of {build}: {out!r}")
-    return float(found.group(1))
+    return float(found.group(1)), float(found.group(2))
 
 
 def main() -> int:
@@ -50,14 +51,21 @@ def main() -> int:
         for config in args.config:
             for collate in args.collate:
                 for build in builds if r % 2 == 0 else builds[::-1]:
-                    v = run(build, config, collate, args.seconds)
-                    figures.setdefault((config, collate), {}).setdefault(build, []).append(v)
-                    print(f"round {r + 1}: {config:9} {collate:5} {build}: {v:.0f}/s", flush=True)
-    print("\n| configuration | collate | before (samples/s) | after | after / before |")
-    print("|---|---|---|---|---|")
+                    rate, cpu = run(build, config, collate, args.seconds)
+                    per = figures.setdefault((config, collate), {})
+                    per.setdefault(build, []).append((rate, cpu))
+                    print(f"round {r + 1}: {config:9} {collate:5} {build}: {rate:.0f}/s, "
+                          f"{cpu:.0f} us CPU/sample", flush=True)  # fmt: skip
+    print("\n| configuration | collate | samples/s before | after | after / before "
+          "| CPU us/sample before | after | after / before |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for (config, collate), per in figures.items():
-        b, a = (statistics.median(per[x]) for x in builds)
-        print(f"| {config} | {collate} | {b:.0f} | {a:.0f} | {a / b:.3f} |")
+        (rb, cb), (ra, ca) = (
+            (statistics.median(r for r, _ in per[x]), statistics.median(c for _, c in per[x]))
+            for x in builds
+        )
+        print(f"| {config} | {collate} | {rb:.0f} | {ra:.0f} | {ra / rb:.3f} "
+              f"| {cb:.0f} | {ca:.0f} | {ca / cb:.3f} |")  # fmt: skip
     return 0
 
 

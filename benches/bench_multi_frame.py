@@ -62,7 +62,7 @@ class DlasStyleFrames(torch.utils.data.Dataset):
     """DLAS's MultiFrameDataset item logic in OpenCV/numpy, on the same frames."""
 
     def __init__(self, ours) -> None:
-        self.items = [[spec[0] for spec in ours._frames(i)] for i in range(len(ours))]
+        self.items = [[spec[0] for spec in ours._tiles(i)] for i in range(len(ours))]
         self.target, self.scale = OPT["target_size"], OPT["scale"]
         self.corruptor = DlasStyleCorruptor(OPT)
 

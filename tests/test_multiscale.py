@@ -111,6 +111,7 @@ def test_patches_match_dlas_tree(photos):
         ds.set_epoch(epoch)
         for i in range(len(ds)):
             out = ds[i]
+            assert list(out) == ["lq", "hq", "GT_path"]  # DLAS's order
             hq = out["hq"].numpy().transpose(0, 2, 3, 1)
             assert out["hq"].shape == (21, 3, 8, 8) and out["lq"].shape == (21, 3, 4, 4)
             assert out["hq"].dtype == torch.float32

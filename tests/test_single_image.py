@@ -406,6 +406,45 @@ def test_native_output_arrays_are_checked(golden_extracted):
         load(ds._loader, items, same, True)
 
 
+def test_native_output_arrays_may_not_share_memory_or_be_misaligned(golden_extracted):
+    """Views of one buffer through different objects (which numpy's borrow tracking
+    does not connect) and arrays misaligned for their type are refused before anything
+    is written."""
+    dst, _ = golden_extracted
+    ds = dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": str(dst),
+                                   "target_size": 32, "scale": 1})  # fmt: skip
+    items = ds._batch_specs([0, 1])
+    size = 2 * 3 * 32 * 32
+
+    def out(hq, lq):
+        centres = {k: np.zeros((2, 2), np.int64) for k in ("gt_center", "lq_center")}
+        return {"hq": hq, "lq": lq, **centres}
+
+    buffer = bytearray(4 * size)
+    first = np.frombuffer(buffer, np.float32).reshape(2, 3, 32, 32)
+    second = np.frombuffer(buffer, np.float32).reshape(2, 3, 32, 32)
+    with pytest.raises(ValueError, match="share memory"):
+        ds._loader.load(items, ds.corruptor.native, 0, 1, False, out(first, second), True)
+    assert not first.any()
+    skewed = np.frombuffer(bytearray(4 * size + 1), np.float32, size, offset=1)
+    good = np.zeros((2, 3, 32, 32), np.float32)
+    with pytest.raises(ValueError, match="aligned"):
+        ds._loader.load(
+            items, ds.corruptor.native, 0, 1, False, out(good, skewed.reshape(good.shape)), True
+        )
+
+
+def test_items_keep_dlas_key_order_and_negative_indices(golden_extracted):
+    dst, _ = golden_extracted
+    ds = dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": str(dst),
+                                   "target_size": 32, "scale": 1, "eval": True})  # fmt: skip
+    item = ds[-1]
+    assert list(item) == ["lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref", "lq_center",
+                          "gt_center", "LQ_path", "GT_path"]  # fmt: skip
+    last = ds[len(ds) - 1]
+    assert item["GT_path"] == last["GT_path"] and item["hq"].equal(last["hq"])
+
+
 def test_prefault_keeps_contents():
     from dlas_fast._native import prefault
 

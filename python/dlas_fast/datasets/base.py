@@ -362,13 +362,20 @@ class NativeBatches(EpochDataset):
             stacked.update(self._extra_outputs(n))
         return self._finish(stacked, arrays["paths"], n)
 
+    #: The order of an item's keys, where it is not the batch's (DLAS's own).
+    ITEM_ORDER: tuple[str, ...] = ()
+
     def _item(self, index: int) -> dict:
         """Item `index`: a batch of one, without its batch axis."""
+        index = range(len(self))[index]  # negative indices count from the end
         arrays = self._load_arrays(self._batch_specs([index]), 1, None)
         stacked = self._tensors(arrays, item=True)
         stacked.update({k: v[0] for k, v in self._extra_outputs(1).items()})
-        return {k: v[0] if isinstance(v, list) else v for k, v in
-                self._finish_item(stacked, arrays["paths"]).items()}  # fmt: skip
+        item = self._finish_item(stacked, arrays["paths"])
+        order = [k for k in self.ITEM_ORDER if k in item] + [
+            k for k in item if k not in self.ITEM_ORDER
+        ]
+        return {k: item[k][0] if isinstance(item[k], list) else item[k] for k in order}
 
     def _finish_item(self, stacked: dict, paths: list) -> dict:
         """The item dict of a batch of one (lists of one are unwrapped after)."""

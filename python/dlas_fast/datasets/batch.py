@@ -230,7 +230,7 @@ def zeros_array(shape: tuple, dtype=np.float32) -> np.ndarray:
     batch's all-zero ref tensors cost a system call, not a 4 MB memset. (numpy's zeros
     come from calloc, and glibc's calloc serves such sizes from its heap, clearing them,
     once a large block has been freed: it raises its mmap threshold to the size freed.)
-    The native threaded batch path makes its all-zero ref arrays here too.
+    The datasets make the all-zero outputs their native loader leaves to them here.
     """
     dtype = np.dtype(dtype)
     nbytes = dtype.itemsize

@@ -1,7 +1,7 @@
 """``fullimage``: FullImageDataset (docs/spec.md §5; deprecated upstream, kept for old configs).
 
 Pulls a random tile from each full image on the fly, natively (see
-``rust/dlas-core/src/load/full_image.rs`` for the steps). The train phase returns tiles
+``rust/dlas-core/src/load/full_image/mod.rs`` for the steps). The train phase returns tiles
 of ``target_size`` (LQ ``target_size // scale``); other phases return whole images.
 
 Differences from DLAS, on purpose: images come out RGB from the start (DLAS blurs and

@@ -32,6 +32,7 @@ class MultiFrameDataset(SingleImageDataset):
 
     MODE = "multi_frame_extensible"
     OPTIONS = SingleImageDataset.OPTIONS | {"num_frames"}
+    ITEM_ORDER = ()  # the batch's
 
     def __init__(self, opt: Mapping) -> None:
         if "num_frames" not in opt:

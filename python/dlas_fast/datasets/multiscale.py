@@ -74,6 +74,12 @@ class MultiScaleDataset(NativeBatches):
         """Every item's image path, in item order."""
         return self.files.paths()
 
+    def _shared_outputs(self, n: int) -> None:
+        """None: a batch of many patches goes to the main process in fresh shared
+        memory, as torch sends it, not in a recycled slot (a worker would keep several
+        slots of its size mapped)."""
+        return None
+
     def _finish(self, stacked: dict, paths: list, n: int) -> dict:
         stacked["GT_path"] = paths
         return stacked

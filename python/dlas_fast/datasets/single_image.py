@@ -57,6 +57,8 @@ class SingleImageDataset(NativeBatches):
 
     MODE = "single_image_extensible"
     OPTIONS = OPTIONS
+    ITEM_ORDER = ("lq", "hq", "gt_fullsize_ref", "lq_fullsize_ref", "lq_center", "gt_center",
+                  "LQ_path", "GT_path")  # fmt: skip
 
     def __init__(self, opt: Mapping) -> None:
         self.opt = dict(opt)

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dlas_core::index::folder_list::FolderList;
-use dlas_core::load::contract::OutputSpec;
+use dlas_core::load::contract::{Draws, OutputSpec};
 use dlas_core::load::folder::FolderLoader;
 use dlas_core::load::full_image::FullImageLoader;
 use dlas_core::load::multiscale::MultiScaleLoader;
 use dlas_core::load::refs::TileSpec;
-use dlas_core::load::single::{Draws, SingleLoader};
+use dlas_core::load::single::SingleLoader;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -196,10 +196,10 @@ impl PyLoader {
         out: Option<&Bound<'py, PyDict>>,
         zeroed: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let mut guards = out.map(arrays::borrow_all).transpose()?;
-        let given = guards
+        let mut out_arrays = out.map(arrays::borrow_all).transpose()?;
+        let given = out_arrays
             .as_mut()
-            .map(|g| arrays::given(g, zeroed))
+            .map(|a| arrays::given(a, zeroed))
             .transpose()?;
         let draws = Draws {
             corruptor: &corruptor.inner,
@@ -243,7 +243,6 @@ impl PyLoader {
             }
         }
         .map_err(to_pyerr)?;
-        drop(guards);
-        arrays::to_dict(py, batch, out)
+        arrays::to_dict(py, batch, out_arrays.unwrap_or_default())
     }
 }

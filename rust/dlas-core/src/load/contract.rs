@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use super::{check_batch_len, stack, stack_into, Corruption, Geometry, Images, Layout, Loaded};
 use super::{Outs, Wanted};
+use crate::corrupt::{Corruptor, Keys};
 use crate::error::{CoreError, Result};
 
 /// The element type of an output.
@@ -155,11 +156,12 @@ pub struct Batch {
     pub paths: Vec<PathBuf>,
 }
 
-impl Batch {
-    /// The output of `key`.
-    pub fn get(&self, key: &str) -> Option<&(OutputSpec, Data)> {
-        self.outputs.iter().find(|(s, _)| s.key == key)
-    }
+/// How a batch's random draws are made and keyed: the corruptor, its keys, the epoch.
+#[derive(Clone, Copy)]
+pub struct Draws<'a> {
+    pub corruptor: &'a Corruptor,
+    pub keys: &'a Keys,
+    pub epoch: u64,
 }
 
 /// The keys a dataset family gives the stack's outputs (None: not an output of it).

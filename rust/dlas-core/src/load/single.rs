@@ -4,11 +4,10 @@
 
 use serde::Deserialize;
 
-use super::contract::{self, Batch, Given, OutputKeys, OutputSpec};
+use super::contract::{self, Batch, Draws, Given, OutputKeys, OutputSpec};
 use super::options::one;
 use super::refs::{RefCache, TileSpec};
 use super::{Corruption, Geometry, Images, Layout, Shape, Wanted, MAX_BATCH_ITEMS};
-use crate::corrupt::{Corruptor, Keys};
 use crate::error::{CoreError, Result};
 
 /// The options of a chunked dataset's loader, by DLAS's names (normalised by the
@@ -54,14 +53,6 @@ pub const KEYS: OutputKeys = OutputKeys {
     lq_centres: Some("lq_center"),
     entropy: None,
 };
-
-/// How a batch's draws are keyed: the corruptor, its keys, the epoch.
-#[derive(Clone, Copy)]
-pub struct Draws<'a> {
-    pub corruptor: &'a Corruptor,
-    pub keys: &'a Keys,
-    pub epoch: u64,
-}
 
 /// A chunked dataset's loader: its options, checked once, and its recently used refs.
 pub struct SingleLoader {

@@ -8,9 +8,10 @@ use crate::corrupt::{Corruptor, Key};
 use crate::error::{CoreError, Result};
 use crate::image::DecodeOptions;
 use crate::index::folder_list::FolderList;
-use crate::load::contract::{self, Batch, Data, Dtype, Given, OutBuf, OutputKeys, OutputSpec};
+use crate::load::contract::{
+    self, Batch, Data, Draws, Dtype, Given, OutBuf, OutputKeys, OutputSpec,
+};
 use crate::load::options::{one, yes};
-use crate::load::single::Draws;
 use crate::load::{pool, Corruption, Geometry, Images, Layout, Loaded, Shape, Wanted};
 
 /// ImageFolderDataset's loading options, by DLAS's names (normalised by the dataset:

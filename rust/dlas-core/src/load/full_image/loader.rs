@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{load_item, FullImageOptions};
 use crate::error::Result;
 use crate::image::DecodeOptions;
-use crate::load::contract::{Batch, Data, Dtype, OutputSpec};
-use crate::load::single::Draws;
+use crate::load::contract::{Batch, Data, Draws, Dtype, OutputSpec};
 use crate::load::Planes;
 
 /// A FullImageDataset's loader.

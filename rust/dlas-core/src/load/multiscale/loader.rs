@@ -7,8 +7,7 @@ use super::{load_item, MultiScale};
 use crate::error::{CoreError, Result};
 use crate::image::DecodeOptions;
 use crate::index::folder_list::FolderList;
-use crate::load::contract::{Batch, Data, Dtype, Given, OutBuf, OutputSpec};
-use crate::load::single::Draws;
+use crate::load::contract::{Batch, Data, Draws, Dtype, Given, OutBuf, OutputSpec};
 use crate::load::{check_batch_len, pool, room};
 
 /// MultiScaleDataset's options, by DLAS's names.
@@ -38,11 +37,11 @@ impl MultiScaleLoader {
     }
 
     /// The outputs of a batch of `n` items (always known: every patch is `t x t`):
-    /// `hq` `(n, P, 3, t, t)` and `lq` `(n, P, 3, t/s, t/s)`.
+    /// `lq` `(n, P, 3, t/s, t/s)` and `hq` `(n, P, 3, t, t)`.
     pub fn outputs(&self, n: usize) -> Vec<OutputSpec> {
         let (t, p) = (self.ms.tile, self.ms.count());
         let s = t / self.ms.scale;
-        [("hq", t), ("lq", s)]
+        [("lq", s), ("hq", t)]
             .into_iter()
             .map(|(key, side)| OutputSpec {
                 key,
@@ -81,7 +80,7 @@ impl MultiScaleLoader {
             jobs.push((files.path(index), augment, key));
         }
         let specs = self.outputs(n);
-        let (hn, ln) = (specs[0].len() / n, specs[1].len() / n);
+        let (ln, hn) = (specs[0].len() / n, specs[1].len() / n);
         // The caller's buffers, or new ones (zeroed first, without aborting when the
         // memory cannot be had); every value is written either way.
         let was_given = given.is_some();
@@ -95,7 +94,7 @@ impl MultiScaleLoader {
                         format!("no output array given for {}", spec.key),
                     )),
                 };
-                let (hq, lq) = (take(&specs[0])?, take(&specs[1])?);
+                let (lq, hq) = (take(&specs[0])?, take(&specs[1])?);
                 g.finish()?;
                 (hq, lq)
             }
@@ -138,7 +137,7 @@ impl MultiScaleLoader {
         let data = if was_given {
             [Data::Given, Data::Given]
         } else {
-            [Data::F32(own_hq), Data::F32(own_lq)]
+            [Data::F32(own_lq), Data::F32(own_hq)]
         };
         let outputs = specs.into_iter().zip(data).collect();
         let paths = jobs.into_iter().map(|j| j.0).collect();
