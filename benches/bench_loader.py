@@ -3,7 +3,7 @@
 The dataset: the real-photo corpus (``benches/corpus.sh``) extracted with the
 default options (5,507 tiles of 256x256 with refs and centres), made once under --data.
 
-Two configurations (issue 3's benchmark):
+Two configurations:
 
 * ``a``: DLAS's own example (its single_image_dataset.py): ``target_size`` 128,
   ``force_multiple`` 32, ``scale`` 2, fixed ``jpeg-broad`` + ``gaussian_blur``, one of

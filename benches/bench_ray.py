@@ -1,4 +1,4 @@
-"""Extraction on Ray vs the plain CLI, on one machine (#7's figures).
+"""Extraction on Ray vs the plain CLI, on one machine (the figures of docs/scale.md).
 
 Pipelines, on the same corpus and in one invocation (runs interleaved, rotating order):
 

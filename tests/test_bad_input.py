@@ -1,4 +1,4 @@
-"""The bad-input corpus (issue 5, item 1), made here: extraction finishes with every bad
+"""The bad-input corpus, made here: extraction finishes with every bad
 file reported and the good ones extracted, and loading it as an image folder with
 ``on_error='skip'`` visits every item without a crash, listing the bad files."""
 

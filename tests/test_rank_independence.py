@@ -1,4 +1,4 @@
-"""Training data independent of how many processes read it (#7 item 3): the same sample
+"""Training data independent of how many processes read it: the same sample
 gets the same augmentation whatever the world size, sampler and worker count; the
 epoch reaches persistent workers; an unseeded dataset draws one seed, reports it and
 shares it across DDP ranks."""

@@ -1,4 +1,4 @@
-//! Fuzzing (issue 5, item 6) with proptest: the entry points that read files we did not
+//! Fuzzing with proptest: the entry points that read files we did not
 //! write get random bytes and mutated valid files, and must return a value or an
 //! error, never panic. `PROPTEST_CASES` sets the number of cases per target (CI runs
 //! many more than the default of a `cargo test`); a failure is shrunk to a minimal
