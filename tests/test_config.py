@@ -100,6 +100,18 @@ def test_an_unknown_option_is_named_in_a_warning(config):
         create_dataset(opt)
 
 
+def test_a_misspelt_option_gets_a_suggestion_at_the_callers_line(config):
+    opt = dataset_options(config, "train")
+    opt["targt_size"] = 128
+    opt["zz_unrelated"] = 1
+    with pytest.warns(UserWarning, match="targt_size") as seen:
+        create_dataset(opt)  # the line the warning must name
+    message = str(seen[0].message)
+    assert "targt_size (did you mean `target_size`?)" in message, message
+    assert "zz_unrelated are not used" in message, message  # nothing close: no guess
+    assert seen[0].filename == __file__, seen[0].filename
+
+
 @pytest.mark.parametrize(
     "mode,extra",
     [

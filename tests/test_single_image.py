@@ -453,3 +453,29 @@ def test_prefault_keeps_contents():
     major, minor = (int(x) for x in os.uname().release.split(".")[:2])
     assert ok == ((major, minor) >= (5, 14))
     assert np.array_equal(a, np.arange(1 << 16, dtype=np.float32))
+
+
+def test_a_folder_without_chunks_is_refused_with_what_to_do(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=f"no tiles in {empty}") as err:
+        dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": str(empty)})
+    assert "imagefolder" not in str(err.value)
+    photos = tmp_path / "photos"  # photos, not chunk folders of tiles
+    save(gradient(64, 48), photos / "a.png")
+    with pytest.raises(ValueError, match=f"no tiles in {photos}") as err:
+        dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": str(photos)})
+    message = str(err.value)
+    assert f"dlas-fast extract {photos} DST" in message and "mode: imagefolder" in message
+    assert str(photos / "a.png") in message
+
+
+def test_strict_without_need_ref_is_explained(golden_extracted, caplog):
+    dst, _ = golden_extracted
+    opt = {"mode": "single_image_extensible", "paths": str(dst), "strict": True,
+           "random_seed": 1}  # fmt: skip
+    dlas_fast.create_dataset(opt)
+    assert "without need_ref: true they have no effect" in caplog.text
+    caplog.clear()
+    dlas_fast.create_dataset(dict(opt, need_ref=True))
+    assert "need_ref" not in caplog.text

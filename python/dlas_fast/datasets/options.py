@@ -3,7 +3,9 @@ on options that size an allocation."""
 
 from __future__ import annotations
 
+import difflib
 import numbers
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 
@@ -46,16 +48,32 @@ CORRUPTOR_KEYS = frozenset(
 
 
 def warn_unknown(opt: Mapping, known: Iterable[str], dataset: str) -> None:
-    """Names the keys of `opt` that neither `dataset` nor the trainer use: in a warning,
-    or in a ValueError when the section sets ``strict_options: true`` (a typo is never
-    silently ignored)."""
-    unknown = sorted(set(opt) - set(known) - TRAINER_KEYS)
+    """Names the keys of `opt` that neither `dataset` nor the trainer use, each with the
+    option it is probably a misspelling of: in a warning pointing at the caller's line
+    (the first outside dlas_fast), or in a ValueError when the section sets
+    ``strict_options: true`` (a typo is never silently ignored)."""
+    valid = set(known) | TRAINER_KEYS
+    unknown = sorted(k for k in opt if k not in valid)
     if not unknown:
         return
-    message = f"{dataset}: option(s) {', '.join(unknown)} are not used by this dataset"
+    names = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), sorted(valid), n=1, cutoff=0.75)
+        names.append(f"{key} (did you mean `{close[0]}`?)" if close else str(key))
+    message = f"{dataset}: option(s) {', '.join(names)} are not used by this dataset"
     if opt.get("strict_options", False):
         raise ValueError(f"{message} (strict_options is set)")
-    warnings.warn(message, UserWarning, stacklevel=3)
+    warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` of a warning issued here that points at the first frame
+    outside the dlas_fast package: the user's line, however deep the call."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("dlas_fast"):
+        level += 1
+        frame = frame.f_back
+    return level
 
 
 # ---- Bounds on sizes and counts ------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from dlas_fast._native import DlasError, Loader
 from dlas_fast.corruptor import ImageCorruptor
-from dlas_fast.datasets.base import NativeBatches, file_error
+from dlas_fast.datasets.base import NativeBatches, file_error, log
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
     SHAPE_KEYS,
@@ -47,6 +47,52 @@ DEFAULT_WIDTH = 256
 _CHUNK_FILES = ("ref.jpg", "centers.pt")
 
 
+#: Image file endings that suggest a folder of raw images (DLAS's, any case).
+_IMAGE_ENDINGS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".webp")
+
+
+def _some_image(root: str, budget: int = 2000) -> str | None:
+    """An image file in `root` or its sub-folders, looking at `budget` entries at most
+    (links not followed), or None."""
+    pending = [root]
+    while pending and budget > 0:
+        try:
+            entries = os.scandir(pending.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                budget -= 1
+                if budget <= 0:
+                    break
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.name.lower().endswith(_IMAGE_ENDINGS) and entry.name != "ref.jpg":
+                    return entry.path
+    return None
+
+
+def _no_tiles_message(mode: str, indexes) -> str:
+    """Why a chunked dataset has no item, and what to do: its roots hold no chunk
+    folder of tiles; when one holds images, how to use them."""
+    empty = [i for i in indexes if i.num_tiles == 0]
+    root = (empty or indexes)[0].root
+    message = (
+        f"{mode}: no tiles in {root} (a chunked dataset is folders of tiles, each with its "
+        f"ref.jpg and centers.pt, as `dlas-fast extract` writes them)"
+    )
+    image = _some_image(root)
+    if image is not None:
+        message += (
+            f"; it holds images (e.g. {image}): extract them first with "
+            f"`dlas-fast extract {root} DST` and point `paths` at DST, or read them as they "
+            f"are with `mode: imagefolder`"
+        )
+    elif indexes and not empty:
+        message += "; every chunk was emptied by ignore_first or a weight of 0"
+    return message
+
+
 class SingleImageDataset(NativeBatches):
     """DLAS's SingleImageDataset, built from the same option dict.
 
@@ -73,6 +119,13 @@ class SingleImageDataset(NativeBatches):
         self.needs_metadata = bool(self.opt.get("strict", False)) or bool(
             self.opt.get("needs_metadata", False)
         )
+        if self.needs_metadata and not self.need_ref:
+            log.warning(
+                "%s: strict / needs_metadata make a missing tile centre an error, and "
+                "centres are only read with the refs: without need_ref: true they have no "
+                "effect",
+                self.MODE,
+            )
         self.corrupt_before_downsize = bool(self.opt.get("corrupt_before_downsize", False))
         # The options are checked here, before anything is listed.
         self._loader = Loader("single", self._loader_options())
@@ -88,6 +141,8 @@ class SingleImageDataset(NativeBatches):
             weights=weights_option(self.opt, "weights", count),
             ignore_first=self.ignore_first,
         )
+        if len(self.tiles) == 0:
+            raise ValueError(_no_tiles_message(self.MODE, self.tiles.indexes))
 
     def _loader_options(self) -> dict:
         """The native loader's options (checked there, errors naming the option)."""
