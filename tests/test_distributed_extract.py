@@ -1,4 +1,4 @@
-"""Extraction beyond one machine (#7 items 1-2): ``--shard K/N`` runs that together write
+"""Extraction beyond one machine: ``--shard K/N`` runs that together write
 exactly one run's chunks, one lock per shard, and extraction as Ray tasks on a real
 local Ray instance (retried when a worker dies)."""
 
@@ -180,7 +180,7 @@ def test_ray_cli_flag(ray_local, corpus, whole, tmp_path):
 def test_shards_of_another_count_are_refused_and_stale_temporaries_removed(corpus, tmp_path):
     dst = tmp_path / "ds"
     dlas_fast.extract(corpus, dst, shard="1/2", threads=1)
-    with pytest.raises(dlas_fast.DestinationError, match=r"cut into 2 shards.*--shard K/2"):
+    with pytest.raises(dlas_fast.DestinationError, match=r"cut into 2 shards.*shard=K/2"):
         dlas_fast.extract(corpus, dst, shard="1/4", threads=1)
     # A killed run of another shard left a half-built chunk; the next run of any shard
     # removes it once nobody holds that shard's lock.

@@ -78,6 +78,33 @@ def test_usage_errors_exit_2(tmp_path):
         dlas_fast.extract(tmp_path, tmp_path / "o2", bogus=1)
 
 
+def test_the_python_api_speaks_python(small_corpus, tmp_path):
+    with pytest.raises(ValueError, match="unexpected keyword argument 'crop_size'") as err:
+        dlas_fast.extract(small_corpus, tmp_path / "o", crop_size=256)
+    message = str(err.value)
+    assert "did you mean 'crop_sz'?" in message and "threads" in message
+    assert "unknown field" not in message and not (tmp_path / "o").exists()
+    small = {"crop_sz": [64], "step": [64], "thres_sz": 16, "resize_final_img": [1]}
+    dlas_fast.extract(small_corpus, tmp_path / "o", **small)
+    with pytest.raises(dlas_fast.DestinationError) as err:
+        dlas_fast.extract(small_corpus, tmp_path / "o", **small)
+    message = str(err.value)
+    assert "resume=True" in message and "--" not in message, message
+    assert err.value.path and str(tmp_path / "o") in err.value.path
+
+
+def test_the_python_option_names_are_the_jobs(tmp_path):
+    """extract()'s list of DLAS option names is the native job's own."""
+    import re
+
+    from dlas_fast import _extract, _native
+
+    with pytest.raises(ValueError) as err:
+        _native.extract(str(tmp_path), str(tmp_path / "o"), '{"zz": 1}', False, False, None)
+    listed = re.findall(r"`(\w+)`", str(err.value).split("expected one of", 1)[1])
+    assert sorted(listed) == sorted(_extract.OPTION_NAMES)
+
+
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     src = tmp_path / "src"
     for i in range(24):

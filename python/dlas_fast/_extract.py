@@ -18,6 +18,32 @@ _ALIASES = {
     "max_size_before_halving": "input_image_max_size_before_being_halved",
 }
 
+#: The DLAS option names the native job reads (its serde fields).
+OPTION_NAMES = (
+    "crop_sz",
+    "step",
+    "thres_sz",
+    "resize_final_img",
+    "exclusions",
+    "compression_level",
+    "input_image_max_size_before_being_halved",
+    "min_size",
+    "vertical_split",
+    "mask_path",
+    "max_pixels",
+    "n_thread",
+)
+
+#: DLAS options Python reads itself before the job sees the rest.
+_PYTHON_OPTIONS = ("use_masking", "only_resize")
+
+#: The command line's words in the native job's messages, and the Python API's.
+_CLI_WORDS = (
+    ("--resume", "resume=True"),
+    ("--overwrite", "overwrite=True"),
+    ("--shard ", "shard="),
+)
+
 
 @dataclass(frozen=True)
 class SourceIssue:
@@ -88,7 +114,8 @@ def extract(
         ``summary.failed``; they do not raise.
 
     Raises:
-        ValueError: an unknown or invalid option (named in the message).
+        ValueError: an option this function does not take (named, with every one it
+            takes), or an invalid value (named in the message).
         DestinationError: DST overlaps SRC, holds other output or files this tool did
             not write, holds output from another source list, or another run holds its
             lock (decided before anything in DST is written or removed).
@@ -97,14 +124,48 @@ def extract(
             finished stay, and ``resume=True`` completes it.
     """
     opts = options_json(options)
-    raw = json.loads(
-        _native.extract(os.fspath(src), os.fspath(dst), opts, resume, overwrite, parse_shard(shard))
-    )
-    return summary_of(raw)
+    try:
+        raw = _native.extract(
+            os.fspath(src), os.fspath(dst), opts, resume, overwrite, parse_shard(shard)
+        )
+    except _native.DestinationError as e:
+        raise _in_python_words(e) from None
+    return summary_of(json.loads(raw))
+
+
+def _in_python_words(err: BaseException) -> BaseException:
+    """`err` (same class and path) with the command line's flags in its message said as
+    this API's keyword arguments."""
+    message = str(err)
+    for flag, keyword in _CLI_WORDS:
+        message = message.replace(flag, keyword)
+    new = type(err)(message)
+    new.path = getattr(err, "path", None)
+    return new
+
+
+def _check_names(options: dict[str, Any]) -> None:
+    """A ValueError naming an option `extract` does not take, the option it probably
+    misspells, and every one it takes."""
+    valid = (*OPTION_NAMES, *_ALIASES, *_PYTHON_OPTIONS)
+    for key in options:
+        if key in valid:
+            continue
+        import difflib
+
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"extract() got an unexpected keyword argument {key!r}{hint}; besides src, dst, "
+            f"resume, overwrite and shard it takes the DLAS options {', '.join(OPTION_NAMES)} "
+            f"(threads for n_thread, max_size_before_halving for "
+            f"input_image_max_size_before_being_halved), use_masking and only_resize"
+        )
 
 
 def options_json(options: dict[str, Any]) -> str:
     """The extraction options as the native job reads them (JSON of DLAS names)."""
+    _check_names(options)
     opts = {_ALIASES.get(k, k): v for k, v in options.items()}
     if opts.pop("only_resize", False):
         raise ValueError("option `only_resize`: not supported (DLAS never implemented it)")
