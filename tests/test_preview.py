@@ -168,3 +168,24 @@ def test_usage_errors(chunked, tmp_path):
     r = run(str(chunked), "--dataset", "train")
     assert r.returncode == 2
     assert not (tmp_path / "x.png").exists()
+
+
+def test_the_corruptions_show_on_a_textured_item_and_the_png_follows_the_umask(chunked, tmp_path):
+    import os
+
+    import torch
+
+    flat = {"hq": torch.full((3, 32, 32), 0.5), "GT_path": "a/flat.png"}
+    busy = {"hq": torch.from_numpy(gradient(32, 32, seed=3).transpose(2, 0, 1) / 255.0),
+            "GT_path": "a/busy.png"}  # fmt: skip
+    index, item, image = preview.textured_item([flat, flat, busy, flat])
+    assert index == 2 and item is busy and image.shape == (32, 32, 3)
+    out = tmp_path / "c.png"
+    old = os.umask(0o022)
+    try:
+        r = run(str(chunked), "--out", str(out), "--corruptions", "--cell", str(CELL))
+    finally:
+        os.umask(old)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert "random_seed" not in r.stderr  # preview's own options draw no warning

@@ -105,6 +105,8 @@ def dataset_opt(args: argparse.Namespace) -> dict:
             "paths": args.path,
             "need_ref": True,
             "strict": True,
+            # A preview of a folder shows the same draws each time (no "drew a seed").
+            "random_seed": 0,
         }
     for item in args.option:
         key, sep, value = item.partition("=")
@@ -269,19 +271,47 @@ def corruption_names(opt: Mapping) -> list[str]:
     return names or [n for n in CORRUPTION_NAMES if n != "none"]
 
 
+#: How many items the corruptions sheet looks at for a textured one.
+_TEXTURE_CANDIDATES = 16
+
+
+def texture(image: np.ndarray) -> float:
+    """How much an H x W x C image varies from pixel to pixel: the mean absolute
+    difference between neighbours, across and down."""
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        return 0.0
+    across = np.abs(np.diff(image, axis=1)).mean()
+    down = np.abs(np.diff(image, axis=0)).mean()
+    return float(across + down)
+
+
+def textured_item(dataset) -> tuple[int, Mapping, np.ndarray]:
+    """The most textured of the dataset's first items (a flat tile shows no
+    corruption): its index, the item and its first image (H x W x 3 float32)."""
+    best = None
+    for index in range(min(len(dataset), _TEXTURE_CANDIDATES)):
+        item = dataset[index]
+        panels = panels_of(item)
+        if not panels:
+            raise ValueError(f"item {index} holds no image tensor to show")
+        image = np.ascontiguousarray(panels[0][1], dtype=np.float32)
+        score = texture(image)
+        if best is None or score > best[0]:
+            best = (score, index, item, image)
+    _, index, item, image = best
+    return index, item, image
+
+
 def corruption_sheet(
     dataset, opt: Mapping, strengths: Sequence[float], cap: int
 ) -> tuple[np.ndarray, int]:
-    """Each configured corruption on the first item's HQ image, at each strength."""
+    """Each configured corruption, at each strength, on the HQ image of the most
+    textured of the first items."""
     from dlas_fast._native import Corruptor
 
     if len(dataset) == 0:
         raise ValueError("the dataset is empty")
-    item = dataset[0]
-    panels = panels_of(item)
-    if not panels:
-        raise ValueError("item 0 holds no image tensor to show")
-    hq = np.ascontiguousarray(panels[0][1], dtype=np.float32)
+    index, item, hq = textured_item(dataset)
     blur_scale = float(opt.get("corruption_blur_scale", 1))
     from dlas_fast.corruptor import seed_of
 
@@ -294,7 +324,7 @@ def corruption_sheet(
             out = Corruptor.apply_named(name, float(s), hq, blur_scale, seed)
             shown.append((f"strength {s:g}", np.clip(out, 0, 1)))
         rows.append((name, shown))
-    title = f"corruptions on {_label(item, 0)}"
+    title = f"corruptions on {_label(item, index)}"
     return compose(rows, _cell_size(hq, cap), title), len(rows)
 
 
@@ -306,6 +336,10 @@ def write_png(sheet: np.ndarray, out: str) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".dlas_fast-preview-", suffix=".png", dir=folder)
     try:
+        # mkstemp makes the file 0600; a PNG gets the mode the user's umask gives.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             Image.fromarray(sheet).save(f, format="PNG")
         os.replace(tmp, out)
