@@ -10,17 +10,52 @@ use std::time::{Duration, Instant};
 use dlas_core::extract::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// A bar counting `unit` with rate and ETA, on stderr when it is a terminal (and
-/// neither `quiet` nor `no_bar`); None otherwise, for plain lines instead.
+/// A bar counting `unit` (its rate, ETA and anything else in its message, which the
+/// reporter writes), for stderr when it is a terminal (and neither `quiet` nor
+/// `no_bar`); None otherwise, for plain lines instead. It is drawn from [`show`] on,
+/// once its length is known: never as a full bar at "0/0".
 fn terminal_bar(quiet: bool, no_bar: bool, unit: &str) -> Option<ProgressBar> {
     (!quiet && !no_bar && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        let template =
-            format!("{{bar:30}} {{pos}}/{{len}} {unit}  {{per_sec}}  ETA {{eta}}  {{msg}}");
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        let template = format!("{{bar:30}} {{pos}}/{{len}} {unit}  {{msg}}");
         bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
-        bar.enable_steady_tick(Duration::from_millis(200));
         bar
     })
+}
+
+/// Sets the bar's length and starts drawing it.
+fn show(bar: &ProgressBar, len: usize) {
+    bar.set_length(len as u64);
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.enable_steady_tick(Duration::from_millis(200));
+}
+
+/// A rate as people read it: "0.4/s", "12/s", "1.2k/s".
+pub fn rate(per_sec: f64) -> String {
+    if per_sec >= 1000.0 {
+        format!("{:.1}k/s", per_sec / 1000.0)
+    } else if per_sec >= 10.0 {
+        format!("{per_sec:.0}/s")
+    } else {
+        format!("{per_sec:.1}/s")
+    }
+}
+
+/// A duration as people read it: "45s", "3m05s", "2h07m".
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// Seconds left when `done` of `total` units took `secs`: by the work done so far, not
+/// counting units that took no time (sources kept by a resumed run); None until some
+/// work is done.
+fn eta(secs: f64, done: u64, total: u64) -> Option<f64> {
+    (done > 0).then(|| secs / done as f64 * total.saturating_sub(done) as f64)
 }
 
 pub struct Reporter {
@@ -29,6 +64,10 @@ pub struct Reporter {
     total: AtomicUsize,
     done: AtomicUsize,
     pixels: AtomicU64,
+    /// Bytes of all the sources to do, and of those done (kept sources, which take no
+    /// time, are taken off the total instead).
+    bytes: AtomicU64,
+    bytes_done: AtomicU64,
     started: Mutex<Instant>,
 }
 
@@ -41,6 +80,8 @@ impl Reporter {
             total: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             pixels: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            bytes_done: AtomicU64::new(0),
             started: Mutex::new(Instant::now()),
         }
     }
@@ -57,31 +98,40 @@ impl Progress for Reporter {
         crate::interrupt::Guard::interrupted()
     }
 
-    fn start(&self, total: usize) {
+    fn start(&self, total: usize, bytes: u64) {
         self.total.store(total, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
         *self.started.lock().expect("lock") = Instant::now();
         if let Some(bar) = &self.bar {
-            bar.set_length(total as u64);
+            show(bar, total);
         }
     }
 
-    fn source_done(&self, path: &Path, status: &str, tiles: usize, pixels: u64) {
+    fn source_done(&self, path: &Path, status: &str, tiles: usize, pixels: u64, bytes: u64) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let px = self.pixels.fetch_add(pixels, Ordering::Relaxed) + pixels;
+        let (bytes_done, bytes_total) = if status == "kept" {
+            let total = self.bytes.fetch_sub(bytes, Ordering::Relaxed) - bytes;
+            (self.bytes_done.load(Ordering::Relaxed), total)
+        } else {
+            let done = self.bytes_done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            (done, self.bytes.load(Ordering::Relaxed))
+        };
         let secs = secs_since(&self.started);
+        let left = eta(secs, bytes_done, bytes_total).map_or("-".into(), duration);
+        let mp = format!("{:.1} MP/s", px as f64 / 1e6 / secs);
+        let files = rate(done as f64 / secs);
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("{:.1} MP/s", px as f64 / 1e6 / secs));
+            bar.set_message(format!("{files}  {mp}  ETA {left}"));
             bar.inc(1);
             if status == "failed" {
                 bar.println(format!("failed: {}", path.display()));
             }
         } else if !self.quiet {
             let total = self.total.load(Ordering::Relaxed);
-            let eta = secs / done as f64 * (total - done.min(total)) as f64;
             eprintln!(
-                "[{done}/{total}] {status} {} ({tiles} tiles) {:.1} MP/s, ETA {eta:.0}s",
-                path.display(),
-                px as f64 / 1e6 / secs
+                "[{done}/{total}] {status} {} ({tiles} tiles) {files}, {mp}, ETA {left}",
+                path.display()
             );
         }
     }
@@ -134,7 +184,7 @@ impl dlas_core::survey::verify::Progress for VerifyReporter {
         *self.started.lock().expect("lock") = now;
         *self.last_line.lock().expect("lock") = (now, 0);
         if let Some(bar) = &self.bar {
-            bar.set_length(total as u64);
+            show(bar, total);
         } else if !self.quiet {
             eprintln!("verifying {total} files");
         }
@@ -148,9 +198,14 @@ impl dlas_core::survey::verify::Progress for VerifyReporter {
             self.broken.load(Ordering::Relaxed)
         };
         if let Some(bar) = &self.bar {
+            let secs = secs_since(&self.started);
+            let total = self.total.load(Ordering::Relaxed) as u64;
+            let left = eta(secs, done as u64, total).map_or("-".into(), duration);
+            let mut msg = format!("{}  ETA {left}", rate(done as f64 / secs));
             if broken > 0 {
-                bar.set_message(format!("{broken} broken"));
+                msg += &format!("  {broken} broken");
             }
+            bar.set_message(msg);
             bar.inc(1);
             return;
         }
@@ -170,11 +225,11 @@ impl dlas_core::survey::verify::Progress for VerifyReporter {
         *last = (Instant::now(), done);
         drop(last);
         let secs = secs_since(&self.started);
-        let rate = done as f64 / secs;
-        let eta = (total - done.min(total)) as f64 / rate.max(1e-9);
+        let left = eta(secs, done as u64, total as u64).map_or("-".into(), duration);
         eprintln!(
-            "[{done}/{total}] {:.0}% {rate:.0} files/s, {broken} broken, ETA {eta:.0}s",
-            done as f64 * 100.0 / total.max(1) as f64
+            "[{done}/{total}] {:.0}% {} files, {broken} broken, ETA {left}",
+            done as f64 * 100.0 / total.max(1) as f64,
+            rate(done as f64 / secs)
         );
     }
 }
@@ -187,4 +242,36 @@ fn secs_since(started: &Mutex<Instant>) -> f64 {
         .elapsed()
         .as_secs_f64()
         .max(1e-9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_durations_read_as_people_write_them() {
+        assert_eq!(rate(1.234), "1.2/s");
+        assert_eq!(rate(0.04), "0.0/s");
+        assert_eq!(rate(37.6), "38/s");
+        assert_eq!(rate(1520.0), "1.5k/s");
+        assert_eq!(duration(4.4), "4s");
+        assert_eq!(duration(185.0), "3m05s");
+        assert_eq!(duration(7620.0), "2h07m");
+    }
+
+    #[test]
+    fn the_eta_follows_the_work_not_the_file_count() {
+        assert_eq!(eta(10.0, 0, 100), None);
+        // A quarter of the bytes took 10 s: 30 s left, whatever the files' count.
+        assert_eq!(eta(10.0, 25, 100), Some(30.0));
+        assert_eq!(eta(10.0, 120, 100), Some(0.0));
+    }
+
+    #[test]
+    fn a_bar_is_not_drawn_before_it_has_a_length() {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        assert!(bar.is_hidden() && bar.length().is_none());
+        show(&bar, 7);
+        assert_eq!(bar.length(), Some(7));
+    }
 }

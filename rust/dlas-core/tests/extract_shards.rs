@@ -41,7 +41,7 @@ impl Progress for OtherShardMeanwhile<'_> {
 struct StopOnceStarted(AtomicBool);
 
 impl Progress for StopOnceStarted {
-    fn start(&self, _: usize) {
+    fn start(&self, _: usize, _: u64) {
         self.0.store(true, Ordering::SeqCst);
     }
     fn cancelled(&self) -> bool {

@@ -18,7 +18,7 @@ struct StopAfter {
 }
 
 impl Progress for StopAfter {
-    fn source_done(&self, _: &Path, _: &str, _: usize, _: u64) {
+    fn source_done(&self, _: &Path, _: &str, _: usize, _: u64, _: u64) {
         self.done.fetch_add(1, Ordering::SeqCst);
     }
     fn cancelled(&self) -> bool {

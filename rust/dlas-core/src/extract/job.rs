@@ -21,10 +21,12 @@ use crate::image::JPEG_ENCODER;
 
 /// Hears about progress; called from worker threads.
 pub trait Progress: Sync {
-    /// The run is about to process `total` sources.
-    fn start(&self, _total: usize) {}
-    /// One source is done; `status` is "extracted", "kept", "skipped" or "failed".
-    fn source_done(&self, _path: &Path, _status: &str, _tiles: usize, _pixels: u64) {}
+    /// The run is about to process `total` sources of `bytes` bytes together (their
+    /// file sizes: known before any is opened, and close to proportional to the work).
+    fn start(&self, _total: usize, _bytes: u64) {}
+    /// One source (of `bytes` bytes) is done; `status` is "extracted", "kept", "skipped"
+    /// or "failed".
+    fn source_done(&self, _path: &Path, _status: &str, _tiles: usize, _pixels: u64, _bytes: u64) {}
     /// Polled between sources and between the tiles of a source: true asks the run to
     /// stop. It then finishes no more chunks and returns [`CoreError::Interrupted`],
     /// leaving DST as a killed run would (its manifest "running", for `resume`).
@@ -133,12 +135,13 @@ pub fn extract_shard(
         }
         asked
     };
-    progress.start(mine.len());
+    let bytes_of = |i: usize| record.entries[i].size;
+    progress.start(mine.len(), mine.iter().map(|&i| bytes_of(i)).sum());
     // Workers decode and encode; one writer thread creates the files, so a worker
     // never waits on the file system (creating thousands of small files can block on
     // the journal) and a slow disk throttles the workers through the bounded queue.
     let (to_writer, finished) = mpsc::sync_channel::<Finished<'_>>(2 * opts.n_thread);
-    let fail = |path: &Path, reason: String| {
+    let fail = |path: &Path, bytes: u64, reason: String| {
         summary
             .lock()
             .expect("summary lock")
@@ -147,7 +150,7 @@ pub fn extract_shard(
                 path: path.to_string_lossy().into_owned(),
                 reason,
             });
-        progress.source_done(path, "failed", 0, 0);
+        progress.source_done(path, "failed", 0, 0, bytes);
     };
     let write_one = |f: Finished<'_>| {
         let mut tiles = 0;
@@ -173,7 +176,7 @@ pub fn extract_shard(
                             return;
                         }
                     }
-                    fail(f.path, reason);
+                    fail(f.path, bytes_of(f.index), reason);
                     return;
                 }
                 Err(WriteError::Fatal(e)) => {
@@ -190,7 +193,7 @@ pub fn extract_shard(
             s.tiles_written += tiles;
             s.input_pixels += f.pixels;
         }
-        progress.source_done(f.path, "extracted", tiles, f.pixels);
+        progress.source_done(f.path, "extracted", tiles, f.pixels, bytes_of(f.index));
     };
     let process_one = |i: usize, to_writer: &mpsc::SyncSender<_>| {
         if abort.load(Ordering::Relaxed) || stop() {
@@ -201,11 +204,11 @@ pub fn extract_shard(
         let shown = path.to_string_lossy().into_owned();
         if found.kept.contains(&i) {
             summary.lock().expect("summary lock").sources_kept += 1;
-            progress.source_done(path, "kept", 0, 0);
+            progress.source_done(path, "kept", 0, 0, bytes_of(i));
             return;
         }
         if let Some(reason) = found.refused.get(&i) {
-            fail(path, reason.clone());
+            fail(path, bytes_of(i), reason.clone());
             return;
         }
         let outcome = process_source_until(path, opts, &levels, &stop);
@@ -247,7 +250,7 @@ pub fn extract_shard(
                 ("failed", 0)
             }
         };
-        progress.source_done(path, status, 0, pixels);
+        progress.source_done(path, status, 0, pixels, bytes_of(i));
     };
     // A shared queue over the sources (largest first): each worker takes the next one.
     // Tiles within a source are parallel too, so the last big source is not left alone.
