@@ -93,6 +93,49 @@ def test_the_python_api_speaks_python(small_corpus, tmp_path):
     assert err.value.path and str(tmp_path / "o") in err.value.path
 
 
+def test_the_python_api_reports_progress_to_a_callback(small_corpus, tmp_path, capfd):
+    seen = []
+    summary = dlas_fast.extract(small_corpus, tmp_path / "o", progress=seen.append, threads=1)
+    assert len(seen) == summary.sources_seen > 1
+    assert [d["done"] for d in seen] == list(range(1, len(seen) + 1))
+    assert all(d["total"] == summary.sources_seen for d in seen)
+    assert sum(d["tiles"] for d in seen) == summary.tiles_written
+    assert {d["status"] for d in seen} <= {"extracted", "skipped", "failed", "kept"}
+    assert capfd.readouterr().err == ""  # not a terminal: no bar
+
+    def stop(done):
+        raise RuntimeError("enough")
+
+    with pytest.raises(RuntimeError, match="enough"):
+        dlas_fast.extract(small_corpus, tmp_path / "p", progress=stop, threads=1)
+    dlas_fast.extract(small_corpus, tmp_path / "p", resume=True, threads=1)
+    assert tree_bytes(tmp_path / "o") == tree_bytes(tmp_path / "p")
+
+
+def test_the_python_api_draws_a_bar_on_a_terminal(small_corpus, tmp_path):
+    import pty
+
+    master, slave = pty.openpty()
+    code = (f"import dlas_fast; dlas_fast.extract({str(small_corpus)!r}, "
+            f"{str(tmp_path / 'o')!r}, threads=1)")  # fmt: skip
+    try:
+        run = subprocess.run([sys.executable, "-c", code], stderr=slave, timeout=300)
+    finally:
+        os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert run.returncode == 0
+    assert b"sources" in drawn and b"ETA" in drawn, drawn
+
+
 def test_the_python_option_names_are_the_jobs(tmp_path):
     """extract()'s list of DLAS option names is the native job's own."""
     import re

@@ -10,6 +10,7 @@ from dlas_fast import _native
 
 TYPE_CHECKING = False  # without importing typing: the CLI's start-up time counts
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 #: Python-only spellings accepted besides the DLAS option names.
@@ -89,6 +90,7 @@ def extract(
     resume: bool = False,
     overwrite: bool = False,
     shard: str | tuple[int, int] | None = None,
+    progress: bool | Callable[[dict], Any] | None = None,
     **options: Any,
 ) -> ExtractSummary:
     """Extract a chunked patch dataset from the images under ``src`` into ``dst``.
@@ -103,6 +105,11 @@ def extract(
         shard: ``"K/N"`` or ``(K, N)``: only the sources whose 0-based position in the
             sorted source list is K-1 mod N. All N shards, run into one DST together
             or one after another, write exactly the chunks of one whole run.
+        progress: None (default): the command line's progress bar when stderr is a
+            terminal, nothing otherwise; False: nothing; a function: called with a dict
+            for each source done (``path``, ``status``: "extracted", "kept", "skipped"
+            or "failed", ``tiles``, ``pixels``, ``done``, ``total``), in this thread;
+            what it raises stops the run (resumable) and is raised here.
         **options: DLAS option names (``crop_sz``, ``step``, ``thres_sz``,
             ``resize_final_img``, ``exclusions``, ``compression_level``,
             ``input_image_max_size_before_being_halved``, ``min_size``,
@@ -124,13 +131,29 @@ def extract(
             finished stay, and ``resume=True`` completes it.
     """
     opts = options_json(options)
+    callback = progress if callable(progress) else None
+    bar = progress is True or (progress is None and _stderr_is_a_terminal())
     try:
         raw = _native.extract(
-            os.fspath(src), os.fspath(dst), opts, resume, overwrite, parse_shard(shard)
+            os.fspath(src),
+            os.fspath(dst),
+            opts,
+            resume,
+            overwrite,
+            parse_shard(shard),
+            bar,
+            callback,
         )
     except _native.DestinationError as e:
         raise _in_python_words(e) from None
     return summary_of(json.loads(raw))
+
+
+def _stderr_is_a_terminal() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 def _in_python_words(err: BaseException) -> BaseException:

@@ -1,6 +1,7 @@
 """Type stubs of the native module (private: import from ``dlas_fast``)."""
 
 import os
+from collections.abc import Callable
 from typing import Any, final
 
 __all__ = [
@@ -53,6 +54,8 @@ def extract(
     resume: bool = False,
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
+    bar: bool = False,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
 ) -> str: ...
 def check_destination(
     src: str | os.PathLike[str],

@@ -21,6 +21,7 @@ use args::{parse, Command, ExtractArgs, InspectArgs, VerifyArgs};
 use render::{render_inspection, render_verify};
 
 pub use args::long_version;
+pub use progress::Reporter;
 
 /// Runs the command line `args` (including the program name); returns the exit status.
 pub fn run<I, T>(args: I) -> i32

@@ -1,8 +1,9 @@
 //! The extraction job and the command line, for Python: `extract`,
 //! `check_destination`, `cli_main`, `cli_extract_ray_job` and `render_summary`.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use dlas_core::extract::{
@@ -21,6 +22,11 @@ use crate::errors::to_pyerr;
 ///     resume: keep complete chunks of an interrupted run of the same job.
 ///     overwrite: replace chunks of an earlier run.
 ///     shard: (K, N): only the sources at positions = K-1 mod N of the sorted list.
+///     bar: a progress bar on stderr when it is a terminal (the command line's).
+///     callback: None, or called on this thread with a dict for each source done:
+///         `path`, `status` ("extracted", "kept", "skipped" or "failed"), `tiles`,
+///         `pixels`, `done` and `total` (sources). What it raises stops the run and is
+///         raised here.
 ///
 /// Returns:
 ///     The run summary, as JSON text.
@@ -29,7 +35,9 @@ use crate::errors::to_pyerr;
 ///     KeyboardInterrupt (or what a signal handler raises): the run was stopped; its
 ///     finished chunks stay and `resume` completes it.
 #[pyfunction]
-#[pyo3(signature = (src, dst, options_json, resume=false, overwrite=false, shard=None))]
+#[pyo3(signature = (src, dst, options_json, resume=false, overwrite=false, shard=None,
+                    bar=false, callback=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn extract(
     py: Python<'_>,
     src: PathBuf,
@@ -38,10 +46,23 @@ pub(crate) fn extract(
     resume: bool,
     overwrite: bool,
     shard: Option<(usize, usize)>,
+    bar: bool,
+    callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let opts = options_of(options_json, resume, overwrite)?;
     let shard = shard.map_or(Shard::ALL, |(index, count)| Shard { index, count });
-    let stop = Stop(AtomicBool::new(false));
+    let stop = Watch {
+        stop: AtomicBool::new(false),
+        bar: bar
+            .then(|| dlas_cli::Reporter::new(false, false))
+            .filter(|_| {
+                use std::io::IsTerminal;
+                std::io::stderr().is_terminal()
+            }),
+        events: callback.as_ref().map(|_| Mutex::new(Vec::new())),
+        total: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+    };
     // The run works on its own thread while this one, between waits without the GIL,
     // lets Python handle signals: Ctrl-C stops the run and is raised here.
     let summary = std::thread::scope(|scope| {
@@ -60,16 +81,20 @@ pub(crate) fn extract(
                 let finished = finished.lock().expect("only this thread waits");
                 finished.recv_timeout(Duration::from_millis(50))
             });
-            if !matches!(waited, Err(std::sync::mpsc::RecvTimeoutError::Timeout)) {
+            let ended = !matches!(waited, Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+            if let Err(e) = py.check_signals().and_then(|()| stop.report(py, &callback)) {
+                stop.stop.store(true, Ordering::SeqCst);
+                raised = Some(e);
                 break;
             }
-            if let Err(e) = py.check_signals() {
-                stop.0.store(true, Ordering::SeqCst);
-                raised = Some(e);
+            if ended {
                 break;
             }
         }
         let result = py.detach(|| run.join());
+        if let Some(bar) = &stop.bar {
+            bar.finish();
+        }
         let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         match raised {
             Some(e) => Err(e),
@@ -79,12 +104,74 @@ pub(crate) fn extract(
     Ok(serde_json::to_string(&summary).expect("summary serialises"))
 }
 
-/// Asks a run to stop once set (by a Python signal handler's exception).
-struct Stop(AtomicBool);
+/// A source done, for the caller's callback.
+struct Done {
+    path: PathBuf,
+    status: String,
+    tiles: usize,
+    pixels: u64,
+    done: usize,
+}
 
-impl Progress for Stop {
+/// A Python run's progress: a stop asked for (by a Python signal handler's exception,
+/// or a callback's), the command line's bar, and the sources done since the callback
+/// last saw them.
+struct Watch {
+    stop: AtomicBool,
+    bar: Option<dlas_cli::Reporter>,
+    events: Option<Mutex<Vec<Done>>>,
+    total: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl Watch {
+    /// Hands the sources done so far to `callback`, on the calling (Python) thread.
+    fn report(&self, py: Python<'_>, callback: &Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let (Some(events), Some(callback)) = (&self.events, callback) else {
+            return Ok(());
+        };
+        let done = std::mem::take(&mut *events.lock().expect("events lock"));
+        let total = self.total.load(Ordering::Relaxed);
+        for d in done {
+            let info = pyo3::types::PyDict::new(py);
+            info.set_item("path", d.path.into_os_string())?;
+            info.set_item("status", d.status)?;
+            info.set_item("tiles", d.tiles)?;
+            info.set_item("pixels", d.pixels)?;
+            info.set_item("done", d.done)?;
+            info.set_item("total", total)?;
+            callback.call1((info,))?;
+        }
+        Ok(())
+    }
+}
+
+impl Progress for Watch {
     fn cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn start(&self, total: usize, bytes: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.start(total, bytes);
+        }
+    }
+
+    fn source_done(&self, path: &Path, status: &str, tiles: usize, pixels: u64, bytes: u64) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(bar) = &self.bar {
+            bar.source_done(path, status, tiles, pixels, bytes);
+        }
+        if let Some(events) = &self.events {
+            events.lock().expect("events lock").push(Done {
+                path: path.to_path_buf(),
+                status: status.to_string(),
+                tiles,
+                pixels,
+                done,
+            });
+        }
     }
 }
 
