@@ -208,3 +208,29 @@ def test_ray_options_are_checked_and_a_resume_keeps_the_shard_count(ray_local, c
     assert sorted(p.name for p in dst.glob(".dlas_fast-job-*")) == [
         f".dlas_fast-job-{k}of3.json" for k in (1, 2, 3)
     ]
+
+
+@pytest.mark.parametrize("how", ["sigint", "sigterm"])
+def test_the_ray_command_stops_on_a_signal_with_the_resume_hint(corpus, tmp_path, how, capsys):
+    import os
+    import signal
+    import time
+
+    from dlas_fast import distributed
+
+    def interrupted_run(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT if how == "sigint" else signal.SIGTERM)
+        time.sleep(5)  # the signal arrives first
+        raise AssertionError("not interrupted")
+
+    before = signal.getsignal(signal.SIGTERM)
+    real = distributed.extract_ray
+    distributed.extract_ray = interrupted_run
+    try:
+        code = distributed.main(["dlas-fast", "extract", str(corpus), str(tmp_path / "o"), "--ray"])
+    finally:
+        distributed.extract_ray = real
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "interrupted: rerun with --resume to finish" in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGTERM) is before  # put back

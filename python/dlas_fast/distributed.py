@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -177,25 +178,37 @@ def _shard_count(dst: str) -> int | None:
 def main(argv: list[str]) -> int:
     """``dlas-fast extract SRC DST --ray [...]``: the extraction CLI on Ray. Returns the
     exit status (as ``dlas-fast extract``: 0, 3 when sources failed, 2 usage errors and
-    a refused DST, 1 anything else)."""
+    a refused DST, 130 interrupted by Ctrl-C or SIGTERM, 1 anything else)."""
     job = _native.cli_extract_ray_job(argv)
     if isinstance(job, int):
         return job
     job = json.loads(job)
     options = job["options"]
     options.pop("n_thread", None)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        # SIGTERM stops the run as Ctrl-C does (the finished chunks stay: resumable).
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread: leave it as it is
+        previous = None
     try:
         summary = extract_ray(
             job["src"], job["dst"], tasks=job["ray_tasks"], threads_per_task=job["threads"],
             address=job["ray_address"], resume=job["resume"], overwrite=job["overwrite"],
             progress=not job["quiet"], **options,
         )  # fmt: skip
+    except KeyboardInterrupt:
+        print("interrupted: rerun with --resume to finish", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, _native.DestinationError, ImportError) as e:
         print(f"dlas-fast extract: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # a task that kept failing, a lost cluster...
         print(f"dlas-fast extract: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(_native.render_summary(json.dumps(dataclasses.asdict(summary))), end="")
     print(f"on Ray: {summary.shards} shards")
     return summary.exit_code
