@@ -1,6 +1,8 @@
 """Smoke test of an installed wheel, run by .ci/smoke.sh in a venv of the wheel alone:
 no build tools in reach, the package from site-packages, a sample extracted with the
-command, a batch loaded through create_dataloader and through a plain DataLoader."""
+command, a batch loaded through create_dataloader and through a plain DataLoader. With
+SMOKE=light (the install without torch): extraction through the command and the API,
+and the datasets' ImportError naming the install command."""
 
 import json
 import os
@@ -28,6 +30,24 @@ subprocess.run([sys.executable, "make_sample.py", "photos"], check=True)
 run = subprocess.run(["dlas-fast", "extract", "photos", "dataset", "--no-progress-bar"])
 # 3: finished, with the sample's one broken file named.
 assert run.returncode == 3, run.returncode
+
+if os.environ.get("SMOKE") == "light":
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise AssertionError("the light install has torch")
+    summary = dlas_fast.extract("photos", "dataset2", progress=False)
+    assert summary.tiles_written > 0 and len(summary.failed) == 1, summary
+    try:
+        dlas_fast.create_dataset({"mode": "single_image_extensible", "paths": "dataset"})
+    except ImportError as e:
+        assert "pip install 'dlas_fast[torch]'" in str(e), e
+    else:
+        raise AssertionError("datasets loaded without torch")
+    print(f"smoke (light install): {summary.tiles_written} tiles extracted without torch")
+    sys.exit(0)
 
 import torch  # noqa: E402
 

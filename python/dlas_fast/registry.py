@@ -81,7 +81,9 @@ def get_dataset_debugger(dataset_opt: Mapping):
 
 @functools.cache
 def _loader_class():
-    import torch
+    from dlas_fast._torch import require
+
+    torch = require()
 
     class EpochDataLoader(torch.utils.data.DataLoader):
         """A DataLoader that sets its dataset's epoch (the key of its random draws) each
@@ -145,8 +147,9 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
     torch's ``DistributedSampler`` requires), else 0, 1, 2...; ``loader.set_epoch(n)``
     sets whichever applies.
     """
-    import torch
+    from dlas_fast._torch import require
 
+    torch = require()
     from dlas_fast.datasets.options import MAX_BATCH_ITEMS, int_option
 
     loader_class = _loader_class()

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 
-import torch
-from torch.utils.data import Sampler
+from dlas_fast._torch import require
+
+torch = require()
+from torch.utils.data import Sampler  # noqa: E402
 
 
 class DistIterSampler(Sampler):
