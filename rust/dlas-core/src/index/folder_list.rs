@@ -93,6 +93,22 @@ impl FolderList {
         self.len == 0
     }
 
+    /// An error naming `items` unless `indices` are a batch of this list's items: at
+    /// least one, at most [`crate::load::MAX_BATCH_ITEMS`], each in range.
+    pub fn check_batch(&self, indices: &[usize]) -> Result<()> {
+        if indices.is_empty() {
+            return Err(CoreError::option("items", "no items to load"));
+        }
+        crate::load::check_batch_len(indices.len())?;
+        match indices.iter().find(|&&i| i >= self.len) {
+            None => Ok(()),
+            Some(i) => Err(CoreError::option(
+                "items",
+                format!("item {i} of a dataset of {}", self.len),
+            )),
+        }
+    }
+
     /// Heap bytes of the listings.
     pub fn resident_bytes(&self) -> usize {
         self.roots.iter().map(|r| r.resident_bytes()).sum::<usize>()

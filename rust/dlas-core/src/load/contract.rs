@@ -267,17 +267,7 @@ pub fn stack_named(
     let specs = specs(keys, &layout, &items[0].geo, lead, wanted.lq);
     let Some(mut given) = given else {
         let s = stack(items, threads, corruption, wanted)?;
-        let mut images = Images {
-            hq: s.hq,
-            hq_ref: s.hq_ref,
-            lq: s.lq,
-            lq_ref: s.lq_ref,
-            alt_hq: s.alt_hq,
-            alt_lq: s.alt_lq,
-        }
-        .zip(keys.images)
-        .into_array()
-        .into_iter();
+        let mut images = s.images.zip(keys.images).into_array().into_iter();
         let mut centres = [
             (keys.hq_centres, s.hq_centres),
             (keys.lq_centres, s.lq_centres),

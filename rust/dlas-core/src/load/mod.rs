@@ -379,10 +379,10 @@ pub fn build_item(
         }
     };
     Ok(Item {
-        hq: planes(3, geo.hq, s.hq),
-        hq_ref: planes(4, geo.hq, zeros_if_empty(s.hq_ref, geo.hq)),
-        lq: planes(3, geo.lq, s.lq),
-        lq_ref: planes(4, geo.lq, zeros_if_empty(s.lq_ref, geo.lq)),
+        hq: planes(3, geo.hq, s.images.hq),
+        hq_ref: planes(4, geo.hq, zeros_if_empty(s.images.hq_ref, geo.hq)),
+        lq: planes(3, geo.lq, s.images.lq),
+        lq_ref: planes(4, geo.lq, zeros_if_empty(s.images.lq_ref, geo.lq)),
         hq_centre: (s.hq_centres[0], s.hq_centres[1]),
         lq_centre: (s.lq_centres[0], s.lq_centres[1]),
     })

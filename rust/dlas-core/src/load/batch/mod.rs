@@ -256,21 +256,8 @@ pub fn stack(
     }
     // SAFETY: fill_all wrote the entropy of every group.
     unsafe { entropy.set_len(n_entropy) };
-    let Images {
-        hq,
-        hq_ref,
-        lq,
-        lq_ref,
-        alt_hq,
-        alt_lq,
-    } = bufs;
     Ok(Stacked {
-        hq,
-        hq_ref,
-        lq,
-        lq_ref,
-        alt_hq,
-        alt_lq,
+        images: bufs,
         hq_centres,
         lq_centres,
         entropy,

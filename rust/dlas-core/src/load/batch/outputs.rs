@@ -110,16 +110,12 @@ impl Images<(usize, (usize, usize))> {
 /// `n` items' tensors, stacked: hq, hq_ref (ref RGB + mask), lq, lq_ref, alt_hq,
 /// alt_lq, centres and entropy.
 pub struct Stacked {
-    pub hq: Vec<f32>,
-    /// Empty when no item has a ref: then both ref arrays are all zeros, for the caller
-    /// to allocate as zero pages (nothing here writes or even allocates them).
-    pub hq_ref: Vec<f32>,
-    /// Empty when not [`Wanted::lq`].
-    pub lq: Vec<f32>,
-    pub lq_ref: Vec<f32>,
-    /// Empty when the items have no alt image (alt_lq also without [`Wanted::alt_lq`]).
-    pub alt_hq: Vec<f32>,
-    pub alt_lq: Vec<f32>,
+    /// The image outputs. The ref arrays are empty when no item has a ref: then both
+    /// are all zeros, for the caller to allocate as zero pages (nothing here writes or
+    /// even allocates them); `lq` is empty when not [`Wanted::lq`]; the alt arrays are
+    /// empty when the items have no alt image (`alt_lq` also without
+    /// [`Wanted::alt_lq`]).
+    pub images: Images<Vec<f32>>,
     pub hq_centres: Vec<i64>,
     pub lq_centres: Vec<i64>,
     /// The fixed corruptions' strengths of each corruption group, group after group

@@ -101,21 +101,21 @@ fn every_way_of_stacking_writes_the_same_outputs() {
         let three = stack(&batch, 3, None, Wanted::default()).unwrap();
         let what = format!("refs {refs}, alts {alts}");
         for (a, b) in [
-            (&one.hq, &three.hq),
-            (&one.hq_ref, &three.hq_ref),
-            (&one.lq, &three.lq),
-            (&one.lq_ref, &three.lq_ref),
-            (&one.alt_hq, &three.alt_hq),
-            (&one.alt_lq, &three.alt_lq),
+            (&one.images.hq, &three.images.hq),
+            (&one.images.hq_ref, &three.images.hq_ref),
+            (&one.images.lq, &three.images.lq),
+            (&one.images.lq_ref, &three.images.lq_ref),
+            (&one.images.alt_hq, &three.images.alt_hq),
+            (&one.images.alt_lq, &three.images.alt_lq),
         ] {
             assert!(a == b, "{what}");
         }
         assert_eq!(one.hq_centres, three.hq_centres, "{what}");
         assert!(
-            !one.hq.is_empty() && one.alt_hq.is_empty() != alts,
+            !one.images.hq.is_empty() && one.images.alt_hq.is_empty() != alts,
             "{what}"
         );
-        assert_eq!(one.hq_ref.is_empty(), !refs, "{what}");
+        assert_eq!(one.images.hq_ref.is_empty(), !refs, "{what}");
 
         // Into caller buffers that hold garbage: every value is written.
         let layout = Layout::of(&batch, None, Wanted::default());
@@ -129,13 +129,16 @@ fn every_way_of_stacking_writes_the_same_outputs() {
             &mut [],
         );
         stack_into(&batch, 2, None, Wanted::default(), outs, false).unwrap();
-        assert!(bufs.hq == one.hq && bufs.lq == one.lq, "{what}");
         assert!(
-            bufs.hq_ref == one.hq_ref && bufs.lq_ref == one.lq_ref,
+            bufs.hq == one.images.hq && bufs.lq == one.images.lq,
             "{what}"
         );
         assert!(
-            bufs.alt_hq == one.alt_hq && bufs.alt_lq == one.alt_lq,
+            bufs.hq_ref == one.images.hq_ref && bufs.lq_ref == one.images.lq_ref,
+            "{what}"
+        );
+        assert!(
+            bufs.alt_hq == one.images.alt_hq && bufs.alt_lq == one.images.alt_lq,
             "{what}"
         );
         assert_eq!((hc, lc), (one.hq_centres, one.lq_centres), "{what}");

@@ -191,20 +191,11 @@ impl FolderLoader {
         threads: usize,
         mut given: Option<Given<'_>>,
     ) -> Result<Batch> {
+        files.check_batch(indices)?;
         let n = indices.len();
-        if n == 0 {
-            return Err(CoreError::option("items", "no items to load"));
-        }
-        crate::load::check_batch_len(n)?;
         let mut specs = Vec::with_capacity(n);
         let mut keys = Vec::with_capacity(n);
         for &index in indices {
-            if index >= files.len() {
-                return Err(CoreError::option(
-                    "items",
-                    format!("item {index} of a dataset of {}", files.len()),
-                ));
-            }
             let (root, file) = files.at(index);
             let path = files.roots[root].path(file);
             let augment = draws.keys.augment_key(draws.epoch, index as u64);

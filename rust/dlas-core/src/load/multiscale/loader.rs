@@ -8,7 +8,7 @@ use crate::error::{CoreError, Result};
 use crate::image::DecodeOptions;
 use crate::index::folder_list::FolderList;
 use crate::load::contract::{Batch, Data, Draws, Dtype, Given, OutBuf, OutputSpec};
-use crate::load::{check_batch_len, pool, room};
+use crate::load::{pool, room};
 
 /// MultiScaleDataset's options, by DLAS's names.
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -62,19 +62,10 @@ impl MultiScaleLoader {
         threads: usize,
         given: Option<Given<'_>>,
     ) -> Result<Batch> {
+        files.check_batch(indices)?;
         let n = indices.len();
-        if n == 0 {
-            return Err(CoreError::option("items", "no items to load"));
-        }
-        check_batch_len(n)?;
         let mut jobs = Vec::with_capacity(n);
         for &index in indices {
-            if index >= files.len() {
-                return Err(CoreError::option(
-                    "items",
-                    format!("item {index} of a dataset of {}", files.len()),
-                ));
-            }
             let augment = draws.keys.augment_key(draws.epoch, index as u64);
             let key = draws.keys.key(draws.epoch, index as u64);
             jobs.push((files.path(index), augment, key));
