@@ -503,7 +503,7 @@ def test_the_cli_stops_on_a_signal_and_resume_finishes(slow_corpus, tmp_path, si
         proc.wait()
     assert proc.returncode == 130, err[-2000:]
     print(f"stopped {took:.2f} s after the signal")
-    assert took < 2.5, took
+    assert took < 1.0, took  # the documented promise: stopped within a second
     assert "interrupted: rerun with --resume to finish" in err
     assert "Traceback" not in err
     finish_and_compare(src, dst, ref)
@@ -554,5 +554,5 @@ def test_the_python_api_raises_keyboard_interrupt_promptly(slow_corpus, tmp_path
         proc.wait()
     assert proc.returncode == 7, out + err
     assert out.split() == ["KeyboardInterrupt", "True"]
-    assert took < 2.5, took
+    assert took < 1.0, took  # the documented promise: stopped within a second
     finish_and_compare(src, dst, ref)
