@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use dlas_core::image::{decode_bytes, encode_jpeg, DecodeOptions, Rgb8};
+use dlas_core::image::{
+    decode_bytes, decode_bytes_reduced, encode_jpeg, DecodeOptions, Region, Rgb8,
+};
 use dlas_core::index::folder::FolderIndex;
 use dlas_core::index::{cache, CacheMode, RootIndex};
 use dlas_core::torchfile::read_centers_bytes;
@@ -235,6 +237,24 @@ proptest! {
     fn decode_never_panics_on_mutated_jpeg(bytes in mutated(jpeg_seed())) {
         if let Ok(img) = decode_bytes(&bytes, &DecodeOptions::default()) {
             prop_assert_eq!(img.data.len(), img.width * img.height * 3);
+        }
+    }
+
+    #[test]
+    fn reduced_decode_never_panics_on_mutated_jpeg(
+        bytes in mutated(jpeg_seed()),
+        k in prop::sample::select(vec![1usize, 2, 4, 8]),
+        corner in (0.0f64..1.0, 0.0f64..1.0),
+    ) {
+        // A region from whatever size the header declares, as the loaders ask.
+        let got = decode_bytes_reduced(&bytes, &DecodeOptions::default(), |w, h| {
+            let (top, left) = ((corner.0 * h as f64) as usize, (corner.1 * w as f64) as usize);
+            let region = Region { top, left, height: h - top, width: w - left };
+            Some((region, k))
+        });
+        if let Ok(Some(part)) = got {
+            prop_assert_eq!(part.img.data.len(), part.img.width * part.img.height * 3);
+            prop_assert!(part.reduction == 1 || part.reduction == k);
         }
     }
 

@@ -75,17 +75,21 @@ impl Region {
 }
 
 /// Decoded pixels that cover at least the region asked for: `img`'s top-left pixel is
-/// pixel `(top, left)` of the file's full frame.
+/// pixel `(top, left)` of the file's frame reduced by `reduction` (1: the full frame;
+/// 2, 4, 8: each pixel stands for a block of that side, the frame's size rounded up).
 #[derive(Debug)]
 pub struct Partial {
     pub img: Rgb8,
     pub top: usize,
     pub left: usize,
+    pub reduction: usize,
 }
 
 impl Partial {
-    /// The pixels of `region` (full-frame coordinates, inside what was asked for).
+    /// The pixels of `region` (full-frame coordinates, inside what was asked for, at
+    /// full size).
     pub fn view(&self, region: Region) -> Rgb8View<'_> {
+        assert_eq!(self.reduction, 1, "a view of full-size pixels");
         self.img.crop(
             region.top - self.top,
             region.left - self.left,
@@ -122,6 +126,61 @@ pub fn decode_file_region(
 ) -> Result<Option<Partial>> {
     let bytes = read_image_file(path, opts)?;
     decode_bytes_region(&bytes, opts, want).map_err(|e| with_path(e, path))
+}
+
+/// Reads the image file at `path`, hands its full size `(width, height)` to `want`,
+/// and decodes at least the region it returns, reduced by at most the reduction it
+/// returns (1, 2, 4 or 8): a lossy JPEG is decoded by libjpeg-turbo's scaled IDCT
+/// over that region (plus margins) at 1/reduction of its size, reading no more of
+/// the file than a full decode does but doing a fraction of the inverse transforms,
+/// colour conversion and upsampling. Every other file (PNG, WebP..., lossless JPEG)
+/// comes back whole at full size; `Partial::reduction` says which it is.
+pub fn decode_file_reduced(
+    path: &Path,
+    opts: &DecodeOptions,
+    want: impl FnOnce(usize, usize) -> Option<(Region, usize)>,
+) -> Result<Option<Partial>> {
+    let bytes = read_image_file(path, opts)?;
+    decode_bytes_reduced(&bytes, opts, want).map_err(|e| with_path(e, path))
+}
+
+/// [`decode_file_reduced`] on bytes held in memory. Errors carry an empty path.
+pub fn decode_bytes_reduced(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    want: impl FnOnce(usize, usize) -> Option<(Region, usize)>,
+) -> Result<Option<Partial>> {
+    if image::guess_format(bytes).ok() != Some(ImageFormat::Jpeg) {
+        return decode_bytes_region(bytes, opts, |w, h| want(w, h).map(|(r, _)| r));
+    }
+    // The frame's size from its header, to ask `want` before choosing the decoder: a
+    // full-size request takes the usual path (our own decoder for whole 4:2:0
+    // frames). A header that cannot be read goes there too, which names the fault.
+    let size = match jpeg::markers::frame_size(bytes) {
+        Ok(Some((w, h))) if check_pixels(w as u64, h as u64, opts).is_ok() => {
+            (w as usize, h as usize)
+        }
+        _ => return decode_jpeg(bytes, opts, |w, h| want(w, h).map(|(r, _)| r)),
+    };
+    let Some((region, reduction)) = want(size.0, size.1) else {
+        return Ok(None);
+    };
+    if reduction == 1 {
+        return decode_jpeg(bytes, opts, |w, h| (size == (w, h)).then_some(region))
+            .and_then(|p| p.ok_or_else(|| frame_mismatch(size)).map(Some));
+    }
+    jpeg::turbo_decode::decode_reduced(bytes, opts, |w, h| {
+        (size == (w, h)).then_some((region, reduction))
+    })
+    .and_then(|p| p.ok_or_else(|| frame_mismatch(size)).map(Some))
+}
+
+/// libjpeg-turbo read another frame size than the header's first frame declares
+/// (never seen: both read the same marker).
+fn frame_mismatch((w, h): (usize, usize)) -> CoreError {
+    decode_err(format!(
+        "JPEG: the decoder reads another frame size than the header's {w}x{h}"
+    ))
 }
 
 /// The bytes of the image file at `path`: a regular file (see [`crate::input`]) of at
@@ -164,6 +223,7 @@ fn whole(img: Rgb8) -> Partial {
         img,
         top: 0,
         left: 0,
+        reduction: 1,
     }
 }
 

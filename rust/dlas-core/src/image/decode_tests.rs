@@ -95,33 +95,38 @@ fn png_dimensions_are_checked_before_any_metadata_is_read() {
     }
 }
 
-/// libjpeg-turbo decodes only the region (plus margins); its pixels must equal the
-/// same rectangle of a whole-frame decode for every chroma subsampling, at offsets
-/// on, just after and between MCU boundaries.
-#[test]
-fn cropped_jpeg_decode_equals_the_whole_decode() {
+/// A JPEG of `img` (quality 92) in each chroma layout libjpeg-turbo writes.
+fn every_layout(img: &Rgb8) -> Vec<(turbojpeg::Subsamp, Vec<u8>)> {
     use turbojpeg::{Image, PixelFormat, Subsamp};
-    let img = busy(331, 269);
-    for subsamp in [
+    let layouts = [
         Subsamp::None,
         Subsamp::Sub2x1,
         Subsamp::Sub2x2,
         Subsamp::Sub1x2,
         Subsamp::Sub4x1,
         Subsamp::Gray,
-    ] {
-        let jpeg = turbojpeg::compress(
-            Image {
+    ];
+    layouts
+        .into_iter()
+        .map(|subsamp| {
+            let image = Image {
                 pixels: &img.data[..],
                 width: img.width,
                 pitch: img.width * 3,
                 height: img.height,
                 format: PixelFormat::RGB,
-            },
-            92,
-            subsamp,
-        )
-        .unwrap();
+            };
+            (subsamp, turbojpeg::compress(image, 92, subsamp).unwrap().to_vec())
+        })
+        .collect()
+}
+
+/// libjpeg-turbo decodes only the region (plus margins); its pixels must equal the
+/// same rectangle of a whole-frame decode for every chroma subsampling, at offsets
+/// on, just after and between MCU boundaries.
+#[test]
+fn cropped_jpeg_decode_equals_the_whole_decode() {
+    for (subsamp, jpeg) in every_layout(&busy(331, 269)) {
         let whole = decode_bytes(&jpeg, &DecodeOptions::default()).unwrap();
         for (top, left, height, width) in [
             (0, 0, 100, 100),
@@ -409,4 +414,111 @@ fn arithmetic_coded_jpegs_decode_and_truncated_ones_fail() {
             assert!(err.contains("JPEG"), "{what}: {err}");
         }
     }
+}
+
+/// libjpeg-turbo's whole frame scaled by 1/`k`, through the turbojpeg crate.
+fn scaled_whole(jpeg: &[u8], k: usize) -> Rgb8 {
+    let mut d = turbojpeg::Decompressor::new().unwrap();
+    let header = d.read_header(jpeg).unwrap();
+    d.set_scaling_factor(turbojpeg::ScalingFactor::new(1, k))
+        .unwrap();
+    let scaled = header.scaled(turbojpeg::ScalingFactor::new(1, k));
+    let mut image = turbojpeg::Image {
+        pixels: vec![0u8; scaled.width * scaled.height * 3],
+        width: scaled.width,
+        pitch: scaled.width * 3,
+        height: scaled.height,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    d.decompress(jpeg, image.as_deref_mut()).unwrap();
+    Rgb8::new(scaled.width, scaled.height, image.pixels)
+}
+
+/// A reduced decode of a region is libjpeg-turbo's scaled whole frame over that
+/// region (in reduced pixels), for every chroma layout, every reduction and regions
+/// on and off iMCU boundaries; the reduced frame's size is rounded up.
+#[test]
+fn reduced_region_decode_equals_the_scaled_whole_frame() {
+    for (subsamp, jpeg) in every_layout(&busy(331, 269)) {
+        for k in [2, 4, 8] {
+            let whole = scaled_whole(&jpeg, k);
+            assert_eq!(
+                (whole.width, whole.height),
+                (331usize.div_ceil(k), 269usize.div_ceil(k))
+            );
+            for (top, left, height, width) in [
+                (0, 0, 331 - 62, 331),
+                (17, 33, 201, 197),
+                (100, 160, 120, 170),
+                (64, 0, 64, 64),
+            ] {
+                let height = height.min(269 - top);
+                let r = Region {
+                    top,
+                    left,
+                    height,
+                    width,
+                };
+                let part = decode_bytes_reduced(&jpeg, &DecodeOptions::default(), |w, h| {
+                    assert_eq!((w, h), (331, 269));
+                    Some((r, k))
+                })
+                .unwrap()
+                .unwrap();
+                assert_eq!(part.reduction, k);
+                // The region in reduced pixels, which the part must cover.
+                let (t, l) = (top / k, left / k);
+                let (b, rt) = ((top + height).div_ceil(k), (left + width).div_ceil(k));
+                assert!(part.top <= t && part.left <= l);
+                assert!(part.top + part.img.height >= b && part.left + part.img.width >= rt);
+                let got = part
+                    .img
+                    .crop(t - part.top, l - part.left, b - t, rt - l)
+                    .to_owned();
+                assert_eq!(
+                    got,
+                    whole.crop(t, l, b - t, rt - l).to_owned(),
+                    "{subsamp:?} 1/{k} {r:?}"
+                );
+            }
+        }
+    }
+}
+
+/// What cannot be decoded reduced comes back whole at full size: other formats, a
+/// lossless JPEG; a reduction of 1 is the usual decode.
+#[test]
+fn reduced_decode_falls_back_to_the_full_frame() {
+    let img = busy(67, 45);
+    let r = Region {
+        top: 10,
+        left: 20,
+        height: 30,
+        width: 40,
+    };
+    let opts = DecodeOptions::default();
+    let png = decode_bytes_reduced(&png_bytes(&img), &opts, |_, _| Some((r, 4)))
+        .unwrap()
+        .unwrap();
+    assert_eq!((png.reduction, png.top, png.left), (1, 0, 0));
+    assert_eq!(png.img, img);
+    let lossless = deep_jpeg(67, 45, 8, true);
+    let got = decode_bytes_reduced(&lossless, &opts, |_, _| Some((r, 2)))
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.reduction, got.img.width, got.img.height), (1, 67, 45));
+    assert_eq!(got.img, img);
+    let jpeg = tj_jpeg(67, 45, &img.data, turbojpeg::PixelFormat::RGB, |_| {});
+    let full = decode_bytes_reduced(&jpeg, &opts, |_, _| Some((Region::full(67, 45), 1)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(full.reduction, 1);
+    assert_eq!(full.img, decode_bytes(&jpeg, &opts).unwrap());
+    // Nothing asked for: nothing decoded, no error.
+    assert!(decode_bytes_reduced(&jpeg, &opts, |_, _| None)
+        .unwrap()
+        .is_none());
+    // A damaged header still fails by name.
+    let err = decode_bytes_reduced(&jpeg[..40], &opts, |_, _| Some((r, 2))).unwrap_err();
+    assert!(err.to_string().contains("JPEG"), "{err}");
 }

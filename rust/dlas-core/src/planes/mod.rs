@@ -10,11 +10,13 @@ mod convert;
 mod resample;
 mod shrink;
 mod stream;
+mod window;
 
 pub use area::resize_plane;
 pub(crate) use convert::planes_to_rgb8;
 pub use resample::{matlab_resize_plane, resample_plane, Filter};
 pub(crate) use stream::{copy_into, stream_fence, stream_into};
+pub use window::{area_window_rgb8, Window};
 
 /// `c` planes of `h x w` float32 values, plane after plane.
 #[derive(Debug, Clone, PartialEq)]

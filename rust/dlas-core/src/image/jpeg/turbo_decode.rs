@@ -77,6 +77,19 @@ pub(crate) fn decode(
     opts: &DecodeOptions,
     want: impl FnOnce(usize, usize) -> Option<Region>,
 ) -> Result<Option<Partial>> {
+    decode_reduced(bytes, opts, |w, h| want(w, h).map(|r| (r, 1)))
+}
+
+/// [`decode`] where `want` also gives the largest reduction (1, 2, 4 or 8) the caller
+/// accepts: a lossy frame is then decoded at 1/reduction of its size by
+/// libjpeg-turbo's scaled IDCT (each output pixel is the mean of a `reduction`-sided
+/// block, near enough), over the region only. A lossless frame cannot be scaled and
+/// comes back whole at full size.
+pub(crate) fn decode_reduced(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    want: impl FnOnce(usize, usize) -> Option<(Region, usize)>,
+) -> Result<Option<Partial>> {
     let result = with_decompressor(|h| {
         // SAFETY: the handle is live; the buffer is `bytes.len()` bytes.
         let rc = unsafe { raw::tj3DecompressHeader(h.ptr(), bytes.as_ptr(), bytes.len() as _) };
@@ -97,24 +110,41 @@ fn decode_region(
     bytes: &[u8],
     opts: &DecodeOptions,
     layout: &Layout,
-    want: impl FnOnce(usize, usize) -> Option<Region>,
+    want: impl FnOnce(usize, usize) -> Option<(Region, usize)>,
 ) -> Result<Option<Partial>> {
-    let (w, ht) = (layout.width, layout.height);
-    check_pixels(w as u64, ht as u64, opts)?;
-    let Some(r) = want(w, ht) else {
+    let (fw, fh) = (layout.width, layout.height);
+    check_pixels(fw as u64, fh as u64, opts)?;
+    let Some((r, reduction)) = want(fw, fh) else {
         return Ok(None);
     };
     assert!(
-        r.top + r.height <= ht && r.left + r.width <= w,
+        r.top + r.height <= fh && r.left + r.width <= fw,
         "region outside the frame"
     );
+    assert!(
+        matches!(reduction, 1 | 2 | 4 | 8),
+        "a reduction of 1, 2, 4 or 8"
+    );
+    // A lossless frame has no IDCT to scale: it comes back whole, at full size.
+    let reduction = if layout.croppable { reduction } else { 1 };
+    // The frame and the region in the reduced frame's pixels (libjpeg-turbo rounds
+    // the reduced size up).
+    let (w, ht) = (fw.div_ceil(reduction), fh.div_ceil(reduction));
+    let r = Region {
+        top: r.top / reduction,
+        left: r.left / reduction,
+        height: (r.top + r.height).div_ceil(reduction) - r.top / reduction,
+        width: (r.left + r.width).div_ceil(reduction) - r.left / reduction,
+    };
+    // The iMCU and the margins shrink with the frame.
+    let align = ALIGN / reduction;
     // One pixel of margin to the left (the left edge must sit on an iMCU boundary),
     // an iMCU's worth to the right, above and below: chroma upsampling at the
     // region's edges then sees the same neighbours as in a whole-frame decode.
-    let left = r.left.saturating_sub(1) / ALIGN * ALIGN;
-    let right = (r.left + r.width + ALIGN).min(w);
-    let top = r.top.saturating_sub(ALIGN);
-    let bottom = (r.top + r.height + ALIGN).min(ht);
+    let left = r.left.saturating_sub(1) / align * align;
+    let right = (r.left + r.width + align).min(w);
+    let top = r.top.saturating_sub(align);
+    let bottom = (r.top + r.height + align).min(ht);
     let cropped = (left, top, right - left, bottom - top);
     let whole = (0, 0, w, ht);
     let mut attempts = vec![whole];
@@ -125,12 +155,14 @@ fn decode_region(
     }
     let mut last_err = None;
     for (left, top, cw, ch) in attempts {
-        match decode_rect(h, bytes, (w, ht), (left, top, cw, ch), layout.output) {
+        let rect = (left, top, cw, ch);
+        match decode_rect(h, bytes, (w, ht), rect, reduction, layout.output) {
             Ok(pixels) => {
                 return Ok(Some(Partial {
                     img: Rgb8::new(cw, ch, pixels),
                     top,
                     left,
+                    reduction,
                 }))
             }
             Err(e) => last_err = Some(e),
@@ -139,13 +171,14 @@ fn decode_region(
     Err(last_err.expect("at least one attempt"))
 }
 
-/// Decodes the `cw x ch` rectangle at `(left, top)` (the whole frame when it is
-/// the whole frame) into packed RGB.
+/// Decodes the `cw x ch` rectangle at `(left, top)` of the frame reduced by
+/// `reduction` (`w x ht`; the whole of it when the rectangle is) into packed RGB.
 fn decode_rect(
     h: &Handle,
     bytes: &[u8],
     (w, ht): (usize, usize),
     (left, top, cw, ch): (usize, usize, usize, usize),
+    reduction: usize,
     output: Output,
 ) -> Result<Vec<u8>> {
     let fail = |what: &str| decode_err(format!("JPEG: {what}{}", h.error()));
@@ -155,6 +188,15 @@ fn decode_rect(
         && !h.only_benign_warning()
     {
         return Err(fail(""));
+    }
+    // Set on every call: the handle is reused from one file to the next.
+    let factor = raw::tjscalingfactor {
+        num: 1,
+        denom: reduction as i32,
+    };
+    // SAFETY: the handle is live; 1/1, 1/2, 1/4 and 1/8 are factors it supports.
+    if unsafe { raw::tj3SetScalingFactor(h.ptr(), factor) } != 0 {
+        return Err(fail("scaling: "));
     }
     let region = if (cw, ch) == (w, ht) {
         raw::tjregion {
