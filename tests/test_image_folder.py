@@ -403,3 +403,57 @@ def test_a_damaged_or_newer_listing_cache_is_rebuilt(folder, damage):
     ds = make(str(folder))
     assert not ds.files.caches()[0][1] and len(ds) == 6
     assert make(str(folder)).files.caches()[0][1]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+
+
+@pytest.fixture()
+def photos(tmp_path: Path) -> Path:
+    """Large images a target_size of 64 shrinks 4x or more: JPEGs in three chroma
+    layouts (reduced by 2, 4 and 8) and a PNG (never reduced)."""
+    root = tmp_path / "photos"
+    save(gradient(1200, 900, seed=1), root / "a420.jpg", quality=90)
+    save(gradient(700, 1100, seed=2), root / "b444.jpg", quality=95, subsampling=0)
+    save(gradient(640, 300, seed=3), root / "c422.jpg", quality=90, subsampling=1)
+    save(gradient(520, 520, seed=4), root / "d.png")
+    return root
+
+
+def test_reduced_decoding_is_close_to_a_full_decode(photos):
+    # Flips, an odd centre crop and a colour jitter: each must land where the full
+    # decode puts it. (A mirror or window off by much would fall far below 40 dB.)
+    opt = {"target_size": 64, "scale": 2, "disable_flip": False, "random_seed": 5,
+           "center_crop_hq_sz": 577, "all_image_color_jitter": 0.1}  # fmt: skip
+    reduced = make(str(photos), **opt)
+    exact = make(str(photos), exact_decode=True, **opt)
+    for epoch in (0, 1):
+        reduced.set_epoch(epoch)
+        exact.set_epoch(epoch)
+        for i, path in enumerate(reduced.get_paths()):
+            r, e = reduced[i], exact[i]
+            for key in ("hq", "lq"):
+                assert r[key].shape == e[key].shape and r[key].dtype == e[key].dtype
+                assert psnr(r[key], e[key]) >= 40, (path, key, psnr(r[key], e[key]))
+            # JPEGs take the reduced path (their pixels differ a little); a PNG is
+            # decoded at full size either way.
+            assert torch.equal(r["hq"], e["hq"]) == path.endswith(".png"), path
+
+
+def test_exact_decode_gives_dlas_pixels_on_large_photos(photos):
+    ds = make(str(photos), target_size=64, scale=2, exact_decode=True)
+    for i, path in enumerate(ds.get_paths()):
+        ref = dlas_hq(Path(path), target=64, scale=2)
+        np.testing.assert_allclose(ds[i]["hq"].numpy(), chw(ref), atol=2e-6)
+
+
+def test_reduced_alt_tiles_match_the_item_size(photos):
+    opt = {"target_size": 64, "scale": 2, "fetch_alt_tiled_image": True, "random_seed": 2}
+    reduced = make(str(photos), **opt)
+    exact = make(str(photos), exact_decode=True, **opt)
+    for i in range(len(reduced)):
+        r, e = reduced[i], exact[i]
+        assert r["alt_hq"].shape == r["hq"].shape == (3, 64, 64)
+        assert psnr(r["alt_hq"], e["alt_hq"]) >= 40

@@ -45,6 +45,7 @@ OPTIONS = SHAPE_KEYS | frozenset(
         "rgb_n1_to_1",
         "fixed_parameters",
         "on_error",
+        "exact_decode",
     }
 )
 
@@ -142,6 +143,7 @@ class ImageFolderDataset(NativeBatches):
                     self.opt, "corrupt_before_downsize_factor", 1
                 ),
                 "affine": affine,
+                "exact_decode": bool(self.opt.get("exact_decode", False)),
             },
         )
         self._init_seed()

@@ -47,6 +47,10 @@ pub struct FolderLoaderOptions {
     /// `(a, b)` per channel: every output image becomes `v * a + b`.
     #[serde(default)]
     pub affine: Option<[(f32, f32); 3]>,
+    /// Decode every image at full size (DLAS's pixels exactly) instead of reducing a
+    /// JPEG in the decoder when `target_size` shrinks it 2x or more.
+    #[serde(default)]
+    pub exact_decode: bool,
 }
 
 /// ImageFolderDataset's item keys (`has_alt` is added per item).
@@ -135,6 +139,7 @@ impl FolderLoader {
                 force_square: o.force_square,
                 color_jitter: jitter,
                 shape,
+                exact_decode: o.exact_decode,
             },
             alt,
             wanted: Wanted {
