@@ -186,3 +186,27 @@ def test_bad_options_are_named(photos):
     empty.mkdir()
     with pytest.raises(ValueError, match="no images"):
         make(empty)
+
+
+def test_reduced_decoding_is_close_to_a_full_decode(tmp_path):
+    # Squares 4x the 64-pixel cap or more (reduced by 2 and by 4): JPEGs are decoded
+    # reduced, in every orientation and crop offset; a wrong flip, transpose or
+    # window would fall far below 40 dB.
+    root = tmp_path / "big"
+    save(gradient(300, 260, seed=1), root / "a_wide.jpg", quality=92)
+    save(gradient(520, 900, seed=2), root / "b_tall.jpg", quality=92, subsampling=0)
+    opt = {"hq_tile_size": 8, "num_scales": 3, "random_seed": 4}
+    reduced, exact = make(root, **opt), make(root, exact_decode=True, **opt)
+    for epoch in range(4):
+        reduced.set_epoch(epoch)
+        exact.set_epoch(epoch)
+        for i in range(len(reduced)):
+            r, e = reduced[i], exact[i]
+            assert r["hq"].shape == e["hq"].shape == (21, 3, 8, 8)
+            mse = float(((r["hq"] - e["hq"]) ** 2).mean())
+            assert 0 < mse and 10 * np.log10(1 / mse) >= 40, (i, epoch, mse)
+            if i == 0:
+                # exact_decode gives DLAS's pipeline.
+                hq0 = e["hq"].numpy().transpose(0, 2, 3, 1)[0]
+                err, *_ = find_reference(Path(e["GT_path"]), hq0, 8, 3)
+                assert err < 1e-5

@@ -25,7 +25,7 @@ from dlas_fast.patch_tree import MultiscaleTreeNode, build_multiscale_patch_inde
 
 __all__ = ["MultiScaleDataset", "MultiscaleTreeNode", "build_multiscale_patch_index_map"]
 
-OPTIONS = frozenset({"paths", "hq_tile_size", "num_scales", "scale", "on_error"})
+OPTIONS = frozenset({"paths", "hq_tile_size", "num_scales", "scale", "on_error", "exact_decode"})
 
 
 class MultiScaleDataset(NativeBatches):
@@ -55,7 +55,12 @@ class MultiScaleDataset(NativeBatches):
         # folders are listed.
         loader = Loader(
             "multiscale",
-            {"hq_tile_size": self.tile_size, "num_scales": self.num_scales, "scale": self.scale},
+            {
+                "hq_tile_size": self.tile_size,
+                "num_scales": self.num_scales,
+                "scale": self.scale,
+                "exact_decode": bool(self.opt.get("exact_decode", False)),
+            },
         )
         self._init_seed()
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name

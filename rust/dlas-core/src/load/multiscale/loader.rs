@@ -17,6 +17,11 @@ pub struct MultiScaleOptions {
     pub hq_tile_size: usize,
     pub num_scales: usize,
     pub scale: usize,
+    /// Decode every image at full size (DLAS's pixels exactly) instead of reducing a
+    /// JPEG in the decoder when the square shrinks to `hq_tile_size * 2^(num_scales - 1)`
+    /// by 4x or more.
+    #[serde(default)]
+    pub exact_decode: bool,
 }
 
 /// A MultiScaleDataset's loader.
@@ -31,6 +36,7 @@ impl MultiScaleLoader {
             tile: o.hq_tile_size,
             scales: o.num_scales,
             scale: o.scale,
+            exact_decode: o.exact_decode,
         };
         ms.validate()?;
         Ok(MultiScaleLoader { ms })

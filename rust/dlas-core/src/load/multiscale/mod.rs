@@ -13,7 +13,8 @@ mod loader;
 use super::Planes;
 use crate::corrupt::{Augment, Corruptor, Key};
 use crate::error::{CoreError, Result};
-use crate::image::{decode_file, DecodeOptions, Rgb8};
+use crate::image::{decode_file, decode_file_reduced, DecodeOptions, Region, Rgb8};
+use crate::planes::{area_window_rgb8, Window};
 pub use loader::{MultiScaleLoader, MultiScaleOptions};
 
 /// The dataset's shape options.
@@ -25,6 +26,8 @@ pub struct MultiScale {
     pub scales: usize,
     /// `scale`: HQ patch side / LQ patch side.
     pub scale: usize,
+    /// `exact_decode`: every image decoded at full size (see [`load_item`]).
+    pub exact_decode: bool,
 }
 
 /// One patch: its pyramid level and the top-left of its `t x t` window there.
@@ -168,16 +171,7 @@ pub fn square_offset(slack: usize, u: f64) -> usize {
 /// longer side), in one pass over the source.
 pub fn oriented_square(img: &Rgb8, o: &Orientation) -> Rgb8 {
     let (h, w) = (img.height, img.width);
-    // The transformed image's size, and the crop in its coordinates.
-    let (th, tw) = if o.transpose { (w, h) } else { (h, w) };
-    let side = th.min(tw);
-    let (top, left) = if th > tw {
-        (square_offset(th - tw, o.offset), 0)
-    } else if tw > th {
-        (0, square_offset(tw - th, o.offset))
-    } else {
-        (0, 0)
-    };
+    let (top, left, side) = transformed_square(h, w, o);
     // Transformed (y, x) -> source (row, col): undo the transpose, then the vertical
     // flip, then the horizontal flip.
     let src = |y: usize, x: usize| {
@@ -207,6 +201,124 @@ pub fn oriented_square(img: &Rgb8, o: &Orientation) -> Rgb8 {
         }
     }
     Rgb8::new(side, side, data)
+}
+
+/// The square crop of an `h x w` image once flipped and transposed: `(top, left,
+/// side)` in the transformed image's coordinates.
+fn transformed_square(h: usize, w: usize, o: &Orientation) -> (usize, usize, usize) {
+    let (th, tw) = if o.transpose { (w, h) } else { (h, w) };
+    let side = th.min(tw);
+    let (top, left) = if th > tw {
+        (square_offset(th - tw, o.offset), 0)
+    } else if tw > th {
+        (0, square_offset(tw - th, o.offset))
+    } else {
+        (0, 0)
+    };
+    (top, left, side)
+}
+
+/// Where [`oriented_square`]'s square lies in the image itself (`h x w`, before any
+/// flip or transpose): `(top, left, side)`.
+pub fn source_square(h: usize, w: usize, o: &Orientation) -> (usize, usize, usize) {
+    let (top, left, side) = transformed_square(h, w, o);
+    // The transformed rows and columns, as source rows and columns.
+    let (rows, cols) = if o.transpose {
+        (left, top)
+    } else {
+        (top, left)
+    };
+    let row = if o.vflip { h - rows - side } else { rows };
+    let col = if o.hflip { w - cols - side } else { cols };
+    (row, col, side)
+}
+
+/// `p` (square planes) flipped and transposed as [`Orientation`] turns an image:
+/// output `(y, x)` is input `(i, j)` with `(i, j) = (x, y)` when transposed, then `i`
+/// mirrored by the vertical flip and `j` by the horizontal one.
+fn orient(p: Planes, o: &Orientation) -> Planes {
+    if !(o.hflip || o.vflip || o.transpose) {
+        return p;
+    }
+    let n = p.h;
+    assert_eq!(p.w, n, "square planes");
+    let mut out = Planes::zeros(p.c, n, n);
+    for c in 0..p.c {
+        let src = p.plane(c);
+        let dst = &mut out.data[c * n * n..(c + 1) * n * n];
+        for y in 0..n {
+            for x in 0..n {
+                let (i, j) = if o.transpose { (x, y) } else { (y, x) };
+                let i = if o.vflip { n - 1 - i } else { i };
+                let j = if o.hflip { n - 1 - j } else { j };
+                dst[y * n + x] = src[i * n + j];
+            }
+        }
+    }
+    out
+}
+
+/// The oriented square of the image at `path`, area-resized to `cap x cap`: a JPEG
+/// whose square is 4x `cap` or more is decoded reduced (1/2, 1/4, 1/8; the square
+/// kept at twice `cap` or more) over the square only and resized from there, in the
+/// image's own orientation, which is then applied to the result (a flip or a
+/// transpose of a square commutes with the area resize). Anything else, and every
+/// image with `exact`, is decoded at full size as DLAS does.
+fn square_planes(
+    path: &std::path::Path,
+    o: &Orientation,
+    cap: usize,
+    decode: &DecodeOptions,
+    exact: bool,
+) -> Result<Planes> {
+    let img = if exact {
+        decode_file(path, decode)?
+    } else {
+        let mut plan = None;
+        let part = decode_file_reduced(path, decode, |w, h| {
+            let (top, left, side) = source_square(h, w, o);
+            let k = [8, 4, 2]
+                .into_iter()
+                .find(|&k| side >= 2 * cap * k)
+                .unwrap_or(1);
+            plan = Some((top, left, side));
+            Some(if k == 1 {
+                (Region::full(w, h), 1)
+            } else {
+                let region = Region {
+                    top,
+                    left,
+                    height: side,
+                    width: side,
+                };
+                (region, k)
+            })
+        })?
+        .expect("a region was asked for");
+        if part.reduction == 1 {
+            part.img
+        } else {
+            let (top, left, side) = plan.expect("the size was read");
+            let r = part.reduction as f64;
+            let window = Window {
+                top: top as f64 / r - part.top as f64,
+                left: left as f64 / r - part.left as f64,
+                height: side as f64 / r,
+                width: side as f64 / r,
+            };
+            let planes = area_window_rgb8(part.img.view(), window, false, cap, cap);
+            return Ok(orient(planes, o));
+        }
+    };
+    if img.width == 0 || img.height == 0 {
+        return Err(CoreError::Decode {
+            path: path.to_path_buf(),
+            reason: "empty image".into(),
+        });
+    }
+    let square = oriented_square(&img, o);
+    drop(img);
+    Ok(Planes::from_rgb8(&square).resized(cap, cap))
 }
 
 /// The box pyramid of `full` (cap x cap): level k is the image shrunk by 2^k, for
@@ -272,18 +384,8 @@ pub fn load_item(
     hq: &mut [f32],
     lq: &mut [f32],
 ) -> Result<()> {
-    let img = decode_file(path, decode)?;
-    if img.width == 0 || img.height == 0 {
-        return Err(CoreError::Decode {
-            path: path.to_path_buf(),
-            reason: "empty image".into(),
-        });
-    }
-    let square = oriented_square(&img, &Orientation::draw(augment));
-    drop(img);
-    let cap = ms.cap();
-    let full = Planes::from_rgb8(&square).resized(cap, cap);
-    drop(square);
+    let o = Orientation::draw(augment);
+    let full = square_planes(path, &o, ms.cap(), decode, ms.exact_decode)?;
     let patches = ms.patches();
     let t = ms.tile;
     let levels = pyramid(&full, ms.scales);
@@ -311,6 +413,7 @@ mod tests {
             tile: 4,
             scales: 3,
             scale: 1,
+            exact_decode: false,
         };
         let p = ms.patches();
         assert_eq!(p.len(), ms.count());
@@ -331,6 +434,31 @@ mod tests {
         assert_eq!(c, [(1, 0, 0), (1, 0, 4), (1, 4, 0), (1, 4, 4)]);
         // The second quadrant's children come after the first's.
         assert_eq!((p[9].level, p[9].row, p[9].col), (1, 0, 8));
+    }
+
+    /// The square found in the image's own orientation, oriented afterwards, is
+    /// `oriented_square`'s: what the reduced path relies on.
+    #[test]
+    fn source_square_then_orient_is_the_oriented_square() {
+        for (h, w) in [(7, 12), (12, 7), (9, 9), (5, 30)] {
+            let data = (0..h * w * 3).map(|v| (v * 37 % 251) as u8).collect();
+            let img = Rgb8::new(w, h, data);
+            for bits in 0..8 {
+                for offset in [-1.0, -0.3, 0.0, 0.6, 1.0] {
+                    let o = Orientation {
+                        hflip: bits & 1 != 0,
+                        vflip: bits & 2 != 0,
+                        transpose: bits & 4 != 0,
+                        offset,
+                    };
+                    let (top, left, side) = source_square(h, w, &o);
+                    let window = img.crop(top, left, side, side).to_owned();
+                    let got = orient(Planes::from_rgb8(&window), &o);
+                    let want = Planes::from_rgb8(&oriented_square(&img, &o));
+                    assert_eq!(got, want, "{h}x{w} {o:?}");
+                }
+            }
+        }
     }
 
     #[test]
