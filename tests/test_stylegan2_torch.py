@@ -173,3 +173,17 @@ def test_torch_dataset_without_torchvision_says_how_to_install(monkeypatch, tmp_
                                   "kwargs": {"root": str(tmp_path)}})  # fmt: skip
     with pytest.raises(ValueError, match="not one of"):
         dlas_fast.create_dataset({"mode": "torch_dataset", "dataset": "svhn", "image_size": 8})
+
+
+def test_stylegan2_reduced_decoding_is_close_to_a_full_decode(tmp_path):
+    root = tmp_path / "big"
+    save(gradient(900, 700, seed=1), root / "a.jpg", quality=92)
+    save(gradient(400, 1000, seed=2), root / "b.jpg", quality=92, subsampling=0)
+    for aug in (0.0, 1.0):
+        reduced = sg2(root, target_size=48, aug_prob=aug, random_seed=3)
+        exact = sg2(root, target_size=48, aug_prob=aug, random_seed=3, exact_decode=True)
+        for i in range(len(reduced)):
+            r, e = reduced[i]["hq"], exact[i]["hq"]
+            assert r.shape == e.shape == (3, 48, 48)
+            mse = float(((r - e) ** 2).mean())
+            assert 0 < mse and 10 * np.log10(1 / mse) >= 40, (i, aug, mse)

@@ -25,6 +25,7 @@ __all__ = [
     "cli_extract_ray_job",
     "cli_main",
     "decode_image",
+    "decode_image_reduced",
     "extract",
     "frame_runs",
     "jpeg_encoder",
@@ -205,4 +206,5 @@ class Loader:
     ) -> dict[str, Any]: ...
 
 def decode_image(path: str) -> Any: ...
+def decode_image_reduced(path: str, min_side: int) -> tuple[Any, tuple[int, int]]: ...
 def prefault(addr: int, len: int) -> bool: ...

@@ -12,6 +12,11 @@ torchvision is not needed. DLAS lists the files in glob order, which depends on 
 file system; here the files of each extension come sorted.
 With ``transparent``, images are read with Pillow, since the native decoder keeps
 only RGB (from regular files only, as the native decoder reads them).
+
+A JPEG whose shorter side is 4x ``target_size`` or more is decoded reduced (1/2, 1/4
+or 1/8, its shorter side kept at twice ``target_size`` or more) and resized from
+there; ``exact_decode: true`` decodes every image at full size (docs/loading.md,
+"Reduced decoding").
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlas_fast._native import ImageSizeError, decode_image
+from dlas_fast._native import ImageSizeError, decode_image, decode_image_reduced
 from dlas_fast.corruptor import seed_of
 from dlas_fast.datasets.base import EpochDataset, file_error
 from dlas_fast.datasets.files import open_image
 from dlas_fast.datasets.options import int_option, warn_unknown
 
-OPTIONS = frozenset({"path", "target_size", "aug_prob", "transparent", "random_seed", "on_error"})
+OPTIONS = frozenset(
+    {"path", "target_size", "aug_prob", "transparent", "random_seed", "on_error", "exact_decode"}
+)
 
 #: The extensions listed, in DLAS's order.
 EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -98,6 +105,7 @@ class Stylegan2Dataset(EpochDataset):
         if not 0.0 <= self.aug_prob <= 1.0:
             raise ValueError(f"option 'aug_prob': must be in [0, 1], got {self.aug_prob}")
         self.transparent = bool(self.opt.get("transparent", False))
+        self.exact_decode = bool(self.opt.get("exact_decode", False))
         self._init_seed()
         self.seed = seed_of(self.opt.get("random_seed"))
         self._init_epoch()
@@ -133,9 +141,13 @@ class Stylegan2Dataset(EpochDataset):
 
     def _item(self, index: int) -> dict:
         path = self.paths[index]
-        pixels = self._read(path)
-        h, w = pixels.shape[:2]
         s = self.image_size
+        if self.transparent or self.exact_decode:
+            pixels = self._read(path)
+            h, w = pixels.shape[:2]
+        else:
+            # (h, w): the full size, which every size below is computed from.
+            pixels, (h, w) = decode_image_reduced(path, 2 * s)
         # torchvision's Resize(s): the shorter side to s, the other scaled (truncated).
         nh, nw = (int(s * h / w), s) if w <= h else (s, int(s * w / h))
         if nh * nw > MAX_RESIZED_PIXELS:

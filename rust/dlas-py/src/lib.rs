@@ -108,6 +108,40 @@ fn decode_image<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, nump
     PyArray1::from_vec(py, img.data).reshape([h, w, 3])
 }
 
+/// Decodes an image file for a resize that brings its shorter side to `min_side / 2`
+/// or less: a lossy JPEG is decoded reduced (1/2, 1/4 or 1/8) while its shorter side
+/// stays at least `min_side`; anything else at full size. GIL released.
+///
+/// Returns:
+///     (uint8 array (h, W, 3) RGB, (height, width) of the full-size image).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn decode_image_reduced<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    min_side: usize,
+) -> PyResult<(Bound<'py, numpy::PyArray3<u8>>, (usize, usize))> {
+    use dlas_core::image::{decode_file_reduced, DecodeOptions, Region};
+    use numpy::{PyArray1, PyArrayMethods};
+    let (img, size) = py
+        .detach(|| {
+            let mut size = (0, 0);
+            let part = decode_file_reduced(&path, &DecodeOptions::default(), |w, h| {
+                size = (h, w);
+                let k = [8, 4, 2]
+                    .into_iter()
+                    .find(|&k| h.min(w) >= min_side.max(1) * k)
+                    .unwrap_or(1);
+                Some((Region::full(w, h), k))
+            })?;
+            let part = part.expect("the whole image was asked for");
+            Ok::<_, dlas_core::CoreError>((part.img, size))
+        })
+        .map_err(to_pyerr)?;
+    let (h, w) = (img.height, img.width);
+    Ok((PyArray1::from_vec(py, img.data).reshape([h, w, 3])?, size))
+}
+
 /// Faults in, writable, every page of `len` bytes from address `addr` in one call
 /// (Linux's `MADV_POPULATE_WRITE`), with the GIL released: the loaders' fresh
 /// shared-memory batches, which would otherwise take a page fault per 4 KiB as they
@@ -188,6 +222,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     m.add_function(wrap_pyfunction!(decode_image, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_image_reduced, m)?)?;
     m.add_function(wrap_pyfunction!(prefault, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_class::<index::PyChunkIndex>()?;
