@@ -94,7 +94,9 @@ def read(path: str) -> np.ndarray:
     with open(path, "rb") as f:
         data = np.frombuffer(f.read(), np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.ndim == 2:  # DLAS fails on greyscale photos; here they get 3 channels
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
 class DlasStyleCorruptor:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 PHOTOS = Path.home() / ".cache" / "dlas_fast" / "photos"
+#: The corpus with its PNGs (``benches/corpus.sh --png``).
+PHOTOS_PNG = PHOTOS.with_name("photos_mixed")
 
 #: (name, arguments of the script after ``benches/``), in the document's order.
 BENCHES = [
@@ -26,6 +28,9 @@ BENCHES = [
     ("loader", ["bench_loader.py", "--runs", "7", "--batches", "330"]),
     ("image-folder", ["bench_image_folder.py", "--runs", "5", "--batches", "300"]),
     ("multi-frame", ["bench_multi_frame.py", "--runs", "3"]),
+    ("raw-photos", ["bench_raw_photos.py", "--runs", "3", "--batches", "30"]),
+    ("raw-photos-png", ["bench_raw_photos.py", "--dataset", "imagefolder", "--runs", "1",
+                        "--batches", "30", "--photos", str(PHOTOS_PNG)]),
     ("index", ["bench_index.py", "--runs", "3", "--dlas"]),
     ("worker-rss", ["bench_worker_rss.py"]),
 ]  # fmt: skip
@@ -43,6 +48,8 @@ def main() -> int:
         return 0
     if not PHOTOS.is_dir():
         subprocess.run(["bash", str(HERE / "corpus.sh"), str(PHOTOS)], check=True)
+    if any(n == "raw-photos-png" for n, _ in chosen) and not PHOTOS_PNG.is_dir():
+        subprocess.run(["bash", str(HERE / "corpus.sh"), "--png", str(PHOTOS_PNG)], check=True)
     failed = []
     for name, argv in chosen:
         print(f"\n## {name}: python benches/{' '.join(argv)}\n", flush=True)
