@@ -1,8 +1,8 @@
 //! Decoding any supported image file (JPEG, PNG, WebP, BMP, PPM) into RGB8.
 //!
 //! JPEG goes through libjpeg-turbo, the library OpenCV decodes with, hence DLAS's
-//! pixels: baseline 4:2:0 frames are Huffman-decoded by our own `jpeg::decode_420` on
-//! x86-64 with AVX2 (the same pixels, faster), everything else (progressive and
+//! pixels: baseline 4:2:0, 4:2:2 and 4:4:4 frames are Huffman-decoded by our own
+//! `jpeg::baseline` on x86-64 with AVX2 (the same pixels, faster), everything else (progressive and
 //! arithmetic coding, other subsampling, CMYK/YCCK, lossless) by libjpeg-turbo itself,
 //! converted to RGB as OpenCV's `imdecode` does. JPEGs of more than 8 bits per sample
 //! are refused, as OpenCV refuses them. The other formats go through the `image`
@@ -154,7 +154,7 @@ pub fn decode_bytes_reduced(
         return decode_bytes_region(bytes, opts, |w, h| want(w, h).map(|(r, _)| r));
     }
     // The frame's size from its header, to ask `want` before choosing the decoder: a
-    // full-size request takes the usual path (our own decoder for whole 4:2:0
+    // full-size request takes the usual path (our own decoder for whole baseline
     // frames). A header that cannot be read goes there too, which names the fault.
     let size = match jpeg::markers::frame_size(bytes) {
         Ok(Some((w, h))) if check_pixels(w as u64, h as u64, opts).is_ok() => {
@@ -285,7 +285,7 @@ fn decode_jpeg(
         let mut want = Some(want);
         let mut asked: Option<Option<Region>> = None;
         let mut refused = None;
-        let fast = jpeg::decode_420::decode(bytes, |w, h| {
+        let fast = jpeg::baseline::decode(bytes, |w, h| {
             if let Err(e) = check_pixels(w as u64, h as u64, opts) {
                 refused = Some(e);
                 return false;

@@ -116,7 +116,10 @@ fn every_layout(img: &Rgb8) -> Vec<(turbojpeg::Subsamp, Vec<u8>)> {
                 height: img.height,
                 format: PixelFormat::RGB,
             };
-            (subsamp, turbojpeg::compress(image, 92, subsamp).unwrap().to_vec())
+            (
+                subsamp,
+                turbojpeg::compress(image, 92, subsamp).unwrap().to_vec(),
+            )
         })
         .collect()
 }

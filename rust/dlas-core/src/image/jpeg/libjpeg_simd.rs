@@ -36,6 +36,16 @@ extern "C" {
         input_data: *const *mut u8,
         output_data_ptr: *const *const *mut u8,
     );
+    /// libjpeg-turbo's AVX2 "fancy" 2x1 chroma upsampling (jdsample-avx2.asm): each of
+    /// the `max_v_samp_factor` rows `input_data[i]` into the full-width row
+    /// `(*output_data_ptr)[i]`, whole 32-sample blocks, one sample stored past
+    /// `downsampled_width` in each input row.
+    fn jsimd_h2v1_fancy_upsample_avx2(
+        max_v_samp_factor: i32,
+        downsampled_width: u32,
+        input_data: *const *mut u8,
+        output_data_ptr: *const *const *mut u8,
+    );
     /// libjpeg-turbo's AVX2 YCbCr -> RGB conversion (jdcolext-avx2.asm): row
     /// `input_row` of the three component row arrays into `num_rows` RGB rows. It
     /// reads whole 32-sample blocks and writes exactly `out_width` pixels.
@@ -140,6 +150,78 @@ pub(super) fn colour(
                 out.add((2 * r + 1).min(h - 1) * w * 3),
             ];
             jsimd_ycc_extrgb_convert_avx2(w as u32, image.as_ptr(), 0, rows.as_ptr(), lines as i32);
+        }
+    }
+    // SAFETY: the conversion wrote all `w` pixels of every one of the `h` rows.
+    unsafe { rgb.set_len(w * h * 3) };
+    rgb
+}
+
+/// [`colour`] for 4:2:2: each chroma row upsampled 2x1 into one full-width row (no
+/// neighbouring rows involved), then converted with its luma row.
+pub(super) fn colour_h2v1(
+    y: &mut [u8],
+    ys: usize,
+    chroma: [&mut Vec<u8>; 2],
+    cs: usize,
+    (w, h): (usize, usize),
+    cw: usize,
+) -> Vec<u8> {
+    let up_len = 2 * cs + 64;
+    let mut up = vec![0u8; 2 * up_len];
+    let mut rgb: Vec<u8> = Vec::with_capacity(w * h * 3 + 64);
+    let [cb, cr] = chroma;
+    let (cb, cr) = (cb.as_mut_ptr(), cr.as_mut_ptr());
+    let upp = up.as_mut_ptr();
+    let out = rgb.as_mut_ptr();
+    for r in 0..h {
+        // SAFETY: as in `colour`: chroma rows `cs` bytes apart with 32 bytes past the
+        // 32-rounded chroma width, upsampled rows `up_len` apart with room for twice
+        // that width plus a block, luma rows `ys` apart with 32 bytes past the MCUs,
+        // RGB rows `3 w` apart, each written whole by the conversion.
+        unsafe {
+            for (k, plane) in [cb, cr].into_iter().enumerate() {
+                let rows = [plane.add(r * cs)];
+                let outs = [upp.add(k * up_len)];
+                jsimd_h2v1_fancy_upsample_avx2(1, cw as u32, rows.as_ptr(), &outs.as_ptr());
+            }
+            let luma = [y.as_mut_ptr().add(r * ys)];
+            let (cbs, crs) = ([upp], [upp.add(up_len)]);
+            let image = [luma.as_ptr(), cbs.as_ptr(), crs.as_ptr()];
+            let rows = [out.add(r * w * 3)];
+            jsimd_ycc_extrgb_convert_avx2(w as u32, image.as_ptr(), 0, rows.as_ptr(), 1);
+        }
+    }
+    // SAFETY: the conversion wrote all `w` pixels of every one of the `h` rows.
+    unsafe { rgb.set_len(w * h * 3) };
+    rgb
+}
+
+/// [`colour`] for 4:4:4: the planes are full size, converted row by row.
+pub(super) fn colour_full(
+    y: &mut [u8],
+    ys: usize,
+    chroma: [&mut Vec<u8>; 2],
+    cs: usize,
+    (w, h): (usize, usize),
+) -> Vec<u8> {
+    let mut rgb: Vec<u8> = Vec::with_capacity(w * h * 3 + 64);
+    let [cb, cr] = chroma;
+    let (cb, cr) = (cb.as_mut_ptr(), cr.as_mut_ptr());
+    let out = rgb.as_mut_ptr();
+    for r in 0..h {
+        // SAFETY: luma rows `ys` and chroma rows `cs` bytes apart, each with 32 bytes
+        // past the 32-rounded MCU width (the conversion reads whole blocks); RGB rows
+        // `3 w` apart, each written whole by the conversion.
+        unsafe {
+            let (luma, cbs, crs) = (
+                [y.as_mut_ptr().add(r * ys)],
+                [cb.add(r * cs)],
+                [cr.add(r * cs)],
+            );
+            let image = [luma.as_ptr(), cbs.as_ptr(), crs.as_ptr()];
+            let rows = [out.add(r * w * 3)];
+            jsimd_ycc_extrgb_convert_avx2(w as u32, image.as_ptr(), 0, rows.as_ptr(), 1);
         }
     }
     // SAFETY: the conversion wrote all `w` pixels of every one of the `h` rows.

@@ -1,6 +1,6 @@
 //! A JPEG file's marker segments (ITU-T T.81 annex B), read in one place: the block
 //! coder's tables ([`super::encoder_tables`]), our decoder's headers
-//! ([`super::decode_420`]) and the frame size that `inspect` reads ([`frame_size`]) all
+//! ([`super::baseline`]) and the frame size that `inspect` reads ([`frame_size`]) all
 //! walk the segments here.
 //!
 //! A file starts with SOI (0xFF 0xD8). Each marker after it is 0xFF and a code byte

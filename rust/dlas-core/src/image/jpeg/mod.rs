@@ -1,5 +1,5 @@
 //! JPEG, one idea per file. libjpeg-turbo is the codec; around it are the fast paths
-//! for the baseline 4:2:0 files tiles are: our own Huffman decoder feeding
+//! for the baseline files tiles and many photos are: our own Huffman decoder feeding
 //! libjpeg-turbo's AVX2 routines, a block coder that writes overlapping tiles from DCT
 //! blocks coded once, and a JPEG round trip without a codec.
 
@@ -15,9 +15,10 @@ mod dct_avx2;
 mod encoder_tables;
 mod requantise;
 
-// Our decoder of baseline 4:2:0 files: it calls libjpeg-turbo's x86-64 AVX2 routines.
+// Our decoder of baseline 4:2:0, 4:2:2 and 4:4:4 files: it calls libjpeg-turbo's x86-64
+// AVX2 routines.
 #[cfg(target_arch = "x86_64")]
-pub(super) mod decode_420;
+pub(super) mod baseline;
 #[cfg(target_arch = "x86_64")]
 mod huffman_decode;
 #[cfg(target_arch = "x86_64")]

@@ -251,7 +251,7 @@ fn decode_rect(
     })
 }
 
-/// The whole frame through libjpeg-turbo alone (never [`super::decode_420`]): what
+/// The whole frame through libjpeg-turbo alone (never [`super::baseline`]): what
 /// that decoder is tested against.
 #[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn libjpeg_turbo_only(bytes: &[u8]) -> Result<Rgb8> {
