@@ -155,12 +155,19 @@ pub fn decode_bytes_reduced(
     }
     // The frame's size from its header, to ask `want` before choosing the decoder: a
     // full-size request takes the usual path (our own decoder for whole baseline
-    // frames). A header that cannot be read goes there too, which names the fault.
+    // frames). A header our reader cannot read (stray bytes between markers, which
+    // libjpeg-turbo decodes past with a warning) goes there too, at full size and
+    // whole whatever reduction was allowed, as promised for what is not reduced; a
+    // damaged one fails there, named.
     let size = match jpeg::markers::frame_size(bytes) {
         Ok(Some((w, h))) if check_pixels(w as u64, h as u64, opts).is_ok() => {
             (w as usize, h as usize)
         }
-        _ => return decode_jpeg(bytes, opts, |w, h| want(w, h).map(|(r, _)| r)),
+        _ => {
+            return decode_jpeg(bytes, opts, |w, h| {
+                want(w, h).map(|(r, k)| if k == 1 { r } else { Region::full(w, h) })
+            })
+        }
     };
     let Some((region, reduction)) = want(size.0, size.1) else {
         return Ok(None);

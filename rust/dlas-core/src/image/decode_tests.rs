@@ -525,3 +525,31 @@ fn reduced_decode_falls_back_to_the_full_frame() {
     let err = decode_bytes_reduced(&jpeg[..40], &opts, |_, _| Some((r, 2))).unwrap_err();
     assert!(err.to_string().contains("JPEG"), "{err}");
 }
+
+/// A JPEG with a stray byte between two markers: our marker reader stops there,
+/// libjpeg-turbo decodes past it with a warning. Asked for a reduced region, it comes
+/// back whole at full size, as what is not reduced must (not as a full-size crop).
+#[test]
+fn a_header_only_libjpeg_reads_comes_back_whole_when_reduction_was_allowed() {
+    let img = busy(300, 260);
+    let mut jpeg = tj_jpeg(300, 260, &img.data, turbojpeg::PixelFormat::RGB, |_| {});
+    let dqt = jpeg.windows(2).position(|w| w == [0xFF, 0xDB]).unwrap();
+    jpeg.insert(dqt, 0x00);
+    let opts = DecodeOptions::default();
+    let whole = decode_bytes(&jpeg, &opts).unwrap();
+    // Far enough inside that a cropped decode would start past (0, 0).
+    let r = Region {
+        top: 100,
+        left: 120,
+        height: 60,
+        width: 80,
+    };
+    let part = decode_bytes_reduced(&jpeg, &opts, |w, h| {
+        assert_eq!((w, h), (300, 260));
+        Some((r, 2))
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!((part.reduction, part.top, part.left), (1, 0, 0));
+    assert_eq!(part.img, whole);
+}

@@ -48,7 +48,7 @@ pub struct FolderLoaderOptions {
     #[serde(default)]
     pub affine: Option<[(f32, f32); 3]>,
     /// Decode every image at full size (DLAS's pixels exactly) instead of reducing a
-    /// JPEG in the decoder when `target_size` shrinks it 2x or more.
+    /// JPEG in the decoder when `target_size` shrinks it 4x or more.
     #[serde(default)]
     pub exact_decode: bool,
 }

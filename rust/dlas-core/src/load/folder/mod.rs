@@ -3,7 +3,7 @@
 //!
 //! The crops and the flip only pick pixels, so they are done on the decoded bytes in
 //! one copy (none when they keep the whole image). When `target_size` shrinks the
-//! window 2x or more, a JPEG is instead decoded reduced (1/2, 1/4 or 1/8, over the
+//! window 4x or more, a JPEG is instead decoded reduced (1/2, 1/4 or 1/8, over the
 //! window only) and area-resized from there to the target size, unless
 //! `exact_decode`: see docs/loading.md, "Reduced decoding". The random draws (flip, jitter, alt
 //! tile) come from the item's augmentation key, so a seeded dataset repeats them.
@@ -253,7 +253,7 @@ enum Reduced {
 }
 
 /// Decodes `path` for a window of it to end up `size` (`None`: the item's own size
-/// after `resize_hq`, from its window's geometry): reduced when that is 2x or more
+/// after `resize_hq`, from its window's geometry): reduced when that is 4x or more
 /// smaller. Returns the pixels and the window (`Ok(None)`: no such file).
 fn decode_for(
     path: &Path,
