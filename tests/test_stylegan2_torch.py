@@ -187,3 +187,30 @@ def test_stylegan2_reduced_decoding_is_close_to_a_full_decode(tmp_path):
             assert r.shape == e.shape == (3, 48, 48)
             mse = float(((r - e) ** 2).mean())
             assert 0 < mse and 10 * np.log10(1 / mse) >= 40, (i, aug, mse)
+
+
+SIZES = [((97, 131), (32, 45)), ((40, 30), (120, 90)), ((64, 64), (64, 64)), ((5, 700), (2, 256)),
+         ((1000, 3), (100, 1))]  # fmt: skip
+
+
+@pytest.mark.parametrize("src,dst", SIZES)
+def test_native_resize_is_pils_antialiased_bilinear(src, dst):
+    # torch's kernel (what the dataset used before) has PIL's weights; so does ours. PIL
+    # rounds to 8 bits between its two passes, hence a step apart at most.
+    from dlas_fast._native import resize_antialias
+
+    rng = np.random.default_rng(sum(src) + sum(dst))
+    img = rng.integers(0, 256, size=(*src, 3), dtype=np.uint8)
+    img[: src[0] // 2] //= 3  # an edge, as well as noise
+    got = torch.from_numpy(resize_antialias(img, *dst))
+    assert got.shape == (3, *dst) and got.dtype == torch.float32
+    pil = Image.fromarray(img).resize(dst[::-1], Image.BILINEAR)
+    pil = torch.from_numpy(np.asarray(pil).astype(np.float32)).permute(2, 0, 1)
+    assert (got - pil).abs().max() <= 1
+    if dst != (100, 1):  # torch gets this one wrong (a constant column)
+        want = torch.nn.functional.interpolate(
+            torch.from_numpy(img).permute(2, 0, 1)[None].float(), size=dst, mode="bilinear",
+            antialias=True, align_corners=False)[0].round().clamp(0, 255)  # fmt: skip
+        # The same weights; float sums in another order can land a .5 the other way.
+        assert (got - want).abs().max() <= 1
+        assert (got != want).float().mean() < 0.01

@@ -26,6 +26,7 @@ __all__ = [
     "cli_main",
     "decode_image",
     "decode_image_reduced",
+    "resize_antialias",
     "extract",
     "frame_runs",
     "jpeg_encoder",
@@ -207,4 +208,5 @@ class Loader:
 
 def decode_image(path: str) -> Any: ...
 def decode_image_reduced(path: str, min_side: int) -> tuple[Any, tuple[int, int]]: ...
+def resize_antialias(pixels: Any, height: int, width: int) -> Any: ...
 def prefault(addr: int, len: int) -> bool: ...

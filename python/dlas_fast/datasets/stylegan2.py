@@ -6,8 +6,9 @@ then with probability ``aug_prob`` a random-resized crop (area 0.5-1.0, aspect
 0.98-1.02) and otherwise a centre crop, to ``target_size`` squared. ``lq`` and ``hq``
 are the same tensor.
 
-The image is decoded natively and resized with torch's antialiased bilinear kernel,
-both with the GIL released, rounding to 8-bit steps after each resize as PIL does.
+The image is decoded natively and resized with torch's antialiased bilinear kernel
+(natively for RGB images, the same weights), both with the GIL released, rounding to
+8-bit steps after each resize as PIL does.
 torchvision is not needed. DLAS lists the files in glob order, which depends on the
 file system; here the files of each extension come sorted.
 With ``transparent``, images are read with Pillow, since the native decoder keeps
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlas_fast._native import ImageSizeError, decode_image, decode_image_reduced
+from dlas_fast._native import ImageSizeError, decode_image, decode_image_reduced, resize_antialias
 from dlas_fast.corruptor import seed_of
 from dlas_fast.datasets.base import EpochDataset, file_error
 from dlas_fast.datasets.files import open_image
@@ -158,8 +159,11 @@ class Stylegan2Dataset(EpochDataset):
                 f"target_size {s}, over {MAX_RESIZED_PIXELS} pixels: too elongated for this "
                 "target_size; crop it or remove it",
             )
-        t = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).float()
-        t = _resize(t, nh, nw)
+        if pixels.shape[2] == 3:
+            # Natively from the 8-bit pixels: no float copy of the whole image.
+            t = torch.from_numpy(resize_antialias(pixels, nh, nw)).unsqueeze(0)
+        else:
+            t = _resize(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).float(), nh, nw)
         rng = self._rng(index)
         if rng.random() < self.aug_prob:
             top, left, ch, cw = resized_crop_params(nh, nw, rng)

@@ -130,7 +130,7 @@ fn decode_image_reduced<'py>(
                 size = (h, w);
                 let k = [8, 4, 2]
                     .into_iter()
-                    .find(|&k| h.min(w) >= min_side.max(1) * k)
+                    .find(|&k| h.min(w) >= min_side.max(1).saturating_mul(k))
                     .unwrap_or(1);
                 Some((Region::full(w, h), k))
             })?;
@@ -140,6 +140,39 @@ fn decode_image_reduced<'py>(
         .map_err(to_pyerr)?;
     let (h, w) = (img.height, img.width);
     Ok((PyArray1::from_vec(py, img.data).reshape([h, w, 3])?, size))
+}
+
+/// Antialiased bilinear resize of a uint8 (H, W, 3) RGB array to (height, width), as
+/// torch's `F.interpolate(mode="bilinear", antialias=True)`, each value rounded to a
+/// whole 8-bit step. GIL released.
+///
+/// Returns:
+///     float32 array (3, height, width) of 0-255 values.
+#[pyfunction]
+fn resize_antialias<'py>(
+    py: Python<'py>,
+    pixels: numpy::PyReadonlyArray3<'py, u8>,
+    height: usize,
+    width: usize,
+) -> PyResult<Bound<'py, numpy::PyArray3<f32>>> {
+    use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
+    let shape = pixels.shape().to_vec();
+    if shape[2] != 3 {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "pixels: expected an (H, W, 3) array, got {shape:?}"
+        )));
+    }
+    let data = pixels.as_slice().map_err(|_| {
+        pyo3::exceptions::PyValueError::new_err("pixels: expected a C-contiguous array")
+    })?;
+    let view = dlas_core::image::Rgb8View {
+        data,
+        width: shape[1],
+        height: shape[0],
+        stride: 3 * shape[1],
+    };
+    let planes = py.detach(|| dlas_core::planes::antialias_bilinear_rgb8(view, height, width));
+    PyArray1::from_vec(py, planes.data).reshape([3, height, width])
 }
 
 /// Faults in, writable, every page of `len` bytes from address `addr` in one call
@@ -223,6 +256,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     m.add_function(wrap_pyfunction!(decode_image, m)?)?;
     m.add_function(wrap_pyfunction!(decode_image_reduced, m)?)?;
+    m.add_function(wrap_pyfunction!(resize_antialias, m)?)?;
     m.add_function(wrap_pyfunction!(prefault, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_class::<index::PyChunkIndex>()?;

@@ -4,6 +4,7 @@
 //! other `cv2.resize` filters, MATLAB's bicubic). It uses neither `load` nor `corrupt`:
 //! both build on it.
 
+mod antialias;
 mod area;
 mod boxed;
 mod convert;
@@ -12,6 +13,7 @@ mod shrink;
 mod stream;
 mod window;
 
+pub use antialias::antialias_bilinear_rgb8;
 pub use area::resize_plane;
 pub(crate) use convert::planes_to_rgb8;
 pub use resample::{matlab_resize_plane, resample_plane, Filter};
