@@ -157,6 +157,33 @@ pub(super) fn colour(
     rgb
 }
 
+/// A packed RGB buffer of `h` rows of `w` pixels, every byte written by `fill` (given
+/// its start; the buffer has a block of room past its end for whole-block writes).
+///
+/// # Safety
+/// `fill` must write all `3 w h` bytes.
+unsafe fn rgb_image(w: usize, h: usize, fill: impl FnOnce(*mut u8)) -> Vec<u8> {
+    let mut rgb: Vec<u8> = Vec::with_capacity(w * h * 3 + 64);
+    fill(rgb.as_mut_ptr());
+    // SAFETY: the caller's `fill` wrote all `3 w h` bytes.
+    unsafe { rgb.set_len(w * h * 3) };
+    rgb
+}
+
+/// One row of full-width luma and chroma samples converted into `w` RGB pixels at
+/// `out`.
+///
+/// # Safety
+/// Each sample row must hold the width rounded up to 32 (the conversion reads whole
+/// blocks); `out` must have room for `3 w` bytes.
+unsafe fn convert_row(w: usize, luma: *mut u8, cb: *mut u8, cr: *mut u8, out: *mut u8) {
+    let (luma, cbs, crs) = ([luma], [cb], [cr]);
+    let image = [luma.as_ptr(), cbs.as_ptr(), crs.as_ptr()];
+    let rows = [out];
+    // SAFETY: as the caller promises; AVX2 was checked before decoding.
+    unsafe { jsimd_ycc_extrgb_convert_avx2(w as u32, image.as_ptr(), 0, rows.as_ptr(), 1) };
+}
+
 /// [`colour`] for 4:2:2: each chroma row upsampled 2x1 into one full-width row (no
 /// neighbouring rows involved), then converted with its luma row.
 pub(super) fn colour_h2v1(
@@ -169,32 +196,26 @@ pub(super) fn colour_h2v1(
 ) -> Vec<u8> {
     let up_len = 2 * cs + 64;
     let mut up = vec![0u8; 2 * up_len];
-    let mut rgb: Vec<u8> = Vec::with_capacity(w * h * 3 + 64);
     let [cb, cr] = chroma;
     let (cb, cr) = (cb.as_mut_ptr(), cr.as_mut_ptr());
     let upp = up.as_mut_ptr();
-    let out = rgb.as_mut_ptr();
-    for r in 0..h {
-        // SAFETY: as in `colour`: chroma rows `cs` bytes apart with 32 bytes past the
-        // 32-rounded chroma width, upsampled rows `up_len` apart with room for twice
-        // that width plus a block, luma rows `ys` apart with 32 bytes past the MCUs,
-        // RGB rows `3 w` apart, each written whole by the conversion.
-        unsafe {
-            for (k, plane) in [cb, cr].into_iter().enumerate() {
-                let rows = [plane.add(r * cs)];
-                let outs = [upp.add(k * up_len)];
-                jsimd_h2v1_fancy_upsample_avx2(1, cw as u32, rows.as_ptr(), &outs.as_ptr());
+    // SAFETY: every row is converted whole. Chroma rows are `cs` bytes apart with 32
+    // bytes past the 32-rounded chroma width (the upsampler's blocks and its extra
+    // sample), upsampled rows `up_len` apart with room for twice that width plus a
+    // block, luma rows `ys` apart with 32 bytes past the MCUs, RGB rows `3 w` apart.
+    unsafe {
+        rgb_image(w, h, |out| {
+            for r in 0..h {
+                for (k, plane) in [cb, cr].into_iter().enumerate() {
+                    let rows = [plane.add(r * cs)];
+                    let outs = [upp.add(k * up_len)];
+                    jsimd_h2v1_fancy_upsample_avx2(1, cw as u32, rows.as_ptr(), &outs.as_ptr());
+                }
+                let luma = y.as_mut_ptr().add(r * ys);
+                convert_row(w, luma, upp, upp.add(up_len), out.add(r * w * 3));
             }
-            let luma = [y.as_mut_ptr().add(r * ys)];
-            let (cbs, crs) = ([upp], [upp.add(up_len)]);
-            let image = [luma.as_ptr(), cbs.as_ptr(), crs.as_ptr()];
-            let rows = [out.add(r * w * 3)];
-            jsimd_ycc_extrgb_convert_avx2(w as u32, image.as_ptr(), 0, rows.as_ptr(), 1);
-        }
+        })
     }
-    // SAFETY: the conversion wrote all `w` pixels of every one of the `h` rows.
-    unsafe { rgb.set_len(w * h * 3) };
-    rgb
 }
 
 /// [`colour`] for 4:4:4: the planes are full size, converted row by row.
@@ -205,28 +226,18 @@ pub(super) fn colour_full(
     cs: usize,
     (w, h): (usize, usize),
 ) -> Vec<u8> {
-    let mut rgb: Vec<u8> = Vec::with_capacity(w * h * 3 + 64);
     let [cb, cr] = chroma;
     let (cb, cr) = (cb.as_mut_ptr(), cr.as_mut_ptr());
-    let out = rgb.as_mut_ptr();
-    for r in 0..h {
-        // SAFETY: luma rows `ys` and chroma rows `cs` bytes apart, each with 32 bytes
-        // past the 32-rounded MCU width (the conversion reads whole blocks); RGB rows
-        // `3 w` apart, each written whole by the conversion.
-        unsafe {
-            let (luma, cbs, crs) = (
-                [y.as_mut_ptr().add(r * ys)],
-                [cb.add(r * cs)],
-                [cr.add(r * cs)],
-            );
-            let image = [luma.as_ptr(), cbs.as_ptr(), crs.as_ptr()];
-            let rows = [out.add(r * w * 3)];
-            jsimd_ycc_extrgb_convert_avx2(w as u32, image.as_ptr(), 0, rows.as_ptr(), 1);
-        }
+    // SAFETY: every row is converted whole; luma rows `ys` and chroma rows `cs` bytes
+    // apart, each with 32 bytes past the 32-rounded MCU width; RGB rows `3 w` apart.
+    unsafe {
+        rgb_image(w, h, |out| {
+            for r in 0..h {
+                let luma = y.as_mut_ptr().add(r * ys);
+                convert_row(w, luma, cb.add(r * cs), cr.add(r * cs), out.add(r * w * 3));
+            }
+        })
     }
-    // SAFETY: the conversion wrote all `w` pixels of every one of the `h` rows.
-    unsafe { rgb.set_len(w * h * 3) };
-    rgb
 }
 
 #[cfg(test)]

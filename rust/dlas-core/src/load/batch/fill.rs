@@ -29,11 +29,12 @@ fn write_hq(img: &Pixels, g: &Geometry, out: &mut [MaybeUninit<f32>]) {
         Pixels::Float(p) => {
             let resized;
             let p = match g.resize {
-                Some((h, w)) => {
+                // Planes made at the size already (a reduced decode) are not copied.
+                Some((h, w)) if (p.h, p.w) != (h, w) => {
                     resized = p.resized(h, w);
                     &resized
                 }
-                None => p,
+                _ => p,
             };
             if (p.h, p.w) == g.hq {
                 copy_into(out, &p.data);
