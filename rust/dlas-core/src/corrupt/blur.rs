@@ -133,6 +133,76 @@ fn separable_generic<const S: usize>(img: &mut Planes, kx: &[f32], ky: &[f32]) {
     }
 }
 
+/// Correlation of every plane with the `size x size` kernel `k` (row after row, odd
+/// size), reflect-101 borders (torch's `reflect` padding, folded again for images
+/// smaller than the kernel): BasicSR's `filter2D`. Taps of zero (a small kernel padded
+/// to a larger size) are skipped; the others are added in row order, so every CPU path
+/// gives the same values.
+pub(crate) fn correlate(img: &mut Planes, k: &[f32], size: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::features().avx512f {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(img: &mut Planes, k: &[f32], size: usize) {
+            correlate_generic::<{ 2 * STRIP }>(img, k, size)
+        }
+        // SAFETY: the CPU supports AVX-512F (checked at run time).
+        return unsafe { avx512(img, k, size) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::features().avx2 {
+        #[target_feature(enable = "avx2")]
+        fn avx2(img: &mut Planes, k: &[f32], size: usize) {
+            correlate_generic::<STRIP>(img, k, size)
+        }
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        return unsafe { avx2(img, k, size) };
+    }
+    correlate_generic::<STRIP>(img, k, size)
+}
+
+#[inline(always)]
+fn correlate_generic<const S: usize>(img: &mut Planes, k: &[f32], size: usize) {
+    assert_eq!(k.len(), size * size);
+    let (h, w) = (img.h, img.w);
+    if h == 0 || w == 0 {
+        return;
+    }
+    let r = size / 2;
+    let (ph, pw) = (h + 2 * r, w + 2 * r);
+    let mut pad = vec![0f32; ph * pw];
+    // The non-zero taps: their offsets in a padded row pair and their weights.
+    let taps: Vec<(usize, usize, f32)> = (0..size)
+        .flat_map(|i| (0..size).map(move |j| (i, j)))
+        .map(|(i, j)| (i, j, k[i * size + j]))
+        .filter(|t| t.2 != 0.0)
+        .collect();
+    let weights: Vec<f32> = taps.iter().map(|t| t.2).collect();
+    let mut starts = vec![0usize; taps.len()];
+    let cols: Vec<usize> = (0..pw)
+        .map(|x| reflect101(x as i64 - r as i64, w))
+        .collect();
+    for plane in planes_mut(img) {
+        for y in 0..ph {
+            let src = &plane[reflect101(y as i64 - r as i64, h) * w..][..w];
+            let row = &mut pad[y * pw..(y + 1) * pw];
+            for (p, &x) in row.iter_mut().zip(&cols) {
+                *p = src[x];
+            }
+        }
+        for y in 0..h {
+            for (s, &(i, j, _)) in starts.iter_mut().zip(&taps) {
+                *s = (y + i) * pw + j;
+            }
+            weighted_rows::<S>(&pad, &starts, &weights, &mut plane[y * w..(y + 1) * w]);
+        }
+    }
+}
+
+/// [`separable`] for other modules.
+pub(crate) fn correlate_separable(img: &mut Planes, kx: &[f32], ky: &[f32]) {
+    separable(img, kx, ky)
+}
+
 /// `cv2.GaussianBlur(img, (0, 0), sigma)`.
 pub(super) fn gaussian_blur(img: &mut Planes, sigma: f64) {
     if let Some(k) = gaussian_kernel(sigma) {

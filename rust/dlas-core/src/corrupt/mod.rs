@@ -18,6 +18,7 @@ mod displace;
 mod jpeg;
 mod keys;
 mod noise;
+pub mod realesrgan;
 mod resample;
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -213,6 +214,9 @@ pub struct Corruptor {
     num_random: usize,
     blur_scale: f64,
     cosine_bias: bool,
+    /// Real-ESRGAN's degradation in place of the named corruptions: it makes the LQ
+    /// image from the HQ one.
+    degradation: Option<realesrgan::Degradation>,
 }
 
 fn parse_list(option: &str, names: &[String]) -> Result<Vec<Kind>> {
@@ -274,7 +278,25 @@ impl Corruptor {
             num_random,
             blur_scale,
             cosine_bias,
+            degradation: None,
         })
+    }
+
+    /// A corruptor that makes LQ images with Real-ESRGAN's degradation.
+    pub fn degrading(degradation: realesrgan::Degradation) -> Corruptor {
+        Corruptor {
+            fixed: Vec::new(),
+            random: Vec::new(),
+            num_random: 0,
+            blur_scale: 1.0,
+            cosine_bias: false,
+            degradation: Some(degradation),
+        }
+    }
+
+    /// The Real-ESRGAN degradation this corruptor applies, if it is one.
+    pub fn degradation(&self) -> Option<&realesrgan::Degradation> {
+        self.degradation.as_ref()
     }
 
     /// How many fixed corruptions (strengths reported per image).
@@ -285,15 +307,16 @@ impl Corruptor {
     /// True when a call changes nothing and draws nothing (no fixed corruption and no
     /// random draw), as DLAS short-cuts it.
     pub fn is_noop(&self) -> bool {
-        self.fixed.is_empty() && self.num_random == 0
+        self.fixed.is_empty() && self.num_random == 0 && self.degradation.is_none()
     }
 
     /// True when no configured corruption does anything (only `none`s), so the
     /// pipeline may skip the call without changing any pixel.
     pub fn changes_nothing(&self) -> bool {
-        self.is_noop()
-            || (self.fixed.iter().all(|k| *k == Kind::None)
-                && (self.num_random == 0 || self.random.iter().all(|k| *k == Kind::None)))
+        self.degradation.is_none()
+            && (self.is_noop()
+                || (self.fixed.iter().all(|k| *k == Kind::None)
+                    && (self.num_random == 0 || self.random.iter().all(|k| *k == Kind::None))))
     }
 
     /// A strength: uniform, or `1 - cos(u * pi / 2)` with the cosine bias.
@@ -311,6 +334,17 @@ impl Corruptor {
     /// Returns the strengths of the fixed corruptions, image after image (DLAS's
     /// "entropy").
     pub fn corrupt(&self, imgs: &mut [&mut Planes], key: Key) -> Result<Vec<f64>> {
+        if let Some(d) = &self.degradation {
+            // Real-ESRGAN's degradation at the image's own size, one draw for the call.
+            let draws = d.draw(key);
+            for (i, img) in imgs.iter_mut().enumerate() {
+                let size = (img.h, img.w);
+                if size.0 > 0 && size.1 > 0 && img.c == 3 {
+                    **img = d.degrade_with(img, 1, size, &draws, i as u64).lq;
+                }
+            }
+            return Ok(Vec::new());
+        }
         let mut rng = key.rng();
         let picks: Vec<Kind> = (0..self.num_random)
             .map(|_| self.random[rng.below(self.random.len())])

@@ -149,6 +149,23 @@ fn corrupt_group(
     key: Key,
     c: Corruption<'_>,
 ) -> Result<Vec<f64>> {
+    if let Some(d) = c.corruptor.degradation() {
+        // Real-ESRGAN's degradation makes each LQ image from its HQ image, one draw for
+        // the group (fill left the LQ slots unwritten).
+        let draws = d.draw(key);
+        let scale = (g.hq.0 / g.lq.0.max(1)).max(1);
+        for (i, (hq, lq)) in members.into_iter().enumerate() {
+            let p = Planes {
+                c: 3,
+                h: g.hq.0,
+                w: g.hq.1,
+                data: hq.to_vec(),
+            };
+            let out = d.degrade_with(&p, scale, g.lq, &draws, i as u64).lq;
+            copy_into(lq, &out.data);
+        }
+        return Ok(Vec::new());
+    }
     let mut imgs = Vec::with_capacity(members.len());
     let mut outs = Vec::with_capacity(members.len());
     for (hq, lq) in members {
@@ -197,7 +214,8 @@ pub(super) fn fill_part(
     zeroed: bool,
     affine: Option<[(f32, f32); 3]>,
 ) -> Result<()> {
-    let lq_later = corruption.is_some_and(|c| c.before_downsize);
+    let lq_later =
+        corruption.is_some_and(|c| c.before_downsize || c.corruptor.degradation().is_some());
     let Outs {
         mut images,
         hq_centres,
