@@ -5,6 +5,11 @@ order), ``random_corruptions`` + ``num_corrupts_per_image`` (that many drawn wit
 replacement per call and applied first), ``corruption_blur_scale`` (1), ``cosine_bias``
 (True), ``random_seed``.
 
+``degradation: realesrgan`` replaces the named corruptions with Real-ESRGAN's high-order
+degradation (docs/degradations.md), configured with the options of Real-ESRGAN's
+training YAML (:data:`REALESRGAN_OPTIONS`); in a dataset it makes each LQ image from its
+HQ image.
+
 Reproducibility: a call is keyed on ``(random_seed, epoch, index)``; the same key gives
 the same corruption in any process, so a DataLoader gives the same LQ images whatever
 its number of workers. Without ``random_seed`` every call is fresh, as in DLAS (the
@@ -19,7 +24,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from dlas_fast._native import LIMITS, Corruptor
+from dlas_fast._native import (
+    LIMITS,
+    Corruptor,
+    realesrgan_corruptor,
+    realesrgan_degrade,
+    realesrgan_draws,
+)
 
 #: Every corruption name ImageCorruptor accepts.
 CORRUPTION_NAMES: tuple[str, ...] = tuple(Corruptor.names())
@@ -44,8 +55,60 @@ def seed_of(value) -> int | None:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
+#: The options of ``degradation: realesrgan``, named as in Real-ESRGAN's training YAML
+#: (its dataset section and its model's degradation settings), plus ``gt_usm``.
+REALESRGAN_OPTIONS: frozenset[str] = frozenset(
+    [
+        f"{name}{suffix}"
+        for name in (
+            "blur_kernel_size",
+            "kernel_list",
+            "kernel_prob",
+            "sinc_prob",
+            "blur_sigma",
+            "betag_range",
+            "betap_range",
+            "resize_prob",
+            "resize_range",
+            "gaussian_noise_prob",
+            "noise_range",
+            "poisson_scale_range",
+            "gray_noise_prob",
+            "jpeg_range",
+        )
+        for suffix in ("", "2")
+    ]
+    + ["final_sinc_prob", "second_blur_prob", "gt_usm"]
+)
+
+#: The values of the ``degradation`` option.
+DEGRADATIONS = ("realesrgan",)
+
+
+def _degradation(opt: Mapping) -> Corruptor | None:
+    """The Real-ESRGAN corruptor when `opt` asks for it (``degradation: realesrgan``)."""
+    kind = opt.get("degradation")
+    if kind is None:
+        return None
+    if kind not in DEGRADATIONS:
+        raise ValueError(
+            f"option 'degradation' must be one of {', '.join(DEGRADATIONS)}, got {kind!r}"
+        )
+    for key in ("fixed_corruptions", "random_corruptions"):
+        if _names(opt.get(key)):
+            raise ValueError(
+                f"option {key!r}: degradation: {kind} makes the LQ images itself; "
+                "set one or the other"
+            )
+    options = {k: opt[k] for k in REALESRGAN_OPTIONS if k in opt}
+    return realesrgan_corruptor(options, seed_of(opt.get("random_seed")))
+
+
 def native_corruptor(opt: Mapping) -> Corruptor:
     """The native corruptor for a DLAS option dict; unknown names are errors here."""
+    degrading = _degradation(opt)
+    if degrading is not None:
+        return degrading
     most = LIMITS["max_corruptions"]  # each image goes through every corruption
     num = opt.get("num_corrupts_per_image", 0)
     if isinstance(num, bool) or not isinstance(num, int) or not 0 <= num <= most:
@@ -117,6 +180,7 @@ class ImageCorruptor:
     def __init__(self, opt: Mapping) -> None:
         self.opt = dict(opt)
         self._native = native_corruptor(self.opt)
+        self._degrading = self.opt.get("degradation") is not None
         self.epoch = 0
 
     @property
@@ -158,6 +222,40 @@ class ImageCorruptor:
             arrays, self.epoch if epoch is None else int(epoch), index
         )
         return (out, entropy) if return_entropy else out
+
+    @property
+    def degrades(self) -> bool:
+        """True with ``degradation: realesrgan``."""
+        return self._degrading
+
+    def degrade(
+        self,
+        gt: np.ndarray,
+        scale: int = 1,
+        *,
+        index: int,
+        epoch: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Real-ESRGAN's degradation of one ``H x W x 3`` float RGB ground truth in
+        ``[0, 1]``: its LQ image (``H // scale x W // scale x 3`` float32, whole 8-bit
+        steps) and, with ``gt_usm: true``, the sharpened ground truth (else None).
+        Keyed on ``(random_seed, epoch, index)``."""
+        if not self._degrading:
+            raise ValueError("degrade needs the option 'degradation: realesrgan'")
+        a = np.asarray(gt)
+        if a.ndim != 3 or a.shape[2] != 3:
+            raise ValueError(f"expected H x W x 3, got shape {a.shape}")
+        chw = np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)
+        e = self.epoch if epoch is None else int(epoch)
+        lq, usm = realesrgan_degrade(self._native, chw, int(scale), e, int(index))
+        hwc = lq.transpose(1, 2, 0).copy()
+        return hwc, None if usm is None else usm.transpose(1, 2, 0).copy()
+
+    def draws(self, *, index: int, epoch: int | None = None) -> dict:
+        """Every random parameter of the degradation of item `index` (nested dicts)."""
+        if not self._degrading:
+            raise ValueError("draws needs the option 'degradation: realesrgan'")
+        return realesrgan_draws(self._native, self.epoch if epoch is None else int(epoch), index)
 
     # An unseeded corruptor draws a new seed where it is unpickled: its calls are all
     # fresh anyway.

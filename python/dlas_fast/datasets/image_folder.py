@@ -25,6 +25,7 @@ from dlas_fast.datasets.base import NativeBatches
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
     SHAPE_KEYS,
+    check_degradation,
     int_option,
     warn_unknown,
     weights_option,
@@ -147,6 +148,7 @@ class ImageFolderDataset(NativeBatches):
             },
         )
         self._init_seed()
+        check_degradation(self.opt, self.MODE)
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()

@@ -20,7 +20,12 @@ from collections.abc import Mapping
 from dlas_fast._native import ImageFolderList, Loader
 from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import NativeBatches
-from dlas_fast.datasets.options import CORRUPTOR_KEYS, int_option, warn_unknown
+from dlas_fast.datasets.options import (
+    CORRUPTOR_KEYS,
+    check_degradation,
+    int_option,
+    warn_unknown,
+)
 from dlas_fast.patch_tree import MultiscaleTreeNode, build_multiscale_patch_index_map
 
 __all__ = ["MultiScaleDataset", "MultiscaleTreeNode", "build_multiscale_patch_index_map"]
@@ -63,6 +68,7 @@ class MultiScaleDataset(NativeBatches):
             },
         )
         self._init_seed()
+        check_degradation(self.opt, self.MODE, supported=False)
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()

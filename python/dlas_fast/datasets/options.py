@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 
 from dlas_fast._native import LIMITS
+from dlas_fast.corruptor import REALESRGAN_OPTIONS
 
 # Keys DLAS's trainer puts in a dataset section; every dataset accepts them (docs/spec.md §8).
 TRAINER_KEYS = frozenset(
@@ -43,7 +44,9 @@ CORRUPTOR_KEYS = frozenset(
         "corruption_blur_scale",
         "cosine_bias",
         "random_seed",
+        "degradation",
     }
+    | REALESRGAN_OPTIONS
 )
 
 
@@ -147,3 +150,18 @@ def weights_option(opt: Mapping, key: str, count: int) -> list[int]:
                 f"option {key!r}: each weight must be an integer from 0 to {MAX_WEIGHT}, got {w!r}"
             )
     return [int(w) for w in weights]
+
+
+def check_degradation(opt: Mapping, dataset: str, supported: bool = True) -> None:
+    """Rejects what a dataset cannot do with ``degradation``: any degradation where it
+    is not `supported`, and ``gt_usm`` (the sharpened ground truth is returned by
+    ``ImageCorruptor.degrade``, not yet as a dataset output)."""
+    if opt.get("degradation") is None:
+        return
+    if not supported:
+        raise ValueError(f"option 'degradation': {dataset} does not support it")
+    if opt.get("gt_usm"):
+        raise ValueError(
+            f"option 'gt_usm': {dataset} does not return the sharpened ground truth; "
+            "ImageCorruptor.degrade does"
+        )

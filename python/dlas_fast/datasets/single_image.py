@@ -21,6 +21,7 @@ from dlas_fast.datasets.base import NativeBatches, file_error, log
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
     SHAPE_KEYS,
+    check_degradation,
     int_option,
     warn_unknown,
     weights_option,
@@ -130,6 +131,7 @@ class SingleImageDataset(NativeBatches):
         # The options are checked here, before anything is listed.
         self._loader = Loader("single", self._loader_options())
         self._init_seed()
+        check_degradation(self.opt, self.MODE)
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()

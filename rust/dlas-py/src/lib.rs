@@ -9,6 +9,7 @@ mod folder;
 mod index;
 mod items;
 mod loader;
+mod realesrgan;
 
 use std::path::PathBuf;
 
@@ -267,6 +268,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PyLoader>()?;
     m.add_class::<loader::PyOutputSpec>()?;
     m.add_class::<corrupt::PyCorruptor>()?;
+    m.add_function(wrap_pyfunction!(realesrgan::realesrgan_corruptor, m)?)?;
+    m.add_function(wrap_pyfunction!(realesrgan::realesrgan_degrade, m)?)?;
+    m.add_function(wrap_pyfunction!(realesrgan::realesrgan_draws, m)?)?;
+    m.add_function(wrap_pyfunction!(realesrgan::realesrgan_kernel, m)?)?;
+    m.add_function(wrap_pyfunction!(realesrgan::realesrgan_stage, m)?)?;
+    m.add_function(wrap_pyfunction!(realesrgan::realesrgan_poisson_vals, m)?)?;
     errors::register(m)?;
     m.add("LIMITS", limits(m.py())?)?;
     Ok(())
