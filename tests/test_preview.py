@@ -143,6 +143,23 @@ def test_corruption_sheet(chunked, tmp_path):
     assert np.abs(panel(sheet, 0, 1) - panel(sheet, 0, 0)).max() == 0
 
 
+def test_degradation_sheet_shows_each_stage(chunked, tmp_path):
+    out = tmp_path / "d.png"
+    args = [str(chunked), "--out", str(out), "--corruptions", "-n", "3", "--cell", str(CELL)]
+    r = run(*args, "--option", "degradation=realesrgan", "--option", "scale=4")
+    assert r.returncode == 0, r.stderr
+    assert "3 draws" in r.stdout
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    # The HQ image, then usm, blur1, resize1, noise1, jpeg1, blur2, resize2, noise2,
+    # jpeg2 and resize_sinc (in the drawn order), and the LQ image.
+    assert (sheet.shape[1], sheet.shape[0]) == sheet_size(3, 12)
+    for row in range(3):
+        hq, lq = panel(sheet, row, 0), panel(sheet, row, 11)
+        assert np.abs(lq - hq).mean() > 2, row
+    # Each row is its own draw.
+    assert np.abs(panel(sheet, 0, 11) - panel(sheet, 1, 11)).mean() > 0.5
+
+
 def test_unknown_options_are_named_and_strict_refuses_them(photos, tmp_path):
     config = tmp_path / "train.yml"
     config.write_text(

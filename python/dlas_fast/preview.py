@@ -17,7 +17,9 @@ back for display.
 
 With ``--corruptions`` the sheet shows instead each corruption the dataset configures
 (``fixed_corruptions`` and ``random_corruptions``; every known one when it configures
-none) applied to the first sample's HQ image at several strengths, one row each.
+none) applied to the first sample's HQ image at several strengths, one row each. With
+``degradation: realesrgan`` it shows the degradation's stages instead, one row per draw
+(``-n`` of them, at most 8), each labelled with what was drawn.
 
 A PATH without ``--config`` is read as a chunked dataset with SingleImageDataset's
 defaults plus ``need_ref`` and ``strict`` (so the mask is the tile's real place);
@@ -328,6 +330,57 @@ def corruption_sheet(
     return compose(rows, _cell_size(hq, cap), title), len(rows)
 
 
+def _draw_label(d: Mapping) -> str:
+    """A short account of one item's drawn degradation."""
+
+    def blur(k) -> str:
+        if k["sinc"]:
+            return f"sinc {k['size']} w{k['omega']:.2f}"
+        return f"{k['kind']} {k['size']} s{k['sigma_x']:.1f}"
+
+    def noise(n) -> str:
+        kind = f"gauss {n['sigma']:.0f}" if n["gaussian"] else f"poisson {n['scale']:.2f}"
+        return kind + (" grey" if n["gray"] else "")
+
+    r1, r2 = d["resize1"], d["resize2"]
+    final = "resize+sinc, jpeg" if d["resize_first"] else "jpeg, resize+sinc"
+    parts = [
+        blur(d["kernel1"]),
+        f"{r1['mode']} x{r1['scale']:.2f}",
+        noise(d["noise1"]),
+        f"q{d['jpeg1']:.0f}",
+        "| " + (blur(d["kernel2"]) if d["second_blur"] else "no blur"),
+        f"{r2['mode']} x{r2['scale']:.2f}",
+        noise(d["noise2"]),
+        f"| {final} q{d['jpeg2']:.0f}",
+    ]
+    return "  ".join(parts)
+
+
+def degradation_sheet(dataset, opt: Mapping, rows: int, cap: int) -> tuple[np.ndarray, int]:
+    """The Real-ESRGAN degradation's stages on the HQ image of the most textured of the
+    first items: one row per draw (items 0, 1, ... of the dataset's key)."""
+    from dlas_fast._native import realesrgan_stages
+    from dlas_fast.corruptor import ImageCorruptor
+
+    if len(dataset) == 0:
+        raise ValueError("the dataset is empty")
+    index, item, hq = textured_item(dataset)
+    options = dict(getattr(dataset, "opt", opt))
+    options.pop("gt_usm", None)
+    corruptor = ImageCorruptor(options)
+    scale = int(options.get("scale", 1) or 1)
+    chw = np.ascontiguousarray(hq.transpose(2, 0, 1))
+    sheet_rows = []
+    for i in range(min(rows, 8)):
+        stages = realesrgan_stages(corruptor.native, chw, scale, 0, i)
+        shown = [("hq", hq)] + [(name, img.transpose(1, 2, 0)) for name, img in stages]
+        label = f"draw {i}: " + _draw_label(corruptor.draws(index=i, epoch=0))
+        sheet_rows.append((label, [(n, np.clip(a, 0, 1)) for n, a in shown]))
+    title = f"realesrgan degradation (scale {scale}) on {_label(item, index)}"
+    return compose(sheet_rows, _cell_size(hq, cap), title), len(sheet_rows)
+
+
 def write_png(sheet: np.ndarray, out: str) -> None:
     """Writes `sheet` to `out` through a temporary file (never a half-written PNG)."""
     from PIL import Image
@@ -369,7 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             dataset = create_dataset(opt)
         source = args.config and f"{args.config} [{args.dataset}]" or args.path
         title = f"{opt.get('mode')}: {source}"
-        if args.corruptions:
+        if args.corruptions and opt.get("degradation") is not None:
+            sheet, rows = degradation_sheet(dataset, opt, args.samples, args.cell)
+            what = f"{rows} draws of the degradation's stages"
+        elif args.corruptions:
             sheet, rows = corruption_sheet(dataset, opt, strengths, args.cell)
             what = f"{rows} corruptions x {len(strengths)} strengths"
         else:

@@ -271,6 +271,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(realesrgan::realesrgan_corruptor, m)?)?;
     m.add_function(wrap_pyfunction!(realesrgan::realesrgan_degrade, m)?)?;
     m.add_function(wrap_pyfunction!(realesrgan::realesrgan_draws, m)?)?;
+    m.add_function(wrap_pyfunction!(realesrgan::realesrgan_stages, m)?)?;
     m.add_function(wrap_pyfunction!(realesrgan::realesrgan_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(realesrgan::realesrgan_stage, m)?)?;
     m.add_function(wrap_pyfunction!(realesrgan::realesrgan_poisson_vals, m)?)?;

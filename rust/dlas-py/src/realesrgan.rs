@@ -91,6 +91,43 @@ pub(crate) fn realesrgan_degrade<'py>(
     Ok((to_chw(py, out.lq)?, usm))
 }
 
+/// A stage's name and its image.
+type NamedArray<'py> = (&'static str, Bound<'py, PyArray3<f32>>);
+
+/// The image after each stage of the degradation of a (3, H, W) ground truth keyed
+/// (seed, epoch, index): a list of (stage name, (3, h, w) float32 array), from `usm` to
+/// `lq` (see the core's `degrade_stages`).
+#[pyfunction]
+#[pyo3(signature = (corruptor, gt, scale, epoch, index))]
+pub(crate) fn realesrgan_stages<'py>(
+    py: Python<'py>,
+    corruptor: PyRef<'py, PyCorruptor>,
+    gt: PyReadonlyArray3<'py, f32>,
+    scale: usize,
+    epoch: u64,
+    index: u64,
+) -> PyResult<Vec<NamedArray<'py>>> {
+    let d = corruptor
+        .inner
+        .degradation()
+        .ok_or_else(|| PyValueError::new_err("this corruptor is not a degradation"))?;
+    if scale == 0 {
+        return Err(PyValueError::new_err("scale must be at least 1"));
+    }
+    let gt = chw(&gt)?;
+    let draws = d.draw(corruptor.keys.key(epoch, index));
+    let mut stages = Vec::new();
+    py.detach(|| {
+        d.degrade_stages(&gt, scale, &draws, &mut |name, img| {
+            stages.push((name, img.clone()))
+        })
+    });
+    stages
+        .into_iter()
+        .map(|(n, p)| Ok((n, to_chw(py, p)?)))
+        .collect()
+}
+
 fn kernel_dict<'py>(py: Python<'py>, k: &KernelDraw) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("sinc", k.sinc)?;

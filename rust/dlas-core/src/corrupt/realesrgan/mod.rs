@@ -323,6 +323,32 @@ impl Degradation {
         d: &Draws,
         member: u64,
     ) -> Degraded {
+        self.run(gt, scale, lq, d, member, &mut |_, _| {})
+    }
+
+    /// [`Degradation::degrade_with`], handing `seen` the image after each stage (by
+    /// name: `usm`, `blur1`, `resize1`, `noise1`, `jpeg1`, `blur2`, `resize2`, `noise2`,
+    /// then `jpeg2` and `resize_sinc` in the drawn order, and `lq`): the preview's rows.
+    pub fn degrade_stages(
+        &self,
+        gt: &Planes,
+        scale: usize,
+        d: &Draws,
+        seen: &mut dyn FnMut(&'static str, &Planes),
+    ) -> Degraded {
+        let lq = ((gt.h / scale).max(1), (gt.w / scale).max(1));
+        self.run(gt, scale, lq, d, 0, seen)
+    }
+
+    fn run(
+        &self,
+        gt: &Planes,
+        scale: usize,
+        lq: (usize, usize),
+        d: &Draws,
+        member: u64,
+        seen: &mut dyn FnMut(&'static str, &Planes),
+    ) -> Degraded {
         assert!(gt.c == 3 && scale >= 1 && lq.0 > 0 && lq.1 > 0);
         let (oh, ow) = (gt.h, gt.w);
         let (lh, lw) = lq;
@@ -332,23 +358,35 @@ impl Degradation {
         }
         let mut noise_rng = Xoshiro256PlusPlus::from_seed(seed);
         let usm = usm_sharp(gt);
+        seen("usm", &usm);
         // The first degradation, from the sharpened ground truth as the reference.
-        let mut out = usm.clone();
+        let (mut out, usm) = if self.opts.gt_usm {
+            (usm.clone(), Some(usm))
+        } else {
+            (usm, None)
+        };
         filter(&mut out, &d.kernel1.kernel(), d.kernel1.size);
+        seen("blur1", &out);
         if d.resize1.updown != UpDown::Keep {
             out = interpolate_by(&out, d.resize1.scale, d.resize1.mode);
         }
+        seen("resize1", &out);
         add_noise(&mut out, &d.noise1, &mut noise_rng);
+        seen("noise1", &out);
         jpeg(&mut out, d.jpeg1);
+        seen("jpeg1", &out);
         // The second.
         if d.second_blur {
             filter(&mut out, &d.kernel2.kernel(), d.kernel2.size);
         }
+        seen("blur2", &out);
         // The reference truncates `size / scale * factor` to an integer.
         let h2 = ((oh as f64 / scale as f64 * d.resize2.scale) as usize).max(1);
         let w2 = ((ow as f64 / scale as f64 * d.resize2.scale) as usize).max(1);
         out = interpolate(&out, h2, w2, d.resize2.mode, None);
+        seen("resize2", &out);
         add_noise(&mut out, &d.noise2, &mut noise_rng);
+        seen("noise2", &out);
         // The final stage: [resize to the LQ size + sinc] and JPEG, in the drawn order.
         let resize_sinc = |img: &Planes| {
             let mut r = interpolate(img, lh, lw, d.final_mode, None);
@@ -359,17 +397,22 @@ impl Degradation {
         };
         if d.resize_first {
             out = resize_sinc(&out);
+            seen("resize_sinc", &out);
             jpeg(&mut out, d.jpeg2);
+            seen("jpeg2", &out);
         } else {
             jpeg(&mut out, d.jpeg2);
+            seen("jpeg2", &out);
             out = resize_sinc(&out);
+            seen("resize_sinc", &out);
         }
         for v in out.data.iter_mut() {
             *v = (*v * 255.0).round_ties_even().clamp(0.0, 255.0) / 255.0;
         }
+        seen("lq", &out);
         Degraded {
             lq: out,
-            gt_usm: self.opts.gt_usm.then_some(usm),
+            gt_usm: usm,
         }
     }
 }
