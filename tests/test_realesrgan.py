@@ -231,3 +231,81 @@ def test_single_image_tiles_get_degraded_lq(still_clip):
         {k: v for k, v in opt.items() if k != "degradation"} | {"eval": True}
     )
     np.testing.assert_array_equal(evaluated[0]["lq"], plain_eval[0]["lq"])
+
+
+X4PLUS_YAML = """
+name: train_RealESRGANx4plus
+model_type: RealESRGANModel
+scale: 4
+l1_gt_usm: True
+resize_prob: [0.2, 0.7, 0.1]
+resize_range: [0.15, 1.5]
+gaussian_noise_prob: 1.0
+noise_range: [1, 2]
+poisson_scale_range: [0.05, 3]
+gray_noise_prob: 0.4
+jpeg_range: [30, 95]
+second_blur_prob: 0.8
+resize_prob2: [0.3, 0.4, 0.3]
+resize_range2: [0.3, 1.2]
+gaussian_noise_prob2: 0.5
+noise_range2: [1, 25]
+poisson_scale_range2: [0.05, 2.5]
+gray_noise_prob2: 0.4
+jpeg_range2: [30, 95]
+gt_size: 256
+queue_size: 180
+datasets:
+  train:
+    name: DF2K+OST
+    type: imagefolder
+    dataroot_gt: {root}
+    meta_info: {root}/meta_info.txt
+    io_backend:
+      type: disk
+    blur_kernel_size: 21
+    kernel_list: ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
+    kernel_prob: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
+    sinc_prob: 0.1
+    blur_sigma: [0.2, 3]
+    betag_range: [0.5, 4]
+    betap_range: [1, 2]
+    blur_kernel_size2: 21
+    kernel_list2: ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
+    kernel_prob2: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
+    sinc_prob2: 0.1
+    blur_sigma2: [0.2, 1.5]
+    betag_range2: [0.5, 4]
+    betap_range2: [1, 2]
+    final_sinc_prob: 0.8
+    gt_size: 64
+    use_hflip: True
+    use_rot: False
+    use_shuffle: true
+    num_worker_per_gpu: 0
+    batch_size_per_gpu: 2
+    dataset_enlarge_ratio: 1
+    prefetch_mode: ~
+"""
+
+
+def test_a_realesrgan_yaml_works_once_its_type_is_ours(photos, tmp_path):
+    from dlas_fast.config import dataset_options
+
+    cfg = tmp_path / "train_realesrgan_x4plus.yml"
+    cfg.write_text(X4PLUS_YAML.format(root=photos))
+    opt = dataset_options(cfg, "train")
+    assert opt["mode"] == "imagefolder" and opt["degradation"] == "realesrgan"
+    assert (opt["paths"], opt["target_size"], opt["scale"]) == (str(photos), 64, 4)
+    with pytest.warns(UserWarning, match="meta_info"):
+        ds = dlas_fast.create_dataset(opt)
+    item = ds[0]
+    assert tuple(item["hq"].shape) == (3, 64, 64) and tuple(item["lq"].shape) == (3, 16, 16)
+    # The top-level settings reached the degradation: every first noise is Gaussian,
+    # with sigma in [1, 2].
+    for i in range(20):
+        n = ds.corruptor.draws(index=i)["noise1"]
+        assert n["gaussian"] and 1 <= n["sigma"] <= 2
+    loader = dlas_fast.create_dataloader(ds, opt)
+    batch = next(iter(loader))
+    assert tuple(batch["lq"].shape) == (2, 3, 16, 16)

@@ -12,7 +12,18 @@ what it would in DLAS::
 
     train_set = create_dataset(dataset_options("train_sr.yml", "train"))
 
-Nothing else in the section is changed. An option no dataset knows is named in a
+Nothing else in the section is changed, except in a BasicSR / Real-ESRGAN config (a
+section with ``type:`` and no ``mode:``), which :func:`dataset_options` reads as those
+projects write it: ``type`` names the mode, ``dataroot_gt`` gives ``paths``,
+``gt_size`` ``target_size``, the config's top-level ``scale`` the ``scale``,
+``batch_size_per_gpu`` / ``num_worker_per_gpu`` the loader's ``batch_size`` /
+``n_workers``, ``use_hflip: false`` sets ``disable_flip``; and a Real-ESRGAN config
+(``model_type: RealESRGANModel``, or a section with the degradation's kernel options)
+gets ``degradation: realesrgan`` with the top-level degradation settings
+(``resize_prob``, ``noise_range2``...) copied in. So Real-ESRGAN's training YAML works
+once its dataset ``type`` is changed to one of ours (e.g. ``imagefolder``).
+
+An option no dataset knows is named in a
 warning when the dataset is built, or raises when the section sets
 ``strict_options: true`` (the CLI's ``--strict`` sets it).
 """
@@ -64,10 +75,47 @@ def dataset_options(config: str | os.PathLike | Mapping, name: str) -> dict:
     if not isinstance(section, Mapping):
         raise ValueError(f"{where}: datasets.{name} is not a mapping")
     opt = dict(section)
+    if "mode" not in opt and isinstance(opt.get("type"), str):
+        opt = _from_basicsr(config, opt)
     opt["phase"] = str(name).split("_")[0]
     opt["data_type"] = "img"
     mode = opt.get("mode")
     if isinstance(mode, str) and mode.endswith("mc"):
         opt["data_type"] = "mc"
         opt["mode"] = mode.replace("_mc", "")
+    return opt
+
+
+# BasicSR section keys and the DLAS options they stand for.
+_BASICSR_KEYS = {
+    "type": "mode",
+    "dataroot_gt": "paths",
+    "gt_size": "target_size",
+    "batch_size_per_gpu": "batch_size",
+    "num_worker_per_gpu": "n_workers",
+}
+
+
+def _from_basicsr(config: Mapping, section: dict) -> dict:
+    """A BasicSR / Real-ESRGAN dataset section with its keys renamed to DLAS's (a key
+    already set the DLAS way wins) and, for Real-ESRGAN, the degradation's options."""
+    from dlas_fast.corruptor import REALESRGAN_OPTIONS
+
+    opt = {k: v for k, v in section.items() if k not in _BASICSR_KEYS}
+    for theirs, ours in _BASICSR_KEYS.items():
+        if theirs in section and ours not in opt:
+            opt[ours] = section[theirs]
+    if "scale" not in opt and "scale" in config:
+        opt["scale"] = config["scale"]
+    if section.get("use_hflip") is False and "disable_flip" not in opt:
+        opt["disable_flip"] = True
+    opt.pop("use_hflip", None)
+    realesrgan = config.get("model_type") == "RealESRGANModel" or any(
+        k in section for k in ("kernel_list", "kernel_prob", "sinc_prob", "blur_sigma")
+    )
+    if realesrgan and "degradation" not in opt:
+        opt["degradation"] = "realesrgan"
+        for key in REALESRGAN_OPTIONS:
+            if key in config and key not in opt:
+                opt[key] = config[key]
     return opt
