@@ -286,7 +286,7 @@ datasets:
     batch_size_per_gpu: 2
     dataset_enlarge_ratio: 1
     prefetch_mode: ~
-"""
+"""  # noqa: E501
 
 
 def test_a_realesrgan_yaml_works_once_its_type_is_ours(photos, tmp_path):
