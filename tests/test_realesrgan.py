@@ -10,6 +10,7 @@ import dlas_fast
 import numpy as np
 import pytest
 from conftest import gradient, save
+from dlas_fast._native import realesrgan_kernel, realesrgan_poisson_vals, realesrgan_stage
 from dlas_fast.corruptor import REALESRGAN_OPTIONS, ImageCorruptor
 
 GOLDEN = Path(__file__).parent / "golden" / "realesrgan"
@@ -309,3 +310,171 @@ def test_a_realesrgan_yaml_works_once_its_type_is_ours(photos, tmp_path):
     loader = dlas_fast.create_dataloader(ds, opt)
     batch = next(iter(loader))
     assert tuple(batch["lq"].shape) == (2, 3, 16, 16)
+
+
+# --- fidelity to the reference (tests/golden/realesrgan, made from BasicSR) ------------
+
+
+@pytest.fixture(scope="module")
+def stages():
+    return np.load(GOLDEN / "stages.npz")
+
+
+def ks_2samp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic and its asymptotic p-value."""
+    a, b = np.sort(np.asarray(a, np.float64)), np.sort(np.asarray(b, np.float64))
+    both = np.concatenate([a, b])
+    d = float(np.max(np.abs(np.searchsorted(a, both, "right") / len(a)
+                            - np.searchsorted(b, both, "right") / len(b))))  # fmt: skip
+    if d == 0:
+        return d, 1.0
+    en = np.sqrt(len(a) * len(b) / (len(a) + len(b)))
+    lam = (en + 0.12 + 0.11 / en) * d
+    k = np.arange(1, 101)
+    p = float(np.clip(2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k**2 * lam**2)), 0, 1))
+    return d, p
+
+
+def test_kernels_equal_basicsr_for_the_same_parameters():
+    g = np.load(GOLDEN / "kernels.npz")
+    names = list(g["type_names"])
+    for i in range(len(g["type"])):
+        name, size = names[g["type"][i]], int(g["size"][i])
+        if name == "sinc":
+            pad = int(g["pad_to"][i])
+            k = realesrgan_kernel("sinc", size, omega=float(g["cutoff"][i]), pad_to=pad)
+        else:
+            k = realesrgan_kernel(name, size, float(g["sig_x"][i]), float(g["sig_y"][i]),
+                                  float(g["theta"][i]), float(g["beta"][i]))  # fmt: skip
+        n = k.shape[0]
+        assert n in (size, 21), (i, n)
+        p = (21 - n) // 2
+        padded = np.zeros((21, 21))
+        padded[p : p + n, p : p + n] = k
+        np.testing.assert_allclose(padded, g["kernels"][i], atol=1e-6, rtol=0, err_msg=f"{i}")
+
+
+def test_filter2d_equals_the_reference(stages):
+    for k, want in zip(stages["filter2d_kernels"], stages["filter2d_out"]):
+        got = realesrgan_stage("filter2d", stages["input"], kernel=k)
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    for k, want in zip(stages["filter2d_kernels"], stages["filter2d_batch_out"]):
+        got = realesrgan_stage("filter2d", stages["input"], kernel=k)
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["area", "bilinear", "bicubic"])
+def test_interpolate_equals_torch(stages, mode):
+    x = stages["input"]
+    for s in stages["interp_scales"]:
+        want = stages[f"interp_scale_{f'{s:g}'.replace('.', 'p')}_{mode}"]
+        got = realesrgan_stage("interpolate", x, mode=mode, scale_factor=float(s))
+        assert got.shape == want.shape, (s, mode)
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=f"{s} {mode}")
+    for h, w in stages["interp_sizes"]:
+        want = stages[f"interp_size_{h}x{w}_{mode}"]
+        got = realesrgan_stage("interpolate", x, mode=mode, size=(int(h), int(w)))
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=f"{h}x{w} {mode}")
+
+
+def test_jpeg_equals_diffjpeg(stages):
+    for q, want in zip(stages["jpeg_quality"], stages["jpeg_out"]):
+        got = realesrgan_stage("jpeg", stages["input"], quality=float(q))
+        diff = np.abs(got - want)
+        # f32 transforms summed in another order: a coefficient on a rounding boundary
+        # may land on the other side, changing its block a little.
+        assert np.mean(diff < 1e-4) > 0.999, (q, np.mean(diff < 1e-4))
+        assert diff.max() < 2 / 255, (q, diff.max())
+
+
+def test_usm_and_rounding_equal_the_reference(stages):
+    got = realesrgan_stage("usm", stages["input"])
+    np.testing.assert_allclose(got, stages["usm_out"], atol=1e-5, rtol=0)
+    rounded = realesrgan_stage("round", stages["round_in"])
+    np.testing.assert_array_equal(rounded, stages["round_out"])
+
+
+def test_poisson_vals_equal_the_reference(stages):
+    for img, colour, grey in zip(stages["poisson_vals_input"], stages["poisson_vals_color"],
+                                 stages["poisson_vals_gray"]):  # fmt: skip
+        assert realesrgan_poisson_vals(img, False) == colour
+        assert realesrgan_poisson_vals(img, True) == grey
+
+
+def test_noise_distributions_match_the_reference(stages):
+    # As the reference's sample: a 3 x 28 x 256 image whose first row holds every
+    # level (so vals = 256), the rest flat at the level; noise from the flat rows.
+    for level, want in zip(stages["poisson_levels"], stages["poisson_samples"]):
+        img = np.full((3, 28, 256), level, np.float32)
+        img[:, 0, :] = np.arange(256, dtype=np.float32) / 255
+        noisy = realesrgan_stage("poisson_noise", img, scale=1.0, gray=False, seed=2)
+        assert noisy.shape == img.shape
+        got = (noisy - img)[:, 1:, :].ravel()
+        # The noisy image is clipped to [0, 1]: compare what survives the clip.
+        clipped = np.clip(want + level, 0, 1) - level
+        _, p = ks_2samp(got, clipped)
+        assert p > 1e-3, (level, p)
+    flat = np.full((3, 80, 86), 0.5, np.float32)
+    got = (realesrgan_stage("gaussian_noise", flat, sigma=10.0, gray=False, seed=3) - 0.5).ravel()
+    _, p = ks_2samp(got, stages["gauss_samples"])
+    assert p > 1e-3, p
+
+
+def our_draws(n: int) -> dict[str, np.ndarray]:
+    """`n` draws of the x4plus defaults in the golden file's names and codes."""
+    d = degrader(random_seed=11)
+    kinds = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
+             "plateau_aniso"]  # fmt: skip
+    modes = ["area", "bilinear", "bicubic"]
+    nan = float("nan")
+    rows = []
+    for i in range(n):
+        x = d.draws(index=i)
+        row = {}
+        for k in ("k1", "k2"):
+            kd = x["kernel1" if k == "k1" else "kernel2"]
+            iso = kd["sinc"] or kd["kind"] in ("iso", "generalized_iso", "plateau_iso")
+            row[f"{k}_is_sinc"] = float(kd["sinc"])
+            row[f"{k}_type"] = 6.0 if kd["sinc"] else float(kinds.index(kd["kind"]))
+            row[f"{k}_size"] = float(kd["size"])
+            row[f"{k}_sigma_x"] = kd["sigma_x"]
+            row[f"{k}_sigma_y"] = nan if iso else kd["sigma_y"]
+            row[f"{k}_theta"] = nan if iso else kd["theta"]
+            row[f"{k}_beta"] = kd["beta"]
+            row[f"{k}_omega_c"] = kd["omega"]
+        fs = x["final_sinc"]
+        row["final_sinc"] = float(fs is not None)
+        row["final_size"] = nan if fs is None else float(fs["size"])
+        row["final_omega_c"] = nan if fs is None else fs["omega"]
+        for j in ("1", "2"):
+            r, ns = x[f"resize{j}"], x[f"noise{j}"]
+            row[f"resize{j}_type"] = float(["up", "down", "keep"].index(r["updown"]))
+            row[f"resize{j}_scale"] = r["scale"]
+            row[f"resize{j}_mode"] = float(modes.index(r["mode"]))
+            row[f"noise{j}_type"] = 0.0 if ns["gaussian"] else 1.0
+            row[f"noise{j}_sigma"] = ns.get("sigma", nan)
+            row[f"noise{j}_poisson_scale"] = ns.get("scale", nan)
+            row[f"noise{j}_gray"] = float(ns["gray"])
+            row[f"jpeg{j}_quality"] = x[f"jpeg{j}"]
+        row["blur2_applied"] = float(x["second_blur"])
+        row["final_order"] = 0.0 if x["resize_first"] else 1.0
+        row["final_mode"] = float(modes.index(x["final_mode"]))
+        rows.append(row)
+    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def test_every_drawn_parameter_follows_the_references_distribution():
+    want = np.load(GOLDEN / "draws.npz")
+    got = our_draws(10_000)
+    # Every parameter the reference draws, but the flip (the datasets' own) and what is
+    # not a draw (the options, the GT size and the second resize's output size).
+    not_draws = {"hflip", "options_json", "gt_hw", "resize2_out_h", "resize2_out_w"}
+    assert set(got) == set(want.files) - not_draws
+    for name, ours in got.items():
+        theirs = want[name].astype(np.float64)
+        # The same share of items draws it (NaN where it does not apply)...
+        applies, applies_ref = ~np.isnan(ours), ~np.isnan(theirs)
+        assert abs(applies.mean() - applies_ref.mean()) < 0.02, name
+        # ... and its values follow the same distribution (KS, two samples).
+        _, p = ks_2samp(ours[applies], theirs[applies_ref])
+        assert p > 1e-3, (name, p)
