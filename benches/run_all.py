@@ -32,6 +32,8 @@ BENCHES = [
     ("raw-photos-png", ["bench_raw_photos.py", "--dataset", "imagefolder", "--runs", "1",
                         "--batches", "30", "--photos", str(PHOTOS_PNG)]),
     ("index", ["bench_index.py", "--runs", "3", "--dlas"]),
+    ("realesrgan", ["bench_realesrgan.py", "--batches", "3", "--runs", "3",
+                    "--loader-batches", "60"]),
     ("worker-rss", ["bench_worker_rss.py"]),
 ]  # fmt: skip
 
@@ -50,6 +52,9 @@ def main() -> int:
         subprocess.run(["bash", str(HERE / "corpus.sh"), str(PHOTOS)], check=True)
     if any(n == "raw-photos-png" for n, _ in chosen) and not PHOTOS_PNG.is_dir():
         subprocess.run(["bash", str(HERE / "corpus.sh"), "--png", str(PHOTOS_PNG)], check=True)
+    if any(n == "realesrgan" for n, _ in chosen):
+        # The reference implementation it is measured against, installed once.
+        subprocess.run(["bash", str(HERE.parent / "scripts" / "reference-env.sh")], check=True)
     failed = []
     for name, argv in chosen:
         print(f"\n## {name}: python benches/{' '.join(argv)}\n", flush=True)
