@@ -120,7 +120,7 @@ pub struct Options {
 pub const MAX_KERNEL_SIZE: usize = 99;
 /// The largest resize factor accepted: an item's intermediate image grows by at most
 /// this much (the reference's default is 1.5).
-pub const MAX_RESIZE: f64 = 8.0;
+pub const MAX_RESIZE: f64 = 4.0;
 
 fn err(option: &str, reason: String) -> CoreError {
     CoreError::option(option, reason)

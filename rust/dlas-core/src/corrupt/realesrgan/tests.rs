@@ -230,3 +230,17 @@ fn a_sinc_kernel_of_a_small_size_is_used_at_that_size() {
     filter(&mut img, &k.kernel(), 7);
     assert_ne!(img, before);
 }
+
+#[test]
+fn values_outside_0_1_and_nan_do_not_panic() {
+    let d = default();
+    let mut gt = photo(40, 40);
+    gt.data[5] = f32::NAN;
+    gt.data[100] = f32::INFINITY;
+    gt.data[200] = -3.0;
+    gt.data[300] = 7.0;
+    for i in 0..16 {
+        let out = d.degrade(&gt, 2, key(i)).lq;
+        assert_eq!((out.h, out.w), (20, 20));
+    }
+}
