@@ -119,8 +119,13 @@ def accepted_options(mode: str) -> set[str]:
     # Datasets with a corruptor accept its options too (their modules pass them on).
     for base in inspect.getmro(cls):
         if base.__module__.startswith("dlas_fast.datasets."):
-            if "CORRUPTOR_KEYS" in inspect.getsource(importlib.import_module(base.__module__)):
+            source = inspect.getsource(importlib.import_module(base.__module__))
+            if "CORRUPTOR_KEYS" in source:
                 known |= CORRUPTOR_KEYS
+            if "DEGRADATION_KEYS" in source:
+                # `degradation` in the page's table; the degradation's own options in
+                # docs/degradations.md, which the page links.
+                known |= {"degradation"}
     return known
 
 
@@ -129,6 +134,8 @@ def test_each_dataset_has_a_docs_page_listing_exactly_its_options(mode):
     page = DOCS / "datasets" / f"{mode}.md"
     assert page.exists(), f"no docs page for {mode}"
     assert doc_table(page, "## Options") == accepted_options(mode)
+    if "degradation" in accepted_options(mode):
+        assert "degradations.md" in page.read_text(), mode
     assert doc_table(page, "## Output keys")
     assert f"{mode}.md" in (DOCS / "datasets" / "README.md").read_text()
 

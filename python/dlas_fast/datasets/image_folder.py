@@ -24,6 +24,7 @@ from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import NativeBatches
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
+    DEGRADATION_KEYS,
     SHAPE_KEYS,
     check_degradation,
     int_option,
@@ -86,7 +87,7 @@ class ImageFolderDataset(NativeBatches):
             raise NotImplementedError(
                 f"{self.MODE}: option 'labeler' (DLAS's VsNet patch labels) is not supported"
             )
-        warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS, self.MODE)
+        warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS | DEGRADATION_KEYS, self.MODE)
         if "paths" not in self.opt:
             raise ValueError(f"{self.MODE}: option 'paths' is required")
         paths = self.opt["paths"]

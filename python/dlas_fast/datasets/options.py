@@ -44,10 +44,12 @@ CORRUPTOR_KEYS = frozenset(
         "corruption_blur_scale",
         "cosine_bias",
         "random_seed",
-        "degradation",
     }
-    | REALESRGAN_OPTIONS
 )
+
+# `degradation` and the options of the Real-ESRGAN degradation (docs/degradations.md),
+# read by the datasets that make their LQ images with it.
+DEGRADATION_KEYS = frozenset({"degradation"}) | REALESRGAN_OPTIONS
 
 
 def warn_unknown(opt: Mapping, known: Iterable[str], dataset: str) -> None:

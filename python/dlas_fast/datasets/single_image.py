@@ -20,6 +20,7 @@ from dlas_fast.corruptor import ImageCorruptor
 from dlas_fast.datasets.base import NativeBatches, file_error, log
 from dlas_fast.datasets.options import (
     CORRUPTOR_KEYS,
+    DEGRADATION_KEYS,
     SHAPE_KEYS,
     check_degradation,
     int_option,
@@ -109,7 +110,7 @@ class SingleImageDataset(NativeBatches):
 
     def __init__(self, opt: Mapping) -> None:
         self.opt = dict(opt)
-        warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS, self.MODE)
+        warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS | DEGRADATION_KEYS, self.MODE)
         if "paths" not in self.opt:
             raise ValueError(f"{self.MODE}: option 'paths' is required")
         self.eval = bool(self.opt.get("eval", False))
