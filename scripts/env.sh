@@ -12,6 +12,9 @@
 # Options are set for this script and given back at its end (a developer's shell is not
 # left exiting on the next failing command).
 env_sh_options=$(set +o)
+# A command substitution runs without errexit, so `set +o` above reports it off:
+# whether the caller had it is read here, in this shell.
+case $- in *e*) env_sh_errexit=1 ;; *) env_sh_errexit= ;; esac
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${DLAS_FAST_CACHE:-$HOME/.cache/dlas_fast}
@@ -56,4 +59,5 @@ else
   pip install -q --force-reinstall --no-deps "$DLAS_FAST_WHEEL" >&2
 fi
 eval "$env_sh_options"
-unset env_sh_options
+if [ -n "$env_sh_errexit" ]; then set -e; fi
+unset env_sh_options env_sh_errexit

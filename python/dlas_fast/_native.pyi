@@ -32,6 +32,13 @@ __all__ = [
     "jpeg_encoder",
     "prefault",
     "read_centers",
+    "realesrgan_corruptor",
+    "realesrgan_degrade",
+    "realesrgan_draws",
+    "realesrgan_kernel",
+    "realesrgan_poisson_vals",
+    "realesrgan_stage",
+    "realesrgan_stages",
     "render_summary",
     "write_centers",
 ]
