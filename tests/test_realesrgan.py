@@ -9,6 +9,7 @@ from pathlib import Path
 import dlas_fast
 import numpy as np
 import pytest
+import torch
 from conftest import gradient, save
 from dlas_fast._native import realesrgan_kernel, realesrgan_poisson_vals, realesrgan_stage
 from dlas_fast.corruptor import REALESRGAN_OPTIONS, ImageCorruptor
@@ -165,13 +166,60 @@ def test_image_folder_makes_its_lq_with_the_degradation(photos):
     np.testing.assert_allclose(deg[2]["lq"].numpy().transpose(1, 2, 0), lq, atol=1e-6)
 
 
+def test_datasets_return_the_sharpened_hq_with_gt_usm(photos):
+    opt = {"mode": "imagefolder", "paths": str(photos), "target_size": 64, "scale": 4,
+           "disable_flip": True, "random_seed": 5, "degradation": "realesrgan",
+           "fetch_alt_image": True}  # fmt: skip
+    plain = dlas_fast.create_dataset(opt)
+    ds = dlas_fast.create_dataset(dict(opt, gt_usm=True))
+    assert "hq_usm" not in plain[0]
+    for i in range(len(ds)):
+        item = ds[i]
+        want = realesrgan_stage("usm", np.ascontiguousarray(item["hq"].numpy()))
+        np.testing.assert_allclose(item["hq_usm"].numpy(), want, atol=1e-6)
+        # Asking for it changes no LQ pixel.
+        np.testing.assert_array_equal(item["lq"], plain[i]["lq"])
+        np.testing.assert_array_equal(item["alt_lq"], plain[i]["alt_lq"])
+    # In batches too.
+    batch = next(iter(dlas_fast.create_dataloader(ds, {"phase": "train", "batch_size": 2})))
+    assert tuple(batch["hq_usm"].shape) == (2, 3, 64, 64)
+
+
+def test_frames_each_get_their_sharpened_hq(still_clip):
+    opt = {"mode": "multi_frame_extensible", "paths": str(still_clip), "num_frames": 2,
+           "target_size": 64, "scale": 4, "random_seed": 1, "degradation": "realesrgan",
+           "gt_usm": True}  # fmt: skip
+    ds = dlas_fast.create_dataset(opt)
+    item = ds[0]
+    assert tuple(item["hq_usm"].shape) == (2, 3, 64, 64)
+    # Through worker processes: create_dataloader's batches and torch's default collate.
+    loader = dlas_fast.create_dataloader(ds, {"phase": "train", "batch_size": 2,
+                                              "n_workers": 1})  # fmt: skip
+    batch = next(iter(loader))
+    assert tuple(batch["hq_usm"].shape) == (2, 2, 3, 64, 64)
+    torch_loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1)
+    batch = next(iter(torch_loader))
+    assert tuple(batch["hq_usm"].shape) == (2, 2, 3, 64, 64)
+    np.testing.assert_allclose(batch["hq_usm"][0].numpy(), item["hq_usm"].numpy(), atol=0)
+    for f in range(2):
+        want = realesrgan_stage("usm", np.ascontiguousarray(item["hq"][f].numpy()))
+        np.testing.assert_allclose(item["hq_usm"][f].numpy(), want, atol=1e-6)
+    # In eval mode, where nothing is degraded, too.
+    single = {k: v for k, v in opt.items() if k != "num_frames"}
+    single.update(mode="single_image_extensible", eval=True)
+    item = dlas_fast.create_dataset(single)[0]
+    want = realesrgan_stage("usm", np.ascontiguousarray(item["hq"].numpy()))
+    np.testing.assert_allclose(item["hq_usm"].numpy(), want, atol=1e-6)
+
+
 def test_datasets_reject_what_they_cannot_do(photos):
     opt = {"mode": "imagefolder", "paths": str(photos), "target_size": 64, "scale": 4,
            "degradation": "realesrgan"}  # fmt: skip
-    with pytest.raises(ValueError, match="gt_usm"):
-        dlas_fast.create_dataset(dict(opt, gt_usm=True))
     with pytest.raises(ValueError, match="noise_range2"):
         dlas_fast.create_dataset(dict(opt, noise_range2=[5]))
+    with pytest.raises(ValueError, match="degradation"):
+        dlas_fast.create_dataset({"mode": "multiscale", "paths": str(photos),
+                                  "hq_tile_size": 16, "degradation": "realesrgan"})  # fmt: skip
 
 
 NO_NOISE = {"gaussian_noise_prob": 1.0, "gaussian_noise_prob2": 1.0,

@@ -28,6 +28,7 @@ from dlas_fast.datasets.options import (
     SHAPE_KEYS,
     check_degradation,
     int_option,
+    wants_usm,
     warn_unknown,
     weights_option,
 )
@@ -146,6 +147,7 @@ class ImageFolderDataset(NativeBatches):
                 ),
                 "affine": affine,
                 "exact_decode": bool(self.opt.get("exact_decode", False)),
+                "gt_usm": wants_usm(self.opt),
             },
         )
         self._init_seed()

@@ -45,6 +45,7 @@ class MultiScaleDataset(NativeBatches):
 
     def __init__(self, opt: Mapping) -> None:
         self.opt = dict(opt)
+        check_degradation(self.opt, self.MODE, supported=False)
         warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS, self.MODE)
         for key in ("paths", "hq_tile_size", "num_scales", "scale"):
             if key not in self.opt:
@@ -68,7 +69,6 @@ class MultiScaleDataset(NativeBatches):
             },
         )
         self._init_seed()
-        check_degradation(self.opt, self.MODE, supported=False)
         self.corruptor = ImageCorruptor(self.opt)  # checks every corruption name
         self._init_epoch()
         self._init_errors()

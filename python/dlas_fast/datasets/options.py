@@ -154,16 +154,12 @@ def weights_option(opt: Mapping, key: str, count: int) -> list[int]:
     return [int(w) for w in weights]
 
 
+def wants_usm(opt: Mapping) -> bool:
+    """Whether the dataset outputs ``hq_usm``: ``gt_usm`` with a degradation."""
+    return opt.get("degradation") is not None and bool(opt.get("gt_usm", False))
+
+
 def check_degradation(opt: Mapping, dataset: str, supported: bool = True) -> None:
-    """Rejects what a dataset cannot do with ``degradation``: any degradation where it
-    is not `supported`, and ``gt_usm`` (the sharpened ground truth is returned by
-    ``ImageCorruptor.degrade``, not yet as a dataset output)."""
-    if opt.get("degradation") is None:
-        return
-    if not supported:
+    """Rejects ``degradation`` on a dataset that does not `support` it."""
+    if opt.get("degradation") is not None and not supported:
         raise ValueError(f"option 'degradation': {dataset} does not support it")
-    if opt.get("gt_usm"):
-        raise ValueError(
-            f"option 'gt_usm': {dataset} does not return the sharpened ground truth; "
-            "ImageCorruptor.degrade does"
-        )

@@ -24,6 +24,7 @@ from dlas_fast.datasets.options import (
     SHAPE_KEYS,
     check_degradation,
     int_option,
+    wants_usm,
     warn_unknown,
     weights_option,
 )
@@ -156,6 +157,7 @@ class SingleImageDataset(NativeBatches):
             "eval": self.eval,
             "corrupt_before_downsize": self.corrupt_before_downsize,
             "need_ref": self.need_ref,
+            "gt_usm": wants_usm(self.opt),
         }
 
     def __len__(self) -> int:

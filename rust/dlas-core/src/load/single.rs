@@ -37,6 +37,9 @@ pub struct SingleOptions {
     /// SingleImageDataset.
     #[serde(default = "one")]
     pub num_frames: usize,
+    /// Also output the HQ images sharpened as Real-ESRGAN's ground truth (`hq_usm`).
+    #[serde(default)]
+    pub gt_usm: bool,
 }
 
 /// The chunked datasets' item keys.
@@ -48,6 +51,7 @@ pub const KEYS: OutputKeys = OutputKeys {
         lq_ref: Some("lq_fullsize_ref"),
         alt_hq: None,
         alt_lq: None,
+        hq_usm: Some("hq_usm"),
     },
     hq_centres: Some("gt_center"),
     lq_centres: Some("lq_center"),
@@ -96,13 +100,20 @@ impl SingleLoader {
 
     /// The outputs of a batch of `n` items when `target_size` fixes their sizes (else
     /// None): the ref outputs are zeros without `need_ref`.
+    fn wanted(&self) -> Wanted {
+        Wanted {
+            hq_usm: self.opts.gt_usm,
+            ..Wanted::default()
+        }
+    }
+
     pub fn outputs(&self, n: usize) -> Option<Vec<OutputSpec>> {
         let t = self.opts.target_size?;
         let geo = Geometry::new((t, t), &self.shape);
         if geo.lq.0 == 0 {
             return None;
         }
-        let layout = Layout::new(&geo, self.opts.need_ref, false, None, Wanted::default());
+        let layout = Layout::new(&geo, self.opts.need_ref, false, None, self.wanted());
         Some(contract::specs(&KEYS, &layout, &geo, &self.lead(n), false))
     }
 
@@ -146,7 +157,7 @@ impl SingleLoader {
             &loaded,
             threads,
             corruption,
-            Wanted::default(),
+            self.wanted(),
             &KEYS,
             &self.lead(indices.len()),
             given,

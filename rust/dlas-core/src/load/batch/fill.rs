@@ -83,6 +83,8 @@ fn fill(it: &Loaded, s: Slots<'_>, lq_later: bool, zeroed: bool) {
         lq_ref,
         alt_hq,
         alt_lq,
+        // Written after the corruption (fill_part).
+        hq_usm: _,
     } = s.images;
     match (&it.img, g.lq_factor()) {
         // The tile's own bytes as HQ and their block means as LQ, in one pass.
@@ -145,15 +147,20 @@ fn fill(it: &Loaded, s: Slots<'_>, lq_later: bool, zeroed: bool) {
 /// corruptions' strengths.
 fn corrupt_group(
     members: Vec<(&[f32], &mut [MaybeUninit<f32>])>,
+    usm: Vec<&mut [MaybeUninit<f32>]>,
     g: &Geometry,
     key: Key,
     c: Corruption<'_>,
 ) -> Result<Vec<f64>> {
     if let Some(d) = c.corruptor.degradation() {
         // Real-ESRGAN's degradation makes each LQ image from its HQ image, one draw for
-        // the group (fill left the LQ slots unwritten).
+        // the group (fill left the LQ slots unwritten), and writes the sharpened HQ
+        // images into `usm` (one slot per item, whose image is every `stride`-th member:
+        // alt images come between).
         let draws = d.draw(key);
         let scale = (g.hq.0 / g.lq.0.max(1)).max(1);
+        let stride = members.len() / usm.len().max(1);
+        let mut usm = usm.into_iter();
         for (i, (hq, lq)) in members.into_iter().enumerate() {
             let p = Planes {
                 c: 3,
@@ -161,8 +168,15 @@ fn corrupt_group(
                 w: g.hq.1,
                 data: hq.to_vec(),
             };
-            let out = d.degrade_with(&p, scale, g.lq, &draws, i as u64).lq;
-            copy_into(lq, &out.data);
+            let out = d.degrade_with(&p, scale, g.lq, &draws, i as u64);
+            copy_into(lq, &out.lq.data);
+            if stride > 0 && i % stride == 0 {
+                if let (Some(slot), Some(sharp)) = (usm.next(), &out.gt_usm) {
+                    if !slot.is_empty() {
+                        copy_into(slot, &sharp.data);
+                    }
+                }
+            }
         }
         return Ok(Vec::new());
     }
@@ -248,8 +262,31 @@ pub(super) fn fill_part(
                     &images.alt_hq[at(sizes.alt_hq)],
                     &mut images.alt_lq[at(sizes.alt_lq)],
                 ),
+                &mut images.hq_usm[at(sizes.hq_usm)],
                 &mut entropy[gi * layout.entropy..(gi + 1) * layout.entropy],
             )?;
+        }
+    }
+    // The sharpened HQ images the degradation did not write (eval mode, or a
+    // degradation not asked for them).
+    let degraded = corruption
+        .and_then(|c| c.corruptor.degradation())
+        .is_some_and(|d| d.options().gt_usm);
+    if sizes.hq_usm > 0 && !degraded {
+        // SAFETY: fill wrote every HQ value.
+        let hq = unsafe { init(&images.hq[..]) };
+        let (h, w) = items[0].geo.hq;
+        for (src, out) in hq
+            .chunks_exact(sizes.hq)
+            .zip(images.hq_usm.chunks_exact_mut(sizes.hq_usm))
+        {
+            let p = Planes {
+                c: 3,
+                h,
+                w,
+                data: src.to_vec(),
+            };
+            copy_into(out, &crate::corrupt::realesrgan::usm_sharp(&p).data);
         }
     }
     if let Some(ab) = affine {
@@ -258,9 +295,10 @@ pub(super) fn fill_part(
             lq,
             alt_hq,
             alt_lq,
+            hq_usm,
             ..
         } = images;
-        for out in [hq, lq, alt_hq, alt_lq] {
+        for out in [hq, lq, alt_hq, alt_lq, hq_usm] {
             if out.is_empty() {
                 continue;
             }
@@ -285,6 +323,7 @@ fn corrupt_part(
     c: Corruption<'_>,
     (hq, lq): (&[MaybeUninit<f32>], &mut [MaybeUninit<f32>]),
     (alt_hq, alt_lq): (&[MaybeUninit<f32>], &mut [MaybeUninit<f32>]),
+    hq_usm: &mut [MaybeUninit<f32>],
     entropy: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
     let sizes = layout.per_item;
@@ -295,12 +334,18 @@ fn corrupt_part(
     let mut alt_parts = alt_hq
         .chunks(sizes.alt_hq.max(1))
         .zip(alt_lq.chunks_mut(sizes.alt_lq.max(1)));
+    let groups = items.len() / layout.group;
+    let mut usm_groups = hq_usm.chunks_mut(per_group(sizes.hq_usm).max(1));
     for (((items, hq), lq), entropy) in items
         .chunks(layout.group)
         .zip(hq.chunks(per_group(sizes.hq)))
         .zip(lq.chunks_mut(per_group(sizes.lq)))
-        .zip(parts(entropy, layout.entropy, items.len() / layout.group))
+        .zip(parts(entropy, layout.entropy, groups))
     {
+        let usm: Vec<&mut [MaybeUninit<f32>]> = match usm_groups.next() {
+            Some(g) if sizes.hq_usm > 0 => g.chunks_mut(sizes.hq_usm).collect(),
+            _ => Vec::new(),
+        };
         let mut members = Vec::with_capacity(2 * items.len());
         for (hq, lq) in hq.chunks(sizes.hq).zip(lq.chunks_mut(sizes.lq)) {
             members.push((hq, lq));
@@ -309,7 +354,7 @@ fn corrupt_part(
                 members.push((ahq, alq));
             }
         }
-        let strengths = corrupt_group(members, g, items[0].key, c)?;
+        let strengths = corrupt_group(members, usm, g, items[0].key, c)?;
         if layout.entropy > 0 {
             let values: Vec<f32> = strengths.iter().map(|&v| v as f32).collect();
             copy_into(&mut entropy[..layout.entropy], &values);

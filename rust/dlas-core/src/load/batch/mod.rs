@@ -136,6 +136,9 @@ pub struct Wanted {
     /// `v * a + b` per channel `(a, b)` on the finished RGB images (hq, lq, alt_hq,
     /// alt_lq): ImageFolderDataset's `normalize` and `rgb_n1_to_1`.
     pub affine: Option<[(f32, f32); 3]>,
+    /// The HQ images sharpened as Real-ESRGAN sharpens its ground truth (the
+    /// degradation's `gt_usm`).
+    pub hq_usm: bool,
 }
 
 impl Default for Wanted {
@@ -144,6 +147,7 @@ impl Default for Wanted {
             lq: true,
             alt_lq: true,
             affine: None,
+            hq_usm: false,
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct Images<T> {
     pub alt_hq: T,
     /// The alt image's LQ image, corrupted with the item's.
     pub alt_lq: T,
+    /// The HQ image sharpened as Real-ESRGAN sharpens its ground truth (BasicSR's
+    /// USMSharp): with the degradation's `gt_usm`.
+    pub hq_usm: T,
 }
 
 impl<T> Images<T> {
@@ -33,6 +36,7 @@ impl<T> Images<T> {
             lq_ref: f(self.lq_ref),
             alt_hq: f(self.alt_hq),
             alt_lq: f(self.alt_lq),
+            hq_usm: f(self.hq_usm),
         }
     }
 
@@ -45,6 +49,7 @@ impl<T> Images<T> {
             lq_ref: (self.lq_ref, other.lq_ref),
             alt_hq: (self.alt_hq, other.alt_hq),
             alt_lq: (self.alt_lq, other.alt_lq),
+            hq_usm: (self.hq_usm, other.hq_usm),
         }
     }
 
@@ -57,6 +62,7 @@ impl<T> Images<T> {
             lq_ref: &mut self.lq_ref,
             alt_hq: &mut self.alt_hq,
             alt_lq: &mut self.alt_lq,
+            hq_usm: &mut self.hq_usm,
         }
     }
 
@@ -69,11 +75,12 @@ impl<T> Images<T> {
             lq_ref: &self.lq_ref,
             alt_hq: &self.alt_hq,
             alt_lq: &self.alt_lq,
+            hq_usm: &self.hq_usm,
         }
     }
 
     /// The outputs in the order the fields are declared.
-    pub fn into_array(self) -> [T; 6] {
+    pub fn into_array(self) -> [T; 7] {
         [
             self.hq,
             self.hq_ref,
@@ -81,14 +88,15 @@ impl<T> Images<T> {
             self.lq_ref,
             self.alt_hq,
             self.alt_lq,
+            self.hq_usm,
         ]
     }
 
     /// The outputs with their names (DLAS's item keys are the callers').
-    pub fn named(self) -> [(&'static str, T); 6] {
-        let names = ["hq", "hq_ref", "lq", "lq_ref", "alt_hq", "alt_lq"];
+    pub fn named(self) -> [(&'static str, T); 7] {
+        let names = ["hq", "hq_ref", "lq", "lq_ref", "alt_hq", "alt_lq", "hq_usm"];
         let mut values = self.into_array().into_iter();
-        names.map(|name| (name, values.next().expect("six outputs")))
+        names.map(|name| (name, values.next().expect("seven outputs")))
     }
 }
 
@@ -103,6 +111,7 @@ impl Images<(usize, (usize, usize))> {
             lq_ref: (4, g.lq),
             alt_hq: (3, g.hq),
             alt_lq: (3, g.lq),
+            hq_usm: (3, g.hq),
         }
     }
 }
@@ -176,6 +185,7 @@ impl Layout {
                 lq_ref: if zero_refs { 0 } else { 4 * ln },
                 alt_hq: if alt { 3 * hn } else { 0 },
                 alt_lq: if alt_lq { lq } else { 0 },
+                hq_usm: if wanted.hq_usm { 3 * hn } else { 0 },
             },
             entropy,
             group,

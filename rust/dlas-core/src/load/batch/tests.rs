@@ -46,16 +46,24 @@ fn outputs_keep_their_names_and_order() {
         lq_ref: 4,
         alt_hq: 5,
         alt_lq: 6,
+        hq_usm: 7,
     };
     let named = sizes.map(|v| v * 10).named();
     let names: Vec<_> = named.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["hq", "hq_ref", "lq", "lq_ref", "alt_hq", "alt_lq"]);
-    assert_eq!(named.map(|(_, v)| v), [10, 20, 30, 40, 50, 60]);
+    assert_eq!(
+        names,
+        ["hq", "hq_ref", "lq", "lq_ref", "alt_hq", "alt_lq", "hq_usm"]
+    );
+    assert_eq!(named.map(|(_, v)| v), [10, 20, 30, 40, 50, 60, 70]);
     let pairs = sizes.zip(sizes.map(|v| v + 1));
     assert_eq!((pairs.lq, pairs.alt_lq), ((3, 4), (6, 7)));
     let mut order = Vec::new();
     sizes.map(|v| order.push(v));
-    assert_eq!(order, [1, 2, 3, 4, 5, 6], "map visits the fields in order");
+    assert_eq!(
+        order,
+        [1, 2, 3, 4, 5, 6, 7],
+        "map visits the fields in order"
+    );
 }
 
 #[test]
@@ -81,6 +89,7 @@ fn the_layout_names_what_each_item_holds() {
             lq_ref: 4 * ln,
             alt_hq: 3 * hn,
             alt_lq: 3 * ln,
+            hq_usm: 0,
         }
     );
     let no_lq = Wanted {

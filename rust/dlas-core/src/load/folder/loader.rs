@@ -51,6 +51,9 @@ pub struct FolderLoaderOptions {
     /// JPEG in the decoder when `target_size` shrinks it 4x or more.
     #[serde(default)]
     pub exact_decode: bool,
+    /// Also output the HQ image sharpened as Real-ESRGAN's ground truth (`hq_usm`).
+    #[serde(default)]
+    pub gt_usm: bool,
 }
 
 /// ImageFolderDataset's item keys (`has_alt` is added per item).
@@ -62,6 +65,7 @@ pub const KEYS: OutputKeys = OutputKeys {
         lq_ref: None,
         alt_hq: Some("alt_hq"),
         alt_lq: Some("alt_lq"),
+        hq_usm: Some("hq_usm"),
     },
     hq_centres: None,
     lq_centres: None,
@@ -147,6 +151,7 @@ impl FolderLoader {
                 // DLAS corrupts the next frame with the item, but not the alt tile.
                 alt_lq: alt == AltMode::NextFrame,
                 affine: o.affine,
+                hq_usm: o.gt_usm,
             },
             before_downsize: o.corrupt_before_downsize,
             before_factor: factor,
