@@ -38,10 +38,23 @@ struct Axis {
     weight: Vec<f32>,
 }
 
-/// `scale` is torch's `1 / factor` (given) or `input / output`.
+/// `scale` is torch's `1 / factor` (given) or `input / output`. An axis whose size does
+/// not change is copied whatever the factor, as torch's bilinear kernel does (its
+/// bicubic one does not).
 fn linear_axis(input: usize, output: usize, scale: f32) -> Axis {
     let mut index = Vec::with_capacity(2 * output);
     let mut weight = Vec::with_capacity(2 * output);
+    if input == output {
+        for i in 0..output {
+            index.extend([i, i]);
+            weight.extend([1.0, 0.0]);
+        }
+        return Axis {
+            taps: 2,
+            index,
+            weight,
+        };
+    }
     for i in 0..output {
         let real = (scale * (i as f32 + 0.5) - 0.5).max(0.0);
         let i0 = (real.floor() as usize).min(input - 1);
