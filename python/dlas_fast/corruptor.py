@@ -101,6 +101,9 @@ def _degradation(opt: Mapping) -> Corruptor | None:
                 "set one or the other"
             )
     options = {k: opt[k] for k in REALESRGAN_OPTIONS if k in opt}
+    for key in ("kernel_list", "kernel_list2"):
+        if isinstance(options.get(key), str):  # one name, as a corruption list may be
+            options[key] = [options[key]]
     return realesrgan_corruptor(options, seed_of(opt.get("random_seed")))
 
 
@@ -245,6 +248,8 @@ class ImageCorruptor:
         a = np.asarray(gt)
         if a.ndim != 3 or a.shape[2] != 3:
             raise ValueError(f"expected H x W x 3, got shape {a.shape}")
+        if isinstance(scale, bool) or int(scale) != scale or scale < 1:
+            raise ValueError(f"scale must be a whole number >= 1, got {scale!r}")
         chw = np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)
         e = self.epoch if epoch is None else int(epoch)
         lq, usm = realesrgan_degrade(self._native, chw, int(scale), e, int(index))

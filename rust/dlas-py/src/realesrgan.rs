@@ -238,6 +238,9 @@ pub(crate) fn realesrgan_kernel<'py>(
         .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// The largest side a stage's resize may make.
+const MAX_SIDE: usize = 16384;
+
 fn param<'py, T: FromPyObject<'py>>(params: &Bound<'py, PyDict>, name: &str) -> PyResult<T> {
     params
         .get_item(name)?
@@ -284,22 +287,26 @@ pub(crate) fn realesrgan_stage<'py>(
                 .ok_or_else(|| PyValueError::new_err(format!("unknown mode {mode:?}")))?;
             if let Some(size) = params.get_item("size")? {
                 let (h, w): (usize, usize) = size.extract()?;
-                if h == 0 || w == 0 {
-                    return Err(PyValueError::new_err("size must be positive"));
+                if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
+                    return Err(PyValueError::new_err(format!(
+                        "size must be from 1 to {MAX_SIDE} on each side"
+                    )));
                 }
                 py.detach(|| re::interpolate(&p, h, w, mode, None))
             } else {
                 let f: f64 = param(params, "scale_factor")?;
-                if !(f > 0.0 && f <= 16.0) {
-                    return Err(PyValueError::new_err("scale_factor must be in (0, 16]"));
+                if !(f > 0.0 && f <= 16.0) || (p.h.max(p.w) as f64 * f) > MAX_SIDE as f64 {
+                    return Err(PyValueError::new_err(format!(
+                        "scale_factor must be in (0, 16], the result at most {MAX_SIDE} a side"
+                    )));
                 }
                 py.detach(|| re::interpolate_by(&p, f, mode))
             }
         }
         "jpeg" => {
             let q: f32 = param(params, "quality")?;
-            if !(1.0..=100.0).contains(&q) {
-                return Err(PyValueError::new_err("quality must be in [1, 100]"));
+            if !(1.0..100.0).contains(&q) {
+                return Err(PyValueError::new_err("quality must be in [1, 100)"));
             }
             py.detach(|| {
                 p.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));

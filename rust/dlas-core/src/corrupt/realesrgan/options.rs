@@ -116,6 +116,8 @@ pub struct Options {
     pub gt_usm: bool,
 }
 
+/// The smallest blur sigma accepted (smaller ones underflow the kernels' covariance).
+pub const MIN_SIGMA: f64 = 1e-3;
 /// The largest blur kernel accepted (the reference's is 21).
 pub const MAX_KERNEL_SIZE: usize = 99;
 /// The largest resize factor accepted: an item's intermediate image grows by at most
@@ -237,8 +239,11 @@ impl Raw {
                         0.0,
                         100.0,
                     )?;
-                    if r[0] <= 0.0 {
-                        return Err(err(&s("blur_sigma"), format!("must be above 0, got {r:?}")));
+                    if r[0] < MIN_SIGMA {
+                        return Err(err(
+                            &s("blur_sigma"),
+                            format!("must be at least {MIN_SIGMA}, got {r:?}"),
+                        ));
                     }
                     r
                 },
@@ -293,12 +298,22 @@ impl Raw {
                     &s("gray_noise_prob"),
                     pick(second, self.gray_noise_prob, self.gray_noise_prob2),
                 )?,
-                jpeg_range: range(
-                    &s("jpeg_range"),
-                    pick(second, &self.jpeg_range, &self.jpeg_range2),
-                    1.0,
-                    100.0,
-                )?,
+                jpeg_range: {
+                    let r = range(
+                        &s("jpeg_range"),
+                        pick(second, &self.jpeg_range, &self.jpeg_range2),
+                        1.0,
+                        100.0,
+                    )?;
+                    // DiffJPEG's tables are zero at quality 100 (a division by zero).
+                    if r[1] >= 100.0 {
+                        return Err(err(
+                            &s("jpeg_range"),
+                            format!("must stay below 100 (DiffJPEG's quality 100 divides by zero), got {r:?}"),
+                        ));
+                    }
+                    r
+                },
             })
         };
         Ok(Options {
