@@ -350,21 +350,26 @@ impl Degradation {
         seen: &mut dyn FnMut(&'static str, &Planes),
     ) -> Degraded {
         assert!(gt.c == 3 && scale >= 1 && lq.0 > 0 && lq.1 > 0);
-        let (oh, ow) = (gt.h, gt.w);
-        let (lh, lw) = lq;
+        // The reference degrades a larger image than the one it keeps, so the kept
+        // one's edges are seldom the degraded image's. Here the item is mirrored out by
+        // a margin of whole LQ pixels, degraded, and the margin cut off the LQ image:
+        // without it, the edges of every item carry the borders' artefacts (the blurs'
+        // reflections, DiffJPEG's black padding), a third more error there.
+        let m = MARGIN.div_ceil(scale);
+        let padded = reflect_pad(gt, m * scale);
+        let (oh, ow) = (padded.h, padded.w);
+        let (lh, lw) = (lq.0 + 2 * m, lq.1 + 2 * m);
         let mut seed = d.noise_seed;
         for (b, m) in seed.iter_mut().zip(member.to_le_bytes()) {
             *b ^= m;
         }
         let mut noise_rng = Xoshiro256PlusPlus::from_seed(seed);
-        let usm = usm_sharp(gt);
-        seen("usm", &usm);
+        // The sharpened ground truth returned is that of the item itself.
+        let usm = self.opts.gt_usm.then(|| usm_sharp(gt));
         // The first degradation, from the sharpened ground truth as the reference.
-        let (mut out, usm) = if self.opts.gt_usm {
-            (usm.clone(), Some(usm))
-        } else {
-            (usm, None)
-        };
+        let mut out = usm_sharp(&padded);
+        drop(padded);
+        seen("usm", &out);
         filter(&mut out, &d.kernel1.kernel(), d.kernel1.size);
         seen("blur1", &out);
         if d.resize1.updown != UpDown::Keep {
@@ -409,11 +414,62 @@ impl Degradation {
         for v in out.data.iter_mut() {
             *v = (*v * 255.0).round_ties_even().clamp(0.0, 255.0) / 255.0;
         }
+        let out = crop(&out, m, m, lq.0, lq.1);
         seen("lq", &out);
         Degraded {
             lq: out,
             gt_usm: usm,
         }
+    }
+}
+
+/// The margin, in HQ pixels, the item is degraded with (rounded up to whole LQ
+/// pixels): more than DiffJPEG's 16-pixel padding; a wider one measured no better.
+pub const MARGIN: usize = 16;
+
+/// `img` mirrored out by `p` pixels on every side (reflect-101, folded again when the
+/// image is smaller than the margin).
+fn reflect_pad(img: &Planes, p: usize) -> Planes {
+    let (h, w) = (img.h, img.w);
+    let (ph, pw) = (h + 2 * p, w + 2 * p);
+    let fold = |i: usize, n: usize| -> usize {
+        let i = i as i64 - p as i64;
+        if n == 1 {
+            return 0;
+        }
+        let period = 2 * (n as i64 - 1);
+        let m = i.rem_euclid(period);
+        (if m < n as i64 { m } else { period - m }) as usize
+    };
+    let cols: Vec<usize> = (0..pw).map(|x| fold(x, w)).collect();
+    let mut out = Planes::zeros(img.c, ph, pw);
+    for c in 0..img.c {
+        let src = img.plane(c);
+        let dst = &mut out.data[c * ph * pw..(c + 1) * ph * pw];
+        for y in 0..ph {
+            let row = &src[fold(y, h) * w..][..w];
+            for (o, &x) in dst[y * pw..(y + 1) * pw].iter_mut().zip(&cols) {
+                *o = row[x];
+            }
+        }
+    }
+    out
+}
+
+/// The `h x w` window of `img` from `(top, left)`.
+fn crop(img: &Planes, top: usize, left: usize, h: usize, w: usize) -> Planes {
+    let mut data = Vec::with_capacity(img.c * h * w);
+    for c in 0..img.c {
+        let p = img.plane(c);
+        for y in top..top + h {
+            data.extend_from_slice(&p[y * img.w + left..][..w]);
+        }
+    }
+    Planes {
+        c: img.c,
+        h,
+        w,
+        data,
     }
 }
 
