@@ -54,11 +54,26 @@ def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
         ("second_blur_prob", "often"),
         ("kernel_list", ["iso", "box", "aniso", "generalized_iso", "plateau_iso", "sinc"]),
         ("resize_range", [0.15, 1000]),
+        ("jpeg_range", [50, 100]),
+        ("blur_sigma", [1e-200, 1e-200]),
+        ("noise_range2", [float("nan"), 3]),
     ],
 )
 def test_bad_options_are_value_errors_naming_the_option(option, value):
     with pytest.raises(ValueError, match=option):
         degrader(**{option: value})
+
+
+def test_one_kernel_name_and_bad_scales():
+    d = degrader(kernel_list="aniso", kernel_prob=[1.0])
+    assert d.draws(index=0)["kernel1"]["kind"] in ("aniso", None)  # None: a sinc
+    with pytest.raises(ValueError, match="scale"):
+        d.degrade(texture(32, 32), 2.5, index=0)
+    x = np.ascontiguousarray(texture(16, 16).transpose(2, 0, 1))
+    with pytest.raises(ValueError, match="quality"):
+        realesrgan_stage("jpeg", x, quality=100.0)
+    with pytest.raises(ValueError, match="size"):
+        realesrgan_stage("interpolate", x, mode="bilinear", size=(10**6, 10**6))
 
 
 def test_unknown_degradation_and_mixing_with_corruptions_are_named():
@@ -255,6 +270,11 @@ def test_frames_of_a_multi_frame_item_share_one_draw(still_clip):
            **NO_NOISE}  # fmt: skip
     ds = dlas_fast.create_dataset(opt)
     assert len(ds) > 1
+    # With noise, each frame gets noise of its own.
+    noisy = dlas_fast.create_dataset({k: v for k, v in opt.items() if k not in NO_NOISE})
+    lq = noisy[0]["lq"].numpy()
+    assert not np.array_equal(lq[0], lq[1])
+    assert np.abs(lq[0] - lq[1]).mean() < 0.1  # the same picture, the same draw
     lqs = []
     for i in range(len(ds)):
         lq = ds[i]["lq"].numpy()
@@ -355,9 +375,14 @@ def test_a_realesrgan_yaml_works_once_its_type_is_ours(photos, tmp_path):
     for i in range(20):
         n = ds.corruptor.draws(index=i)["noise1"]
         assert n["gaussian"] and 1 <= n["sigma"] <= 2
+    # l1_gt_usm: the model wants the sharpened ground truth.
+    assert opt["gt_usm"] is True and tuple(item["hq_usm"].shape) == (3, 64, 64)
     loader = dlas_fast.create_dataloader(ds, opt)
     batch = next(iter(loader))
     assert tuple(batch["lq"].shape) == (2, 3, 16, 16)
+    # Paired-data fine-tuning (high_order_degradation: false): no degradation.
+    cfg.write_text(X4PLUS_YAML.format(root=photos) + "high_order_degradation: false\n")
+    assert "degradation" not in dataset_options(cfg, "train")
 
 
 # --- fidelity to the reference (tests/golden/realesrgan, made from BasicSR) ------------
@@ -409,6 +434,18 @@ def test_filter2d_equals_the_reference(stages):
     for k, want in zip(stages["filter2d_kernels"], stages["filter2d_batch_out"]):
         got = realesrgan_stage("filter2d", stages["input"], kernel=k)
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["area", "bilinear", "bicubic"])
+def test_interpolate_equals_torch_near_a_factor_of_one(mode):
+    # torch's bilinear kernel copies an axis whose size does not change, whatever the
+    # factor; its bicubic one maps it with the factor.
+    g = torch.Generator().manual_seed(0)
+    for shape, f in [((96, 400), 1.0029), ((96, 96), 1.0029), ((50, 300), 1.004)]:
+        x = torch.rand(1, 3, *shape, generator=g)
+        want = torch.nn.functional.interpolate(x, scale_factor=f, mode=mode)[0].numpy()
+        got = realesrgan_stage("interpolate", x[0].numpy(), mode=mode, scale_factor=f)
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=0, err_msg=f"{shape} {f}")
 
 
 @pytest.mark.parametrize("mode", ["area", "bilinear", "bicubic"])
@@ -526,3 +563,19 @@ def test_every_drawn_parameter_follows_the_references_distribution():
         # ... and its values follow the same distribution (KS, two samples).
         _, p = ks_2samp(ours[applies], theirs[applies_ref])
         assert p > 1e-3, (name, p)
+
+
+def test_item_edges_are_degraded_like_their_inside():
+    # An item is degraded with a margin, as the reference degrades a larger image than
+    # it keeps: its edge pixels are no further from the clean image than the others
+    # (without it, their error is a third to a half larger: blur reflections, black
+    # JPEG padding).
+    d = degrader(random_seed=5)
+    y, x = np.mgrid[0:128, 0:128].astype(np.float32)
+    gt = np.stack([0.4 + 0.2 * np.sin(x / 20), 0.5 + 0.2 * np.cos(y / 25),
+                   0.45 + 0.1 * np.sin((x + y) / 30)], -1).astype(np.float32)  # fmt: skip
+    clean = gt.reshape(32, 4, 32, 4, 3).mean((1, 3))
+    err = np.mean([np.abs(d.degrade(gt, 4, index=i)[0] - clean) for i in range(150)], 0)
+    inside = err[4:-4, 4:-4].mean()
+    for edge in (err[0], err[-1], err[:, 0], err[:, -1]):
+        assert edge.mean() < 1.25 * inside, edge.mean() / inside

@@ -113,9 +113,16 @@ def _from_basicsr(config: Mapping, section: dict) -> dict:
     realesrgan = config.get("model_type") == "RealESRGANModel" or any(
         k in section for k in ("kernel_list", "kernel_prob", "sinc_prob", "blur_sigma")
     )
+    # Real-ESRGAN's paired-data fine-tuning turns the degradation off.
+    if config.get("high_order_degradation", True) is False:
+        realesrgan = False
     if realesrgan and "degradation" not in opt:
         opt["degradation"] = "realesrgan"
         for key in REALESRGAN_OPTIONS:
             if key in config and key not in opt:
                 opt[key] = config[key]
+        # The model's losses against the sharpened ground truth want it as an output.
+        usm_losses = ("l1_gt_usm", "percep_gt_usm", "gan_gt_usm")
+        if "gt_usm" not in opt and any(config.get(k) is True for k in usm_losses):
+            opt["gt_usm"] = True
     return opt
