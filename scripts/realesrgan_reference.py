@@ -940,6 +940,110 @@ def golden_draws(out: Path, n: int = 10000, gt_hw: int = 80, progress: bool = Tr
 # ----------------------------------------------------------------------------------------
 # CLI
 # ----------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------
+# golden: pipeline.npz -- whole items through the reference's operators, with the draws
+# of the native pipeline (dlas_fast) and its noise turned off
+# ----------------------------------------------------------------------------------------
+PIPELINE_OPTIONS = {
+    "degradation": "realesrgan",
+    "random_seed": 3,
+    "gaussian_noise_prob": 1.0,
+    "gaussian_noise_prob2": 1.0,
+    "noise_range": [0, 0],
+    "noise_range2": [0, 0],
+}
+PIPELINE_SCALE = 4
+PIPELINE_SIZE = 96
+PIPELINE_ITEMS = 24
+
+
+def pipeline_gt(size: int = PIPELINE_SIZE) -> np.ndarray:
+    """The pipeline golden's ground truth: H x W x 3 float32 texture in [0, 1]."""
+    rs = np.random.RandomState(11)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    gt = np.stack([0.5 + 0.3 * np.sin(x / 5) * np.cos(y / 7), 0.4 + 0.3 * np.cos(x / 9),
+                   0.5 + 0.2 * np.sin((x + y) / 4)], -1)  # fmt: skip
+    return np.clip(gt + 0.1 * rs.rand(*gt.shape), 0, 1).astype(np.float32)
+
+
+def _reference_kernel(k: dict, pad_to: int = 21) -> torch.Tensor:
+    """The reference's kernel for one of dlas_fast's kernel draws, padded to 21."""
+    d = ref().degradations
+    if k["sinc"]:
+        kern = d.circular_lowpass_kernel(k["omega"], k["size"], pad_to=False)
+    else:
+        iso = k["kind"] in ("iso", "generalized_iso", "plateau_iso")
+        args = (k["size"], k["sigma_x"], k["sigma_y"], k["theta"])
+        if k["kind"] in ("iso", "aniso"):
+            kern = d.bivariate_Gaussian(*args, isotropic=iso)
+        elif k["kind"].startswith("generalized"):
+            kern = d.bivariate_generalized_Gaussian(*args, k["beta"], isotropic=iso)
+        else:
+            kern = d.bivariate_plateau(*args, k["beta"], isotropic=iso)
+    p = (pad_to - k["size"]) // 2
+    return torch.FloatTensor(np.pad(kern, ((p, p), (p, p))))[None]
+
+
+def reference_item(gt_hwc: np.ndarray, draws: dict, scale: int, margin: int) -> np.ndarray:
+    """One item's LQ image made by the reference's own operators (USMSharp, filter2D,
+    F.interpolate, DiffJPEG, the final clamp and rounding), in feed_data's order and with
+    its sizes, for the given draws (noise is zero), on the ground truth mirrored out by
+    `margin` LQ pixels and cut back after, as dlas_fast does. H x W x 3 float32."""
+    r = ref()
+    F = torch.nn.functional
+    filter2d, jpeger = r.img_process_util.filter2D, r.diffjpeg.DiffJPEG(differentiable=False)
+    p = margin * scale
+    g = np.pad(gt_hwc, ((p, p), (p, p), (0, 0)), mode="reflect")
+    h, w = g.shape[:2]
+    out = r.img_process_util.USMSharp()(torch.from_numpy(g.transpose(2, 0, 1).copy())[None])
+    out = filter2d(out, _reference_kernel(draws["kernel1"]))
+    r1 = draws["resize1"]
+    out = F.interpolate(out, scale_factor=r1["scale"] if r1["updown"] != "keep" else 1,
+                        mode=r1["mode"])  # fmt: skip
+    out = torch.clamp(out, 0, 1)  # zero Gaussian noise, clipped
+    out = jpeger(torch.clamp(out, 0, 1).contiguous(), torch.tensor([draws["jpeg1"]]))
+    if draws["second_blur"]:
+        out = filter2d(out.contiguous(), _reference_kernel(draws["kernel2"]))
+    s2 = draws["resize2"]["scale"]
+    out = F.interpolate(out, size=(int(h / scale * s2), int(w / scale * s2)),
+                        mode=draws["resize2"]["mode"])  # fmt: skip
+    out = torch.clamp(out, 0, 1)
+    sinc = draws["final_sinc"]
+
+    def resize_sinc(o):
+        o = F.interpolate(o, size=(h // scale, w // scale), mode=draws["final_mode"])
+        return filter2d(o.contiguous(), _reference_kernel(sinc)) if sinc else o
+
+    q2 = torch.tensor([draws["jpeg2"]])
+    if draws["resize_first"]:
+        out = jpeger(torch.clamp(resize_sinc(out), 0, 1).contiguous(), q2)
+    else:
+        out = resize_sinc(jpeger(torch.clamp(out, 0, 1).contiguous(), q2))
+    lq = (torch.clamp((out * 255.0).round(), 0, 255) / 255.0)[0].numpy().transpose(1, 2, 0)
+    lh, lw = gt_hwc.shape[0] // scale, gt_hwc.shape[1] // scale
+    return np.ascontiguousarray(lq[margin : margin + lh, margin : margin + lw])
+
+
+def golden_pipeline(out: Path) -> None:
+    """pipeline.npz: PIPELINE_ITEMS items of dlas_fast's draws run by the reference."""
+    from dlas_fast._native import LIMITS  # noqa: F401  (dlas_fast must be importable)
+    from dlas_fast.corruptor import ImageCorruptor
+
+    margin = -(-16 // PIPELINE_SCALE)  # dlas_fast's margin: 16 HQ pixels, whole LQ ones
+    corruptor = ImageCorruptor(PIPELINE_OPTIONS)
+    gt = pipeline_gt()
+    draws, lqs = [], []
+    with torch.no_grad():
+        for i in range(PIPELINE_ITEMS):
+            d = corruptor.draws(index=i, epoch=0)
+            draws.append(json.dumps(d, sort_keys=True))
+            lqs.append(reference_item(gt, d, PIPELINE_SCALE, margin))
+    np.savez_compressed(
+        out / "pipeline.npz", gt=gt, lq=np.stack(lqs), draws=np.array(draws),
+        options=json.dumps(PIPELINE_OPTIONS), scale=PIPELINE_SCALE, margin=margin,
+    )  # fmt: skip
+
+
 def cmd_golden(args):
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -947,6 +1051,9 @@ def cmd_golden(args):
     # machine (the draws run thousands of tiny ops, where two OpenMP threads contend).
     torch.set_num_threads(1)
     t0 = time.time()
+    if args.only_pipeline:
+        golden_pipeline(out)
+        return
     print(f"reference versions: {versions()}", file=sys.stderr)
     kern = golden_kernels(out)
     print(f"kernels.npz done ({time.time() - t0:.1f} s)", file=sys.stderr)
@@ -954,6 +1061,8 @@ def cmd_golden(args):
     print(f"stages.npz done ({time.time() - t0:.1f} s)", file=sys.stderr)
     golden_draws(out, n=args.n)
     print(f"draws.npz done ({time.time() - t0:.1f} s)", file=sys.stderr)
+    golden_pipeline(out)
+    print(f"pipeline.npz done ({time.time() - t0:.1f} s)", file=sys.stderr)
     (out / "versions.json").write_text(json.dumps(versions(), indent=1, sort_keys=True) + "\n")
 
 
@@ -985,6 +1094,8 @@ def main(argv=None):
     g = sub.add_parser("golden", help="write the golden files")
     g.add_argument("out_dir")
     g.add_argument("--n", type=int, default=10000, help="draws.npz sample count")
+    g.add_argument("--only-pipeline", action="store_true",
+                   help="write pipeline.npz alone (it follows dlas_fast's draws)")  # fmt: skip
     g.set_defaults(fn=cmd_golden)
     c = sub.add_parser("check", help="run reference_batch_fn, print shapes and time per batch")
     c.add_argument("--batch", type=int, default=4)

@@ -579,3 +579,27 @@ def test_item_edges_are_degraded_like_their_inside():
     inside = err[4:-4, 4:-4].mean()
     for edge in (err[0], err[-1], err[:, 0], err[:, -1]):
         assert edge.mean() < 1.25 * inside, edge.mean() / inside
+
+
+def test_whole_items_equal_the_reference_operators_in_feed_datas_order():
+    # pipeline.npz: the reference's own operators (USMSharp, filter2D, F.interpolate,
+    # DiffJPEG, the final rounding) run in feed_data's order and sizes with our draws for
+    # these items, noise off, on the ground truth with our margin. Any stage dropped,
+    # moved, sized or clamped otherwise shows here.
+    import json
+
+    g = np.load(GOLDEN / "pipeline.npz")
+    d = ImageCorruptor(json.loads(str(g["options"])))
+    scale = int(g["scale"])
+    for i, (want, draws) in enumerate(zip(g["lq"], g["draws"])):
+        ours = d.draws(index=i, epoch=0)
+        assert json.dumps(ours, sort_keys=True) == str(draws), (
+            f"item {i}: the draws changed; regenerate pipeline.npz "
+            "(scripts/realesrgan_reference.py golden --only-pipeline)"
+        )
+        lq, _ = d.degrade(g["gt"], scale, index=i, epoch=0)
+        diff = np.abs(lq - want)
+        # Whole 8-bit steps both; f32 sums in another order may round a value to the
+        # neighbouring step, or move a DiffJPEG coefficient across a rounding boundary.
+        assert diff.mean() < 0.1 / 255, (i, diff.mean() * 255)
+        assert (diff > 1.5 / 255).mean() < 0.01, (i, (diff > 1.5 / 255).mean())
