@@ -40,6 +40,14 @@ pub(crate) fn realesrgan_corruptor(
     })
 }
 
+/// The degradation a corruptor applies, or a ValueError.
+fn degradation_of(corruptor: &PyCorruptor) -> PyResult<&Degradation> {
+    corruptor
+        .inner
+        .degradation()
+        .ok_or_else(|| PyValueError::new_err("this corruptor is not a degradation"))
+}
+
 fn chw(img: &PyReadonlyArray3<'_, f32>) -> PyResult<Planes> {
     let v = img.as_array();
     let (c, h, w) = v.dim();
@@ -77,10 +85,7 @@ pub(crate) fn realesrgan_degrade<'py>(
     epoch: u64,
     index: u64,
 ) -> PyResult<DegradedArrays<'py>> {
-    let d = corruptor
-        .inner
-        .degradation()
-        .ok_or_else(|| PyValueError::new_err("this corruptor is not a degradation"))?;
+    let d = degradation_of(&corruptor)?;
     if scale == 0 {
         return Err(PyValueError::new_err("scale must be at least 1"));
     }
@@ -107,10 +112,7 @@ pub(crate) fn realesrgan_stages<'py>(
     epoch: u64,
     index: u64,
 ) -> PyResult<Vec<NamedArray<'py>>> {
-    let d = corruptor
-        .inner
-        .degradation()
-        .ok_or_else(|| PyValueError::new_err("this corruptor is not a degradation"))?;
+    let d = degradation_of(&corruptor)?;
     if scale == 0 {
         return Err(PyValueError::new_err("scale must be at least 1"));
     }
@@ -195,10 +197,7 @@ pub(crate) fn realesrgan_draws<'py>(
     epoch: u64,
     index: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let d = corruptor
-        .inner
-        .degradation()
-        .ok_or_else(|| PyValueError::new_err("this corruptor is not a degradation"))?;
+    let d = degradation_of(&corruptor)?;
     draws_dict(py, &d.draw(corruptor.keys.key(epoch, index)))
 }
 

@@ -6,7 +6,7 @@ use super::planes_mut;
 use crate::planes::Planes;
 
 /// OpenCV's BORDER_REFLECT_101 (`gfedcb|abcdefgh|gfedcba`) for any offset.
-fn reflect101(i: i64, n: usize) -> usize {
+pub(crate) fn reflect101(i: i64, n: usize) -> usize {
     let n = n as i64;
     if n == 1 {
         return 0;

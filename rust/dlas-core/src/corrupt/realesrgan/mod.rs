@@ -28,7 +28,7 @@ pub use noise::vals_of;
 pub use options::{Options, Raw, Stage};
 pub use resize::{interpolate, interpolate_by, Mode, MODES};
 
-use super::blur::{correlate, correlate_separable};
+use super::blur::{correlate, correlate_separable, reflect101};
 use super::{Key, Rng};
 use crate::error::Result;
 use crate::planes::Planes;
@@ -48,6 +48,20 @@ pub struct KernelDraw {
 }
 
 impl KernelDraw {
+    /// A sinc filter of `size` taps and cutoff `omega` (the other parameters NaN).
+    pub fn sinc(size: usize, omega: f64) -> KernelDraw {
+        KernelDraw {
+            sinc: true,
+            kind: None,
+            size,
+            sigma_x: f64::NAN,
+            sigma_y: f64::NAN,
+            theta: f64::NAN,
+            beta: f64::NAN,
+            omega,
+        }
+    }
+
     /// The kernel, `size x size` as f32 (its padding to 21 in the reference adds only
     /// zero taps).
     pub fn kernel(&self) -> Vec<f32> {
@@ -172,16 +186,7 @@ impl Degradation {
             // The reference's cutoff ranges for kernels of 7 to 21 taps.
             let lo = if size < 13 { 3.0 } else { 5.0 };
             let omega = uniform(rng, std::f64::consts::PI / lo, std::f64::consts::PI);
-            return KernelDraw {
-                sinc: true,
-                kind: None,
-                size,
-                sigma_x: nan,
-                sigma_y: nan,
-                theta: nan,
-                beta: nan,
-                omega,
-            };
+            return KernelDraw::sinc(size, omega);
         }
         let kind = b.kinds[choose(rng, &b.kernel_prob)];
         let sigma_x = uniform(rng, b.blur_sigma[0], b.blur_sigma[1]);
@@ -265,16 +270,7 @@ impl Degradation {
             let sizes = kernel_sizes(o.first.blur_kernel_size.max(o.second.blur_kernel_size));
             let size = sizes[rng.below(sizes.len())];
             let omega = uniform(rng, std::f64::consts::PI / 3.0, std::f64::consts::PI);
-            KernelDraw {
-                sinc: true,
-                kind: None,
-                size,
-                sigma_x: f64::NAN,
-                sigma_y: f64::NAN,
-                theta: f64::NAN,
-                beta: f64::NAN,
-                omega,
-            }
+            KernelDraw::sinc(size, omega)
         });
         let resize1 = self.draw_resize(rng, false);
         let noise1 = self.draw_noise(rng, false);
@@ -432,15 +428,7 @@ pub const MARGIN: usize = 16;
 fn reflect_pad(img: &Planes, p: usize) -> Planes {
     let (h, w) = (img.h, img.w);
     let (ph, pw) = (h + 2 * p, w + 2 * p);
-    let fold = |i: usize, n: usize| -> usize {
-        let i = i as i64 - p as i64;
-        if n == 1 {
-            return 0;
-        }
-        let period = 2 * (n as i64 - 1);
-        let m = i.rem_euclid(period);
-        (if m < n as i64 { m } else { period - m }) as usize
-    };
+    let fold = |i: usize, n: usize| reflect101(i as i64 - p as i64, n);
     let cols: Vec<usize> = (0..pw).map(|x| fold(x, w)).collect();
     let mut out = Planes::zeros(img.c, ph, pw);
     for c in 0..img.c {

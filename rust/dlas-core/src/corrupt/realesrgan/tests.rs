@@ -214,16 +214,7 @@ fn bad_options_are_named() {
 
 #[test]
 fn a_sinc_kernel_of_a_small_size_is_used_at_that_size() {
-    let k = KernelDraw {
-        sinc: true,
-        kind: None,
-        size: 7,
-        sigma_x: f64::NAN,
-        sigma_y: f64::NAN,
-        theta: f64::NAN,
-        beta: f64::NAN,
-        omega: 2.0,
-    };
+    let k = KernelDraw::sinc(7, 2.0);
     assert_eq!(k.kernel().len(), 49);
     let mut img = photo(30, 30);
     let before = img.clone();
