@@ -45,7 +45,7 @@ def test_unknown_names_are_rejected_when_built():
     with pytest.raises(ValueError, match=r"fixed_corruptions.*'?\"?blurr"):
         ImageCorruptor({"fixed_corruptions": ["blurr"]})
     with pytest.raises(ValueError, match="random_corruptions"):
-        ImageCorruptor({"random_corruptions": ["jpeg", "noise-7"], "num_corrupts_per_image": 1})
+        ImageCorruptor({"random_corruptions": ["jpeg", "jpeg-7"], "num_corrupts_per_image": 1})
     with pytest.raises(ValueError, match="num_corrupts_per_image"):
         ImageCorruptor({"num_corrupts_per_image": 2})
     with pytest.raises(ValueError, match="random_seed"):

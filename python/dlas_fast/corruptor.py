@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -107,6 +108,75 @@ def _degradation(opt: Mapping) -> Corruptor | None:
     return realesrgan_corruptor(options, seed_of(opt.get("random_seed")))
 
 
+#: DLAS's corruptor tests a name against these, in this order, by substring (``"x" in
+#: name``): the first that matches is the corruption applied. A name that contains none
+#: of them but contains "none" does nothing. ``lq_resampling4x``, ``noise-5`` and the
+#: ``jpeg-*`` variants must be exact (DLAS fails on any other ``jpeg`` name).
+DLAS_NAME_ORDER: tuple[str, ...] = (
+    "color_quantization",
+    "color_jitter",
+    "gaussian_blur",
+    "motion_blur",
+    "block_noise",
+    "lq_resampling",
+    "color_shift",
+    "interlacing",
+    "chromatic_aberration",
+    "noise",
+    "jpeg",
+    "saturation",
+    "greyscale",
+)
+
+#: The corruptions that DLAS accepts and ignores; ``dlas_noop_corruptions: true`` keeps
+#: them doing nothing here too.
+DLAS_NOOPS: frozenset[str] = frozenset(
+    {"block_noise", "color_shift", "interlacing", "chromatic_aberration"}
+)
+
+
+def dlas_noops(opt: Mapping) -> bool:
+    """The option ``dlas_noop_corruptions`` (False by default)."""
+    value = opt.get("dlas_noop_corruptions", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"option 'dlas_noop_corruptions' must be true or false, got {value!r}")
+    return value
+
+
+def resolve_name(name: str) -> str | None:
+    """The corruption DLAS applies for `name`: the name itself when it is one of ours,
+    else the first of :data:`DLAS_NAME_ORDER` it contains (``none`` when it contains
+    only "none"); None when DLAS would fail on it."""
+    if name in CORRUPTION_NAMES:
+        return name
+    for known in DLAS_NAME_ORDER:
+        if known in name:
+            return None if known == "jpeg" else known
+    return "none" if "none" in name else None
+
+
+def resolve_names(names: list[str], key: str, noops: bool = False) -> list[str]:
+    """`names` as DLAS reads them (see :func:`resolve_name`), with a warning for each
+    name that is not spelt as ours, naming what it was read as; with `noops`, DLAS's
+    ignored corruptions become ``none``. A name DLAS fails on is left for the native
+    corruptor to refuse, with the list of known names."""
+    out = []
+    for name in names:
+        resolved = resolve_name(name)
+        if resolved is None:
+            out.append(name)
+            continue
+        if resolved != name:
+            warnings.warn(
+                f"option {key!r}: corruption {name!r} is read as {resolved!r}, as DLAS "
+                f"matches names by substring (write {resolved!r} to silence this)",
+                UserWarning,
+                stacklevel=2,
+            )
+        out.append("none" if noops and resolved in DLAS_NOOPS else resolved)
+    return out
+
+
 def native_corruptor(opt: Mapping) -> Corruptor:
     """The native corruptor for a DLAS option dict; unknown names are errors here."""
     degrading = _degradation(opt)
@@ -126,14 +196,16 @@ def native_corruptor(opt: Mapping) -> Corruptor:
     scale = opt.get("corruption_blur_scale", 1)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise ValueError(f"option 'corruption_blur_scale' must be a number, got {scale!r}")
+    names = {}
     for key in ("fixed_corruptions", "random_corruptions"):
         for name in _names(opt.get(key)):
             if not isinstance(name, str):
                 raise ValueError(f"option {key!r}: corruption names are strings, got {name!r}")
+        names[key] = resolve_names(_names(opt.get(key)), key, dlas_noops(opt))
     return Corruptor(
-        [str(n) for n in _names(opt.get("fixed_corruptions"))],
+        names["fixed_corruptions"],
         # DLAS reads random_corruptions only when num_corrupts_per_image is set.
-        [str(n) for n in _names(opt.get("random_corruptions"))] if num else [],
+        names["random_corruptions"] if num else [],
         num,
         float(scale),
         bool(opt.get("cosine_bias", True)),
@@ -199,6 +271,17 @@ class ImageCorruptor:
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch that keys calls made without an explicit ``epoch``."""
         self.epoch = int(epoch)
+
+    def reset_random(self) -> None:
+        """DLAS's ``reset_random``: the draws start again. A call with an ``index`` is
+        keyed on ``(random_seed, epoch, index)`` and repeats by itself; this sets the
+        epoch back to 0 and restarts the count that keys calls made without an index,
+        so a seeded corruptor's calls repeat from its first (an unseeded one starts a
+        fresh stream, as DLAS's does)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the names were reported when it was built
+            self._native = native_corruptor(self.opt)
+        self.epoch = 0
 
     def corrupt_images(
         self,

@@ -86,7 +86,12 @@ class ImageFolderDataset(NativeBatches):
         self.opt = dict(opt)
         if "labeler" in self.opt:
             raise NotImplementedError(
-                f"{self.MODE}: option 'labeler' (DLAS's VsNet patch labels) is not supported"
+                f"{self.MODE}: option 'labeler' (DLAS's VsNet patch labels: the keys "
+                "labels, labels_mask, label_strings) is not supported by dlas_fast. For a "
+                "labelled folder keep DLAS's own class under a mode of its own: "
+                "dlas_fast.register_dataset('labeled_imagefolder', ImageFolderDataset) "
+                "with DLAS's `from data.images.image_folder_dataset import "
+                "ImageFolderDataset`, and `mode: labeled_imagefolder` in this section"
             )
         warn_unknown(self.opt, self.OPTIONS | CORRUPTOR_KEYS | DEGRADATION_KEYS, self.MODE)
         if "paths" not in self.opt:

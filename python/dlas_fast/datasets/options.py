@@ -44,6 +44,9 @@ CORRUPTOR_KEYS = frozenset(
         "corruption_blur_scale",
         "cosine_bias",
         "random_seed",
+        # Ours: block_noise, color_shift, interlacing, chromatic_aberration do nothing,
+        # as in DLAS.
+        "dlas_noop_corruptions",
     }
 )
 
