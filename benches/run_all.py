@@ -35,6 +35,7 @@ BENCHES = [
     ("realesrgan", ["bench_realesrgan.py", "--batches", "3", "--runs", "3",
                     "--loader-batches", "60"]),
     ("worker-rss", ["bench_worker_rss.py"]),
+    ("resume", ["bench_resume.py", "--runs", "5"]),
 ]  # fmt: skip
 
 

@@ -14,6 +14,8 @@ Public API:
 * :func:`build_multiscale_patch_index_map` - MultiScaleDataset's patch tree.
 * :class:`DistIterSampler` - the sampler of DLAS's distributed loop, which also hands
   its epoch to the dataset (imports torch when first used).
+* :class:`ResumableSampler` - a shuffle keyed on the dataset's seed and the epoch, split
+  between ranks, that can start an epoch part-way (a resumed run; imports torch).
 * :class:`ImageCorruptor` - DLAS's image corruptor, seeded and reproducible (imports
   numpy when first used).
 * :func:`build_info` - what this build is: version, JPEG codec (libjpeg-turbo) and
@@ -67,6 +69,7 @@ _LAZY = {
     "build_multiscale_patch_index_map": "dlas_fast.patch_tree",
     "MultiscaleTreeNode": "dlas_fast.patch_tree",
     "DistIterSampler": "dlas_fast.samplers",
+    "ResumableSampler": "dlas_fast.samplers",
     "dataset_options": "dlas_fast.config",
     "load_config": "dlas_fast.config",
 }
@@ -83,7 +86,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
         get_dataset_debugger,
         register_dataset,
     )
-    from dlas_fast.samplers import DistIterSampler
+    from dlas_fast.samplers import DistIterSampler, ResumableSampler
 
 
 def __getattr__(name: str):
@@ -121,6 +124,7 @@ __all__ = [
     "ImageSizeError",
     "MixedSizesError",
     "MultiscaleTreeNode",
+    "ResumableSampler",
     "SourceIssue",
     "TileSet",
     "__version__",

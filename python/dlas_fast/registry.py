@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 from collections.abc import Callable, Mapping
 
@@ -17,10 +16,15 @@ _REGISTRY: dict[str, str | Callable] = {
     "fullimage": "dlas_fast.datasets.full_image:FullImageDataset",
 }
 
-# DLAS modes outside dlas_fast's scope (docs/spec.md §8).
+# DLAS's image modes outside dlas_fast's scope (docs/spec.md §8).
 _OUT_OF_SCOPE = ("combined", "paired_frame", "zipfile", "random_dataset", "byol_dataset",
-                 "byol_structured_dataset", "random_aug_wrapper", "nv_tacotron",
-                 "paired_voice_audio", "fast_paired_voice_audio")  # fmt: skip
+                 "byol_structured_dataset", "random_aug_wrapper")  # fmt: skip
+
+# DLAS's audio and speech modes (data/__init__.py): dlas_fast loads images.
+_AUDIO = ("nv_tacotron", "paired_voice_audio", "fast_paired_voice_audio",
+          "fast_paired_voice_audio_with_phonemes", "gpt_tts", "unsupervised_audio",
+          "unsupervised_audio_with_noise", "preprocessed_mel",
+          "grand_conjoined_voice")  # fmt: skip
 
 
 def register_dataset(mode: str, cls: Callable) -> None:
@@ -36,10 +40,12 @@ def known_modes() -> list[str]:
 def _resolve(mode: str) -> Callable:
     entry = _REGISTRY.get(mode)
     if entry is None:
-        if mode in _OUT_OF_SCOPE:
+        if mode in _OUT_OF_SCOPE or mode in _AUDIO:
+            kind = "an audio/speech mode of DLAS" if mode in _AUDIO else "a DLAS mode"
             raise ValueError(
-                f"dataset mode {mode!r} is a DLAS mode outside dlas_fast's scope; "
-                f"known modes: {', '.join(known_modes())}"
+                f"dataset mode {mode!r} is {kind} outside dlas_fast's scope (keep DLAS's "
+                f"class for it: dlas_fast.register_dataset({mode!r}, TheClass)); known "
+                f"modes: {', '.join(known_modes())}"
             )
         raise ValueError(f"unknown dataset mode {mode!r}; known modes: {', '.join(known_modes())}")
     if isinstance(entry, str):
@@ -79,55 +85,6 @@ def get_dataset_debugger(dataset_opt: Mapping):
     return None
 
 
-@functools.cache
-def _loader_class():
-    from dlas_fast._torch import require
-
-    torch = require()
-
-    class EpochDataLoader(torch.utils.data.DataLoader):
-        """A DataLoader that sets its dataset's epoch (the key of its random draws) each
-        time an epoch starts, and so in its workers, persistent ones included.
-
-        The epoch: with a sampler that has one (``DistributedSampler``,
-        ``DistIterSampler``), the sampler's, which DLAS's loop sets with
-        ``train_sampler.set_epoch(epoch)`` before each epoch, as torch requires for its
-        shuffle; otherwise 0, 1, 2... counted by the loader. :meth:`set_epoch` sets
-        either (e.g. on resume).
-        """
-
-        _next_epoch = 0
-
-        def _sampler_with_epoch(self):
-            sampler = getattr(self, "sampler", None)
-            has = isinstance(getattr(sampler, "epoch", None), int)
-            return sampler if has and hasattr(sampler, "set_epoch") else None
-
-        def set_epoch(self, epoch: int) -> None:
-            """Sets the epoch of the next iteration: the sampler's when it has one,
-            else the loader's own count."""
-            sampler = self._sampler_with_epoch()
-            if sampler is not None:
-                sampler.set_epoch(int(epoch))
-            else:
-                self._next_epoch = int(epoch)
-
-        def current_epoch(self) -> int:
-            """The epoch the next iteration gives the dataset (see the class doc)."""
-            sampler = self._sampler_with_epoch()
-            return sampler.epoch if sampler is not None else self._next_epoch
-
-        def __iter__(self):
-            epoch = self.current_epoch()
-            if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch)
-            if self._sampler_with_epoch() is None:
-                self._next_epoch = epoch + 1
-            return super().__iter__()
-
-    return EpochDataLoader
-
-
 def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None, sampler=None,
                       collate_fn=None, shuffle: bool = True):  # fmt: skip
     """A ``torch.utils.data.DataLoader`` configured as DLAS's ``create_dataloader``.
@@ -144,15 +101,20 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
 
     The loader sets the dataset's epoch (which keys its random draws) each time it is
     iterated: the sampler's epoch when the sampler has one (set it each epoch, as
-    torch's ``DistributedSampler`` requires), else 0, 1, 2...; ``loader.set_epoch(n)``
-    sets whichever applies.
+    torch's ``DistributedSampler`` requires), else 0, 1, 2... in the train phase (other
+    phases keep theirs, 0 unless set: each validation pass sees the same items);
+    ``loader.set_epoch(n)`` sets whichever applies. Its shuffle is
+    :class:`~dlas_fast.samplers.ResumableSampler`'s, keyed on the dataset's seed and the
+    epoch. ``loader.state_dict()`` / ``loader.load_state_dict(state)`` save and restore
+    its place in a run exactly (:class:`~dlas_fast.loader.EpochDataLoader`).
     """
     from dlas_fast._torch import require
 
     torch = require()
     from dlas_fast.datasets.options import MAX_BATCH_ITEMS, int_option
+    from dlas_fast.loader import EpochDataLoader
+    from dlas_fast.samplers import ResumableSampler
 
-    loader_class = _loader_class()
     if collate_fn is None and callable(getattr(dataset, "__getitems__", None)):
         from dlas_fast.datasets.batch import collate as collate_fn
     phase = dataset_opt.get("phase", "train")
@@ -169,19 +131,24 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
                 )
             batch_size //= world
         workers = dataset_opt.get("n_workers", 0)
-        return loader_class(
+        # The shuffle is keyed on the dataset's seed and the epoch (torch's own draws
+        # from its global generator): a resumed run makes the same order again.
+        own = ResumableSampler(dataset) if sampler is None and shuffle else None
+        loader = EpochDataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle if sampler is None else False,
+            shuffle=False,
             num_workers=workers,
-            sampler=sampler,
+            sampler=sampler if own is None else own,
             drop_last=True,
             pin_memory=pin_memory,
             collate_fn=collate_fn,
             # Ours: workers kept across epochs (the epoch still reaches them).
             persistent_workers=bool(dataset_opt.get("persistent_workers", False)) and workers > 0,
         )
-    return loader_class(
+        loader._own_sampler = own
+        return loader
+    loader = EpochDataLoader(
         dataset,
         batch_size=int_option(dataset_opt, "batch_size", lo=0, hi=MAX_BATCH_ITEMS) or 1,
         shuffle=False,
@@ -189,3 +156,5 @@ def create_dataloader(dataset, dataset_opt: Mapping, opt: Mapping | None = None,
         pin_memory=pin_memory,
         collate_fn=collate_fn,
     )
+    loader.counts_epochs = False
+    return loader

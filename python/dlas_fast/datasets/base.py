@@ -119,6 +119,9 @@ class EpochDataset(torch.utils.data.Dataset):
         (``phase`` train, the default) takes rank 0's seed on every DDP rank, which is
         a collective call: every rank builds the train set, as in DLAS's trainer. Other
         phases (validation sets, often built on one rank) draw their own."""
+        #: Whether the seed was drawn here rather than set in the options: a loader's
+        #: ``load_state_dict`` may then replace it with the saved run's.
+        self.seed_was_drawn = self.opt.get("random_seed") is None
         if self.opt.get("random_seed") is None:
             collective = self.opt.get("phase", "train") == "train"
             seed = shared_seed(collective)
@@ -228,14 +231,34 @@ class EpochDataset(torch.utils.data.Dataset):
         ``set_epoch``. ``dlas_fast.create_dataloader``'s loader calls it each epoch."""
         self._epoch.value = epoch
 
+    def reset_random(self) -> None:
+        """DLAS's ``reset_random`` (its FID evaluator calls it before each evaluation so
+        that every evaluation sees the same corruptions). Here every draw is already a
+        function of ``(random_seed, epoch, index)``, so an item repeats by itself while
+        the epoch stays; this rewinds the epoch to 0, whose draws the items then give
+        again, in this process and its DataLoader workers."""
+        self.set_epoch(0)
+
+    def reseed(self, seed: int) -> None:
+        """Makes `seed` the dataset's ``random_seed``, as if its options had set it (a
+        resumed run takes the saved run's seed this way). Workers started after this
+        call use it; the epoch is kept."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, str)):
+            raise ValueError(f"reseed: the seed must be an int or a string, got {seed!r}")
+        epoch, drawn = self._epoch, getattr(self, "seed_was_drawn", False)
+        self.__init__(dict(self.opt, random_seed=seed))
+        self._epoch, self.seed_was_drawn = epoch, drawn
+
     # Native objects are not pickled: a spawned worker rebuilds them (the listings from
     # their caches) and shares the epoch with the main process.
     def __getstate__(self) -> dict:
-        return {"opt": self.opt, "epoch": self._epoch}
+        return {"opt": self.opt, "epoch": self._epoch,
+                "seed_was_drawn": getattr(self, "seed_was_drawn", False)}  # fmt: skip
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["opt"])
         self._epoch = state["epoch"]
+        self.seed_was_drawn = state.get("seed_was_drawn", False)
 
 
 class SharedOutputs(NamedTuple):
