@@ -81,9 +81,9 @@ def digests(path: Path) -> list[str]:
 WORLDS = [(1, "torch"), (2, "dlas"), (3, "torch"), (1, "none")]
 # Where the first runs are killed, as (workers, start method).
 KILLED_WITH = [(2, "fork"), (1, "spawn"), (0, "fork")]
-# The new processes that resume each of those: 3 worker counts x 2 start methods
-# (0 workers has no start method to vary).
-RESUMED_WITH = [(0, "fork", False), (1, "fork", False), (1, "spawn", True),
+# The new processes that resume each of those: 3 worker counts x 2 start methods,
+# persistent workers or not.
+RESUMED_WITH = [(0, "fork", False), (0, "spawn", False), (1, "fork", False), (1, "spawn", True),
                 (2, "fork", True), (2, "spawn", False)]  # fmt: skip
 
 
