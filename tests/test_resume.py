@@ -339,3 +339,89 @@ def test_a_string_seed_is_kept_as_written_and_keys_the_shuffle(tiles):
     assert [keys(x) for x in make(tiles, random_seed="run-b")[1]] != [
         keys(x) for x in make(tiles, random_seed="run-a")[1]
     ]
+
+
+def test_a_wrapped_dataset_resumes_with_its_seed_and_epoch(tiles):
+    # No random_seed: the seed is drawn. A Subset keeps the dataset in .dataset.
+    opt = {**OPT, "paths": str(tiles), "batch_size": 4}
+
+    def loader():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("logging.Logger.warning", lambda *a, **k: None)
+            ds = dlas_fast.create_dataset(opt)
+        return ds, dlas_fast.create_dataloader(torch.utils.data.Subset(ds, range(20)), opt)
+
+    ds, a = loader()
+    it = iter(a)
+    next(it)
+    state = a.state_dict()
+    assert state["random_seed"] == ds.opt["random_seed"]
+    rest = [keys(b) for b in it] + [keys(b) for b in a]
+    assert ds.epoch == 1  # the epoch reached the dataset under the Subset
+    ds2, b = loader()
+    assert ds2.opt["random_seed"] != state["random_seed"]
+    b.load_state_dict(state)
+    assert [keys(x) for x in b] + [keys(x) for x in b] == rest
+
+
+def test_the_place_survives_what_happens_around_it(tiles, monkeypatch):
+    _, loader = make(tiles)
+    ref = [keys(b) for b in loader]
+    _, other = make(tiles)
+    # An iterator made before load_state_dict goes on and leaves the new place alone.
+    old = iter(other)
+    next(old)
+    other.load_state_dict({**other.state_dict(), "epoch": 0, "batches": 3})
+    assert keys(next(old)) == ref[1]
+    assert other.state_dict()["batches"] == 3
+    # What is left of the resumed epoch is the iterator's length; the loader's is whole.
+    it = iter(other)
+    assert len(it) == len(ref) - 3 and len(other) == len(ref)
+    assert [keys(b) for b in it] == ref[3:]
+    # An iteration that fails to start keeps the place it was to resume.
+    _, third = make(tiles)
+    third.load_state_dict({**third.state_dict(), "batches": 2})
+    real = torch.utils.data.DataLoader._get_iterator
+    calls = []
+
+    def once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(24, "Too many open files")
+        return real(self)
+
+    monkeypatch.setattr(torch.utils.data.DataLoader, "_get_iterator", once)
+    with pytest.raises(OSError):
+        iter(third)
+    assert [keys(b) for b in third] == ref[2:]
+    # set_epoch to another epoch drops a resume loaded for this one.
+    _, fourth = make(tiles)
+    fourth.load_state_dict({**fourth.state_dict(), "batches": 2})
+    fourth.set_epoch(4)
+    assert fourth.state_dict()["epoch"] == 4 and fourth.state_dict()["batches"] == 0
+
+
+def test_epochs_beyond_64_bits_and_unknown_samplers(tiles):
+    ds, loader = make(tiles)
+    with pytest.raises(ValueError, match="epoch"):
+        loader.load_state_dict({**loader.state_dict(), "epoch": 2**63})
+    with pytest.raises(ValueError, match="2\\*\\*63"):
+        loader.set_epoch(2**64 + 1)
+    with pytest.raises(ValueError, match="2\\*\\*63"):
+        ds.set_epoch(-1)
+    random = dlas_fast.create_dataloader(
+        ds, {"batch_size": 4}, sampler=torch.utils.data.RandomSampler(ds)
+    )
+    with pytest.warns(UserWarning, match="RandomSampler is not known to be a function"):
+        random.load_state_dict(random.state_dict())
+
+
+def test_a_finished_validation_pass_resumes_whole(tiles):
+    ds = dlas_fast.create_dataset({**OPT, "paths": str(tiles), "random_seed": 3})
+    val = dlas_fast.create_dataloader(ds, {"phase": "val", "batch_size": 4})
+    whole = [keys(b) for b in val]
+    state = val.state_dict()
+    assert state["batches"] == 0
+    again = dlas_fast.create_dataloader(ds, {"phase": "val", "batch_size": 4})
+    again.load_state_dict(state)
+    assert [keys(b) for b in again] == whole

@@ -11,16 +11,27 @@ without being loaded.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 from dlas_fast._torch import require
 
 torch = require()
 from torch.utils.data import DataLoader  # noqa: E402
 
-from dlas_fast.samplers import DistIterSampler, ResumableSampler  # noqa: E402
+from dlas_fast.samplers import DistIterSampler, ResumableSampler, base_dataset  # noqa: E402
 
 #: The ``format`` of a state dict this version writes and reads.
 STATE_FORMAT = "dlas_fast.loader/1"
+
+
+#: Samplers whose order is a function of their epoch (and seed): what a state can
+#: restore. Another sampler's order may differ after a resume (torch's RandomSampler
+#: draws from the global generator).
+_KEYED_SAMPLERS = (ResumableSampler, DistIterSampler, torch.utils.data.DistributedSampler,
+                   torch.utils.data.SequentialSampler)  # fmt: skip
+
+#: The largest epoch: the shared epoch is a signed 64-bit integer.
+MAX_EPOCH = 2**63 - 1
 
 
 def _sampler_state(sampler) -> dict:
@@ -56,24 +67,36 @@ class _Resuming:
 
 
 class _Counting:
-    """The loader's iterator, counting the batches it hands out."""
+    """The loader's iterator, counting the batches it hands out in its own
+    ``[epoch, batches]`` list (the loader's progress while it is the latest iteration;
+    an older iterator counts on without touching a newer state)."""
 
-    def __init__(self, loader: EpochDataLoader, inner) -> None:
-        self._loader, self._inner = loader, inner
+    def __init__(self, loader: EpochDataLoader, inner, progress: list[int]) -> None:
+        self._loader, self._inner, self._progress = loader, inner, progress
+        self._left = len(inner) - progress[1]
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        batch = next(self._inner)
-        self._loader._progress[1] += 1
+        try:
+            batch = next(self._inner)
+        except StopIteration:
+            if self._progress is self._loader._progress and not self._loader._keeps_place():
+                # A loader that does not move on to another epoch (validation) starts
+                # its next pass whole: a finished pass is no place to resume from.
+                self._progress[1] = 0
+            raise
+        self._progress[1] += 1
         return batch
 
     def __len__(self) -> int:
-        return len(self._inner)
+        """The batches this iteration hands out (fewer than ``len(loader)`` when it
+        resumes an epoch)."""
+        return self._left
 
     def __getattr__(self, name: str):
-        if name in ("_inner", "_loader"):  # not set yet (a copy being made)
+        if name in ("_inner", "_loader", "_progress"):  # not set yet (a copy being made)
             raise AttributeError(name)
         return getattr(self._inner, name)
 
@@ -123,7 +146,10 @@ class EpochDataLoader(DataLoader):
 
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch of the next iteration: the sampler's when it has one,
-        else the loader's own count."""
+        else the loader's own count. A resume loaded for another epoch is dropped."""
+        epoch = _epoch(epoch, "set_epoch")
+        if self._resume is not None and self._resume[0] != epoch:
+            self._resume = None
         sampler = self._sampler_with_epoch()
         if sampler is not None:
             sampler.set_epoch(int(epoch))
@@ -135,21 +161,22 @@ class EpochDataLoader(DataLoader):
         sampler = self._sampler_with_epoch()
         return sampler.epoch if sampler is not None else self._next_epoch
 
+    def _keeps_place(self) -> bool:
+        """Whether a finished iteration is a place to resume from: the loader (or its
+        sampler) moves on to another epoch, rather than repeating this one."""
+        return self._sampler_with_epoch() is not None or self.counts_epochs
+
     def _per_batch(self) -> int:
         return self.batch_size if self.batch_size is not None else 1
 
     def __iter__(self):
         epoch = self.current_epoch()
         skip = 0
-        if self._resume is not None:
-            if self._resume[0] == epoch:
-                skip = self._resume[1]
-            self._resume = None
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-        if self._sampler_with_epoch() is None and self.counts_epochs:
-            self._next_epoch = epoch + 1
-        self._progress = [epoch, skip]
+        if self._resume is not None and self._resume[0] == epoch:
+            skip = self._resume[1]
+        dataset = base_dataset(self.dataset)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
         own = self._own_sampler
         if own is not None:
             # The order is the seed's and the epoch's; a resumed epoch starts where it
@@ -161,12 +188,18 @@ class EpochDataLoader(DataLoader):
             inner = super().__iter__()
         finally:
             self._skip_now = 0
-        return _Counting(self, inner)
+        # Only once the iteration exists: a failed start leaves the place as it was.
+        self._resume = None
+        if self._sampler_with_epoch() is None and self.counts_epochs:
+            self._next_epoch = epoch + 1
+        progress = [epoch, skip]
+        self._progress = progress
+        return _Counting(self, inner, progress)
 
     def _dataset_seed(self) -> int | str | None:
         """The dataset's ``random_seed`` as its options hold it (an int or a string),
         or None for a dataset without one."""
-        opt = getattr(self.dataset, "opt", None)
+        opt = getattr(base_dataset(self.dataset), "opt", None)
         seed = opt.get("random_seed") if isinstance(opt, dict) else None
         return seed if isinstance(seed, (int, str)) and not isinstance(seed, bool) else None
 
@@ -176,12 +209,16 @@ class EpochDataLoader(DataLoader):
         dataset's seed and length, the batch size and what the sampler is. Saved
         with a checkpoint; :meth:`load_state_dict` in a new process continues with
         the next batch, bit for bit."""
-        if self._resume is not None:
+        upcoming = self.current_epoch()
+        # The epoch the latest iteration ran, if nothing has moved the loader since.
+        counted = self._sampler_with_epoch() is None and self.counts_epochs
+        latest = upcoming - 1 if counted else upcoming
+        if self._resume is not None and self._resume[0] == upcoming:
             epoch, batches = self._resume
-        elif self._progress is not None:
+        elif self._progress is not None and self._progress[0] == latest:
             epoch, batches = self._progress
         else:
-            epoch, batches = self.current_epoch(), 0
+            epoch, batches = upcoming, 0
         return {
             "format": STATE_FORMAT,
             "epoch": int(epoch),
@@ -203,7 +240,7 @@ class EpochDataLoader(DataLoader):
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"load_state_dict: not a dlas_fast loader state ({got!r})")
-        epoch, batches = _count(state, "epoch"), _count(state, "batches")
+        epoch, batches = _count(state, "epoch", MAX_EPOCH), _count(state, "batches")
         mine = self.state_dict()
         for key in ("batch_size", "drop_last", "items"):
             if state.get(key) != mine[key]:
@@ -231,10 +268,20 @@ class EpochDataLoader(DataLoader):
                 shutdown()
             self._iterator = None
         self.set_epoch(epoch)
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
+        dataset = base_dataset(self.dataset)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
         self._resume = (epoch, batches)
         self._progress = None
+        if not isinstance(self.sampler, _KEYED_SAMPLERS):
+            warnings.warn(
+                f"load_state_dict: the order of the sampler {type(self.sampler).__name__} is "
+                "not known to be a function of its epoch; the resumed batches are the "
+                "saved run's only if it is (dlas_fast.ResumableSampler, DistributedSampler "
+                "and DistIterSampler are)",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def _set_dataset_seed(self, saved, current) -> None:
         if saved == current:
@@ -244,16 +291,27 @@ class EpochDataLoader(DataLoader):
                 f"load_state_dict: the state was saved with random_seed={saved!r}, this "
                 f"loader's dataset has random_seed={current!r}"
             )
-        if not getattr(self.dataset, "seed_was_drawn", False):
+        dataset = base_dataset(self.dataset)
+        if not getattr(dataset, "seed_was_drawn", False):
             raise ValueError(
                 f"load_state_dict: the state was saved with random_seed={saved}, this "
                 f"dataset's options set random_seed={current}"
             )
-        self.dataset.reseed(saved)
+        dataset.reseed(saved)
 
 
-def _count(state: dict, key: str) -> int:
+def _count(state: dict, key: str, most: int | None = None) -> int:
     value = state.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"load_state_dict: {key!r} must be a count (an int >= 0), got {value!r}")
+    bad = isinstance(value, bool) or not isinstance(value, int) or value < 0
+    if bad or (most is not None and value > most):
+        bound = "" if most is None else f" and <= {most}"
+        raise ValueError(
+            f"load_state_dict: {key!r} must be a count (an int >= 0{bound}), got {value!r}"
+        )
     return value
+
+
+def _epoch(epoch, what: str) -> int:
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= MAX_EPOCH:
+        raise ValueError(f"{what}: the epoch must be an int in [0, 2**63), got {epoch!r}")
+    return epoch

@@ -73,8 +73,9 @@ class DistIterSampler(Sampler):
         epoch's iterations leave out its first `skip` indices (a resumed epoch)."""
         self.epoch = int(epoch)
         self.skip = _skip(skip, self.num_samples)
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(self.epoch)
+        dataset = base_dataset(self.dataset)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.epoch)
 
 
 def _skip(skip, num_samples: int) -> int:
@@ -89,10 +90,23 @@ def _generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(key, "little") >> 1)
 
 
+def base_dataset(dataset):
+    """The dataset under wrappers that keep theirs in ``.dataset`` (``Subset``): the
+    one whose ``opt`` holds the seed and whose ``set_epoch`` keys the draws."""
+    for _ in range(16):
+        if hasattr(dataset, "set_epoch") or hasattr(dataset, "opt"):
+            return dataset
+        inner = getattr(dataset, "dataset", None)
+        if inner is None:
+            return dataset
+        dataset = inner
+    return dataset
+
+
 def dataset_seed(dataset) -> int:
     """The dataset's ``random_seed`` (drawn when the options had none) as a number (a
     string seed hashed, as the datasets do), or 0."""
-    opt = getattr(dataset, "opt", None)
+    opt = getattr(base_dataset(dataset), "opt", None)
     seed = opt.get("random_seed") if isinstance(opt, dict) else None
     try:
         return seed_of(seed) or 0
@@ -170,5 +184,6 @@ class ResumableSampler(Sampler):
         batches handed out times the batch size)."""
         self.epoch = int(epoch)
         self.skip = _skip(skip, self.num_samples)
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(self.epoch)
+        dataset = base_dataset(self.dataset)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.epoch)

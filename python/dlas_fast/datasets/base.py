@@ -229,6 +229,8 @@ class EpochDataset(torch.utils.data.Dataset):
         """Sets the epoch that keys the random draws, in this process and in the
         DataLoader workers (forked, spawned or persistent), like a DistributedSampler's
         ``set_epoch``. ``dlas_fast.create_dataloader``'s loader calls it each epoch."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**63:
+            raise ValueError(f"set_epoch: the epoch must be an int in [0, 2**63), got {epoch!r}")
         self._epoch.value = epoch
 
     def reset_random(self) -> None:
