@@ -3,6 +3,7 @@
 Public API:
 
 * :func:`extract` - turn a folder of photos into a chunked patch dataset.
+* :func:`pack` - a chunked dataset as a few large tar shards with sidecar indexes.
 * :func:`read_centers` / :func:`write_centers` - ``centers.pt`` files, read without
   running pickle code.
 * :class:`ChunkedTiles`, :class:`ChunkIndex`, :class:`TileSet` - the chunk index of
@@ -55,6 +56,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 # about 35 ms).
 _LAZY = {
     "extract": "dlas_fast._extract",
+    "pack": "dlas_fast._pack",
+    "PackSummary": "dlas_fast._pack",
     "ExtractSummary": "dlas_fast._extract",
     "SourceIssue": "dlas_fast._extract",
     "ChunkedTiles": "dlas_fast.index",
@@ -76,6 +79,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from dlas_fast._extract import ExtractSummary, SourceIssue, extract
+    from dlas_fast._pack import PackSummary, pack
     from dlas_fast.config import dataset_options, load_config
     from dlas_fast.corruptor import CORRUPTION_NAMES, ImageCorruptor
     from dlas_fast.index import ChunkedTiles, ChunkIndex, TileSet
@@ -124,6 +128,7 @@ __all__ = [
     "ImageSizeError",
     "MixedSizesError",
     "MultiscaleTreeNode",
+    "PackSummary",
     "ResumableSampler",
     "SourceIssue",
     "TileSet",
@@ -134,6 +139,7 @@ __all__ = [
     "load_config",
     "get_dataset_debugger",
     "extract",
+    "pack",
     "build_info",
     "jpeg_encoder",
     "build_multiscale_patch_index_map",

@@ -30,6 +30,7 @@ __all__ = [
     "extract",
     "frame_runs",
     "jpeg_encoder",
+    "pack",
     "prefault",
     "read_centers",
     "realesrgan_corruptor",
@@ -65,6 +66,13 @@ def extract(
     shard: tuple[int, int] | None = None,
     bar: bool = False,
     callback: Callable[[dict[str, Any]], Any] | None = None,
+) -> str: ...
+def pack(
+    dataset: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    shard_size: int,
+    threads: int = 0,
+    bar: bool = False,
 ) -> str: ...
 def check_destination(
     src: str | os.PathLike[str],

@@ -24,6 +24,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Describe a dataset folder: chunks, tiles, sizes, scale levels, disk use, cache.
     Inspect(InspectArgs),
+    /// Pack a chunked dataset into uncompressed tar shards with a sidecar index each
+    /// (whole chunks per shard; `tar -x` of every shard gives the chunk folders back).
+    Pack(PackArgs),
     /// Write a PNG contact sheet of samples from a dataset (needs the Python package:
     /// `python -m dlas_fast preview ...`).
     Preview {
@@ -162,6 +165,62 @@ pub struct VerifyArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PackArgs {
+    /// The chunked dataset's folder.
+    pub dataset: PathBuf,
+    /// The folder of the shards (made if missing; apart from DATASET).
+    pub out: PathBuf,
+    /// About how large a shard is: bytes, or with a unit (`512MiB`, `1GiB`, `2GB`).
+    #[arg(long, default_value = "1GiB", allow_hyphen_values = true, value_parser = byte_size)]
+    pub shard_size: u64,
+    /// Worker threads; default: all cores.
+    #[arg(long, value_parser = whole::<usize, 1, { dlas_core::pack::MAX_THREADS as u64 }>)]
+    pub threads: Option<usize>,
+    /// Never draw a progress bar; print plain progress lines.
+    #[arg(long)]
+    pub no_progress_bar: bool,
+    /// Print nothing but the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A byte count: digits, optionally with a unit (B, KB, MB, GB, TB in powers of 1000;
+/// KiB, MiB, GiB, TiB, and K, M, G, T, in powers of 1024).
+fn byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 1GiB or 536870912"))?;
+    n.checked_mul(scale)
+        .filter(|&v| v >= dlas_core::pack::MIN_SHARD_SIZE)
+        .ok_or_else(|| {
+            format!(
+                "{s:?}: a shard size is at least {} bytes and at most {}",
+                dlas_core::pack::MIN_SHARD_SIZE,
+                u64::MAX
+            )
+        })
 }
 
 #[derive(Args, Debug)]

@@ -1,22 +1,38 @@
-//! Ctrl-C (SIGINT) and SIGTERM while `extract` runs: the first asks the run to stop
-//! (it finishes no more chunks and leaves DST for `--resume`), a second ends the
-//! process at once. The handlers are installed for the run only; the ones they replace
+//! Ctrl-C (SIGINT) and SIGTERM while `extract` or `pack` runs: the first asks the run
+//! to stop (extract finishes no more chunks and leaves DST for `--resume`; pack
+//! finishes no more shards, and a second pack keeps the finished ones), a second ends
+//! the process at once. The handlers are installed for the run only; the ones they replace
 //! (e.g. Python's, under `python -m dlas_fast`) are put back afterwards.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Signals received since [`Guard::install`].
 static RECEIVED: AtomicUsize = AtomicUsize::new(0);
 
 const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
+/// Whether the run is a pack (else an extract): which words a second signal prints.
+static PACKING: AtomicBool = AtomicBool::new(false);
+
+/// What a stopped extract prints.
+pub const EXTRACT_STOPPED: &str = "dlas-fast extract: interrupted: rerun with --resume to finish";
+/// What a stopped pack prints.
+pub const PACK_STOPPED: &str =
+    "dlas-fast pack: interrupted: run the same command again to finish (finished shards are kept)";
+
 extern "C" fn on_signal(_: libc::c_int) {
     if RECEIVED.fetch_add(1, Ordering::SeqCst) > 0 {
         // The same words as after a stop, for whichever comes first.
-        const MSG: &[u8] = b"\ndlas-fast extract: interrupted: rerun with --resume to finish\n";
-        // SAFETY: write and _exit are async-signal-safe; MSG outlives the call.
+        let msg = if PACKING.load(Ordering::SeqCst) {
+            PACK_STOPPED
+        } else {
+            EXTRACT_STOPPED
+        };
+        // SAFETY: write and _exit are async-signal-safe; the bytes are static.
         unsafe {
-            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::write(2, b"\n".as_ptr().cast(), 1);
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::write(2, b"\n".as_ptr().cast(), 1);
             libc::_exit(130);
         }
     }
@@ -29,6 +45,12 @@ pub struct Guard {
 
 impl Guard {
     pub fn install() -> Guard {
+        Guard::install_for(false)
+    }
+
+    /// [`Guard::install`] for a pack (`packing`) or an extract.
+    pub fn install_for(packing: bool) -> Guard {
+        PACKING.store(packing, Ordering::SeqCst);
         RECEIVED.store(0, Ordering::SeqCst);
         let mut previous = Vec::new();
         for sig in SIGNALS {

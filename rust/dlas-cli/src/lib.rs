@@ -1,11 +1,12 @@
 //! The `dlas-fast` command: `dlas-fast extract SRC DST [options]`, `dlas-fast verify
-//! PATH`, `dlas-fast inspect PATH` (and `preview`, which the Python package runs).
+//! PATH`, `dlas-fast inspect PATH`, `dlas-fast pack DATASET OUT` (and `preview`, which
+//! the Python package runs).
 //!
 //! [`run`] is the whole command (the binary and `python -m dlas_fast` both call it)
 //! and returns the process exit status: 0 success, 2 usage errors (a refused DST, a
 //! PATH that is not a folder), 3 when the run finished but found files that cannot be
-//! read or decoded, 130 when `extract` was interrupted (Ctrl-C, SIGTERM), 1 for any
-//! other failure.
+//! read or decoded (or, for pack, files it left out), 130 when `extract` or `pack` was
+//! interrupted (Ctrl-C, SIGTERM), 1 for any other failure.
 
 mod args;
 mod interrupt;
@@ -17,11 +18,11 @@ use dlas_core::survey::inspect::InspectOptions;
 use dlas_core::survey::{inspect, verify, VerifyOptions};
 use dlas_core::CoreError;
 
-use args::{parse, Command, ExtractArgs, InspectArgs, VerifyArgs};
+use args::{parse, Command, ExtractArgs, InspectArgs, PackArgs, VerifyArgs};
 use render::{render_inspection, render_verify};
 
 pub use args::long_version;
-pub use progress::Reporter;
+pub use progress::{PackReporter, Reporter};
 
 /// Runs the command line `args` (including the program name); returns the exit status.
 pub fn run<I, T>(args: I) -> i32
@@ -40,6 +41,7 @@ where
         Command::Extract(a) => run_extract(&a),
         Command::Verify(a) => run_verify(&a),
         Command::Inspect(a) => run_inspect(&a),
+        Command::Pack(a) => run_pack(&a),
         Command::Preview { .. } => {
             eprintln!(
                 "dlas-fast preview: needs the Python package (it loads the datasets with \
@@ -110,7 +112,7 @@ fn run_extract(a: &ExtractArgs) -> i32 {
             summary.exit_code()
         }
         Err(CoreError::Interrupted) => {
-            eprintln!("dlas-fast extract: interrupted: rerun with --resume to finish");
+            eprintln!("{}", interrupt::EXTRACT_STOPPED);
             130
         }
         Err(e) => {
@@ -118,6 +120,41 @@ fn run_extract(a: &ExtractArgs) -> i32 {
             match e {
                 CoreError::InvalidOption { .. } | CoreError::Destination { .. } => 2,
                 CoreError::Io { ref path, .. } if path == &a.src => 2,
+                _ => 1,
+            }
+        }
+    }
+}
+
+fn run_pack(a: &PackArgs) -> i32 {
+    let opts = dlas_core::pack::PackOptions {
+        shard_size: a.shard_size,
+        threads: a.threads.unwrap_or(0),
+    };
+    let reporter = progress::PackReporter::new(a.quiet, a.no_progress_bar);
+    let result = {
+        let _signals = interrupt::Guard::install_for(true);
+        dlas_core::pack::pack(&a.dataset, &a.out, &opts, &reporter)
+    };
+    reporter.finish();
+    match result {
+        Ok(summary) => {
+            print!("{}", render::render_pack(&summary, &a.out));
+            if summary.skipped.is_empty() {
+                0
+            } else {
+                3
+            }
+        }
+        Err(CoreError::Interrupted) => {
+            eprintln!("{}", interrupt::PACK_STOPPED);
+            130
+        }
+        Err(e) => {
+            eprintln!("dlas-fast pack: error: {e}");
+            match e {
+                CoreError::InvalidOption { .. } | CoreError::Destination { .. } => 2,
+                CoreError::Io { ref path, .. } if path == &a.dataset => 2,
                 _ => 1,
             }
         }

@@ -73,7 +73,12 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(quiet: bool, no_bar: bool) -> Self {
-        let bar = terminal_bar(quiet, no_bar, "sources");
+        Reporter::counting(quiet, no_bar, "sources")
+    }
+
+    /// A reporter whose bar counts `unit`.
+    fn counting(quiet: bool, no_bar: bool, unit: &str) -> Self {
+        let bar = terminal_bar(quiet, no_bar, unit);
         Reporter {
             bar,
             quiet,
@@ -242,6 +247,59 @@ fn secs_since(started: &Mutex<Instant>) -> f64 {
         .elapsed()
         .as_secs_f64()
         .max(1e-9)
+}
+
+/// Progress of `pack`: a bar over the shards to write, with the rate in bytes (the
+/// extract reporter's counters, over shards).
+pub struct PackReporter(Reporter);
+
+impl PackReporter {
+    pub fn new(quiet: bool, no_bar: bool) -> Self {
+        PackReporter(Reporter::counting(quiet, no_bar, "shards"))
+    }
+
+    pub fn finish(&self) {
+        self.0.finish();
+    }
+}
+
+impl dlas_core::pack::PackProgress for PackReporter {
+    fn cancelled(&self) -> bool {
+        crate::interrupt::Guard::interrupted()
+    }
+
+    fn start(&self, shards: usize, bytes: u64, kept: usize, kept_bytes: u64) {
+        let to_write = shards - kept;
+        self.0.total.store(to_write, Ordering::Relaxed);
+        self.0.bytes.store(bytes - kept_bytes, Ordering::Relaxed);
+        *self.0.started.lock().expect("lock") = Instant::now();
+        if kept > 0 && !self.0.quiet {
+            let line = format!("{kept} of {shards} shards are there already and kept");
+            match &self.0.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+        if let Some(bar) = &self.0.bar {
+            show(bar, to_write);
+        }
+    }
+
+    fn shard_done(&self, name: &str, bytes: u64) {
+        let done = self.0.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes_done = self.0.bytes_done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let secs = secs_since(&self.0.started);
+        let total_bytes = self.0.bytes.load(Ordering::Relaxed);
+        let left = eta(secs, bytes_done, total_bytes).map_or("-".into(), duration);
+        let speed = format!("{:.0} MB/s", bytes_done as f64 / 1e6 / secs);
+        if let Some(bar) = &self.0.bar {
+            bar.set_message(format!("{speed}  ETA {left}"));
+            bar.inc(1);
+        } else if !self.0.quiet {
+            let total = self.0.total.load(Ordering::Relaxed);
+            eprintln!("[{done}/{total}] {name} {speed}, ETA {left}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -242,3 +242,36 @@ fn render_images(r: &ImagesReport) -> String {
     }
     out
 }
+
+/// The summary `pack` prints.
+pub fn render_pack(s: &dlas_core::pack::PackSummary, out: &std::path::Path) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    row(
+        &mut text,
+        "shards",
+        format!("{} in {}", s.shards.len(), out.display()),
+    );
+    row(&mut text, "  written", s.written);
+    row(&mut text, "  kept from a run before", s.kept);
+    row(&mut text, "chunks", s.chunks);
+    row(&mut text, "files", s.files);
+    row(&mut text, "size", human_bytes(s.bytes));
+    row(&mut text, "time", format!("{:.2} s", s.elapsed_secs));
+    row(&mut text, "manifest", dlas_core::pack::MANIFEST_NAME);
+    if !s.skipped.is_empty() {
+        let _ = writeln!(text, "files not packed ({}):", s.skipped.len());
+        for k in &s.skipped {
+            let _ = writeln!(text, "  {}: {}", k.path.display(), k.reason);
+        }
+    }
+    if !s.left_over.is_empty() {
+        let _ = writeln!(
+            text,
+            "shards of an earlier pack, not part of this one (left as they are; delete \
+             them before reading the folder with other tools): {}",
+            s.left_over.join(", ")
+        );
+    }
+    text
+}

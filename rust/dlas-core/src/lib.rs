@@ -13,6 +13,7 @@ pub mod image;
 pub mod index;
 pub mod input;
 pub mod load;
+pub mod pack;
 pub mod planes;
 pub mod survey;
 pub mod torchfile;

@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use dlas_core::extract::{
     check_destination as core_check, extract_shard, ExtractOptions, Progress, Shard,
 };
 use pyo3::prelude::*;
 
+use crate::background::run_beside_python;
 use crate::errors::to_pyerr;
 
 /// Runs the extraction job (docs/spec.md §2) and returns its summary as a JSON string.
@@ -63,44 +63,17 @@ pub(crate) fn extract(
         total: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
     };
-    // The run works on its own thread while this one, between waits without the GIL,
-    // lets Python handle signals: Ctrl-C stops the run and is raised here.
-    let summary = std::thread::scope(|scope| {
-        let (done, finished) = std::sync::mpsc::channel::<()>();
-        let finished = std::sync::Mutex::new(finished);
-        let run = std::thread::Builder::new()
-            .name("dlas-extract".into())
-            .spawn_scoped(scope, || {
-                let _done = done; // hung up when the run returns or panics
-                extract_shard(&src, &dst, &opts, shard, &stop)
-            })
-            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("extract: {e}")))?;
-        let mut raised = None;
-        loop {
-            let waited = py.detach(|| {
-                let finished = finished.lock().expect("only this thread waits");
-                finished.recv_timeout(Duration::from_millis(50))
-            });
-            let ended = !matches!(waited, Err(std::sync::mpsc::RecvTimeoutError::Timeout));
-            if let Err(e) = py.check_signals().and_then(|()| stop.report(py, &callback)) {
-                stop.stop.store(true, Ordering::SeqCst);
-                raised = Some(e);
-                break;
-            }
-            if ended {
-                break;
-            }
-        }
-        let result = py.detach(|| run.join());
-        if let Some(bar) = &stop.bar {
-            bar.finish();
-        }
-        let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        match raised {
-            Some(e) => Err(e),
-            None => result.map_err(to_pyerr),
-        }
-    })?;
+    let summary = run_beside_python(
+        py,
+        "dlas-extract",
+        &stop.stop,
+        || extract_shard(&src, &dst, &opts, shard, &stop),
+        |py| stop.report(py, &callback),
+    );
+    if let Some(bar) = &stop.bar {
+        bar.finish();
+    }
+    let summary = summary?;
     Ok(serde_json::to_string(&summary).expect("summary serialises"))
 }
 

@@ -2,6 +2,7 @@
 //! first, the core runs with the GIL released, results are converted after.
 
 mod arrays;
+mod background;
 mod corrupt;
 mod errors;
 mod extract;
@@ -9,6 +10,7 @@ mod folder;
 mod index;
 mod items;
 mod loader;
+mod pack;
 mod realesrgan;
 
 use std::path::PathBuf;
@@ -251,6 +253,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract::check_destination, m)?)?;
     m.add_function(wrap_pyfunction!(extract::cli_extract_ray_job, m)?)?;
     m.add_function(wrap_pyfunction!(extract::render_summary, m)?)?;
+    m.add_function(wrap_pyfunction!(pack::pack, m)?)?;
     m.add_function(wrap_pyfunction!(read_centers, m)?)?;
     m.add_function(wrap_pyfunction!(write_centers, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_encoder, m)?)?;

@@ -5,7 +5,7 @@ mod dest;
 pub mod grid;
 mod job;
 mod options;
-mod overlap;
+pub mod overlap;
 mod own_files;
 mod ownership;
 pub mod record;

@@ -7,10 +7,21 @@ use std::path::{Component, Path, PathBuf};
 use super::dest::refuse;
 use crate::error::{CoreError, Result};
 
-/// Refuses a DST that is SRC, lies inside SRC, or holds SRC, comparing real paths
-/// (links resolved; a DST still to be made is resolved through its nearest existing
-/// ancestor) and the folders along them (bind mounts).
-pub fn check_overlap(src: &Path, dst: &Path) -> Result<()> {
+/// How a destination folder stands to a source folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlap {
+    /// The same folder.
+    Same,
+    /// The destination lies inside the source.
+    Inside,
+    /// The destination holds the source.
+    Holds,
+}
+
+/// How `dst` stands to `src`, comparing real paths (links resolved; a `dst` still to
+/// be made is resolved through its nearest existing ancestor) and the folders along
+/// them (bind mounts); None when apart. Also the source's path as shown in messages.
+pub fn overlap(src: &Path, dst: &Path) -> Result<(Option<Overlap>, String)> {
     let s = std::fs::canonicalize(src).map_err(|e| CoreError::io(src, e))?;
     let d = resolve(dst).map_err(|e| CoreError::io(dst, e))?;
     let shown = if s.as_path() == src {
@@ -26,24 +37,36 @@ pub fn check_overlap(src: &Path, dst: &Path) -> Result<()> {
     };
     let d_in_s = d.starts_with(&s) || under(&d, id(&s));
     let s_in_d = s.starts_with(&d) || under(&s, id(&d));
-    let reason = if d == s || (d_in_s && s_in_d) {
-        format!(
+    let relation = if d == s || (d_in_s && s_in_d) {
+        Some(Overlap::Same)
+    } else if d_in_s {
+        Some(Overlap::Inside)
+    } else if s_in_d {
+        Some(Overlap::Holds)
+    } else {
+        None
+    };
+    Ok((relation, shown))
+}
+
+/// Refuses a DST that is SRC, lies inside SRC, or holds SRC (see [`overlap`]).
+pub fn check_overlap(src: &Path, dst: &Path) -> Result<()> {
+    let (relation, shown) = overlap(src, dst)?;
+    let reason = match relation {
+        Some(Overlap::Same) => format!(
             "is the source folder SRC {shown} itself: the chunks would be written among \
              the photos; nothing was changed: choose a DST outside SRC"
-        )
-    } else if d_in_s {
-        format!(
+        ),
+        Some(Overlap::Inside) => format!(
             "is inside the source folder SRC {shown}: the chunks would be written among \
              the photos and taken for sources by later runs; nothing was changed: choose \
              a DST outside SRC"
-        )
-    } else if s_in_d {
-        format!(
+        ),
+        Some(Overlap::Holds) => format!(
             "holds the source folder SRC {shown}: the chunks would be written beside the \
              photos; nothing was changed: choose a DST that neither is nor holds SRC"
-        )
-    } else {
-        return Ok(());
+        ),
+        None => return Ok(()),
     };
     Err(refuse(dst, reason))
 }

@@ -18,6 +18,7 @@ pub mod tileset;
 use std::path::{Path, PathBuf};
 
 pub use build::build;
+pub use fingerprint::chunk_dirs;
 pub use tileset::TileSet;
 
 use crate::error::{CoreError, Result};

@@ -1,0 +1,179 @@
+"""`dlas-fast pack` / `dlas_fast.pack`: a chunked dataset as tar shards (docs/shards.md).
+
+The shards are checked with tools that are not ours: GNU tar (`tar -x` of every shard
+gives the chunk folders back byte for byte) and Python's `tarfile`; the sidecar
+indexes against the bytes at the offsets they give."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import dlas_fast
+import pytest
+from conftest import tree_bytes
+
+CLI = [sys.executable, "-m", "dlas_fast"]
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def dataset(golden_extracted, tmp_path) -> Path:
+    """A copy of the golden chunked dataset (tests add odd files to it)."""
+    src, _ = golden_extracted
+    dst = tmp_path / "ds"
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def chunk_files(root: Path) -> dict[str, bytes]:
+    """What the pack holds: the files of the chunk folders (not the root's own)."""
+    return {k: v for k, v in tree_bytes(root).items() if "/" in k}
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "dlas_fast-pack.json").read_text())
+
+
+def untar_all(out: Path, dest: Path) -> dict[str, bytes]:
+    dest.mkdir()
+    for shard in manifest(out)["shards"]:
+        subprocess.run(["tar", "-xf", str(out / shard["tar"]), "-C", str(dest)], check=True)
+    return tree_bytes(dest)
+
+
+def digests(out: Path) -> list[str]:
+    return [hashlib.sha256((out / s["tar"]).read_bytes()).hexdigest()
+            for s in manifest(out)["shards"]]  # fmt: skip
+
+
+def test_tar_x_of_every_shard_gives_the_dataset_back(dataset, tmp_path):
+    out = tmp_path / "shards"
+    summary = dlas_fast.pack(dataset, out, shard_size="2MiB", threads=2)
+    files = chunk_files(dataset)
+    assert len(summary.shards) >= 3 and summary.written == len(summary.shards)
+    assert summary.files == len(files) and summary.skipped == []
+    assert summary.bytes == sum((out / s).stat().st_size for s in summary.shards)
+    assert untar_all(out, tmp_path / "untarred") == files
+    # Whole chunks per shard, in name order, and each shard near the size asked for.
+    seen = []
+    for shard in manifest(out)["shards"]:
+        with tarfile.open(out / shard["tar"]) as tar:
+            names = tar.getnames()
+        chunks = list(dict.fromkeys(n.split("/")[0] for n in names))
+        assert not set(chunks) & set(seen)
+        seen += chunks
+        # At most the size asked for, unless one chunk alone is larger.
+        assert shard["size"] <= 2 * 2**20 or len(chunks) == 1, shard
+        assert shard["chunks"] == len(chunks)
+    assert seen == sorted(seen)
+
+
+def test_sidecars_give_every_members_bytes(dataset, tmp_path):
+    out = tmp_path / "shards"
+    dlas_fast.pack(dataset, out, shard_size="4MiB")
+    files = chunk_files(dataset)
+    found = {}
+    for shard in manifest(out)["shards"]:
+        index = json.loads((out / shard["index"]).read_text())
+        assert index["format"] == "dlas_fast.shard/1" and index["tar"] == shard["tar"]
+        data = (out / shard["tar"]).read_bytes()
+        assert index["size"] == len(data)
+        with tarfile.open(out / shard["tar"]) as tar:
+            members = {m.name: m for m in tar.getmembers()}
+        for path, offset, size, mtime in index["members"]:
+            found[path] = data[offset : offset + size]
+            assert members[path].offset_data == offset and members[path].size == size
+            assert members[path].mtime == mtime
+            assert members[path].mode == 0o644 and members[path].isfile()
+    assert found == files
+
+
+def test_the_same_bytes_whatever_the_threads(dataset, tmp_path):
+    dlas_fast.pack(dataset, tmp_path / "one", shard_size="3MiB", threads=1)
+    dlas_fast.pack(dataset, tmp_path / "two", shard_size="3MiB", threads=2)
+    assert digests(tmp_path / "one") == digests(tmp_path / "two")
+
+
+def test_long_names_odd_names_and_files_that_are_not_packed(dataset, tmp_path):
+    chunk = sorted(p for p in dataset.iterdir() if p.is_dir())[0]
+    long_name = "n" * 250 + ".jpg"  # a file name near Linux's limit: a 280-byte path
+    (chunk / long_name).write_bytes(b"a long name")
+    deep = chunk / ("d" * 140) / ("e" * 140)
+    deep.mkdir(parents=True)
+    (deep / "00000077.jpg").write_bytes(b"deep")
+    (chunk / "caf\u00e9 \u2603.jpg").write_bytes(b"unicode")
+    os.mkfifo(chunk / "pipe.jpg")
+    os.symlink("/etc/hostname", chunk / "outside.jpg")
+    out = tmp_path / "shards"
+    r = run_cli("pack", dataset, out, "--shard-size", "64MiB", "--threads", "2")
+    assert r.returncode == 3, r.stderr  # files were left out: named, and the status says so
+    assert "pipe.jpg" in r.stdout and "FIFO" in r.stdout
+    assert "outside.jpg" in r.stdout and "outside the dataset" in r.stdout
+    back = untar_all(out, tmp_path / "untarred")
+    expected = {k: v for k, v in chunk_files(dataset).items()
+                if not k.endswith(("pipe.jpg", "outside.jpg"))}  # fmt: skip
+    assert back == expected
+    assert back[f"{chunk.name}/{long_name}"] == b"a long name"
+
+
+def test_a_stopped_pack_resumes_and_changes_rewrite_their_shard(dataset, tmp_path):
+    out = tmp_path / "shards"
+    first = dlas_fast.pack(dataset, out, shard_size="2MiB")
+    whole = digests(out)
+    # A shard lost (and a part-written one left) as a killed run would leave them.
+    (out / first.shards[1]).unlink()
+    (out / ".dlas_fast-shard-000001.tar.part").write_bytes(b"half")
+    again = dlas_fast.pack(dataset, out, shard_size="2MiB")
+    assert (again.written, again.kept) == (1, len(first.shards) - 1)
+    assert digests(out) == whole
+    # A changed tile rewrites the one shard that holds it.
+    chunk = sorted(p for p in dataset.iterdir() if p.is_dir())[-1]
+    tile = sorted(chunk.glob("*.jpg"))[0]
+    data = bytearray(tile.read_bytes())
+    data[-3] ^= 0xFF  # same size: the plan's shards stay as they were
+    tile.write_bytes(bytes(data))
+    os.utime(tile, (1, 1))
+    changed = dlas_fast.pack(dataset, out, shard_size="2MiB")
+    assert changed.written == 1
+    assert untar_all(out, tmp_path / "untarred") == chunk_files(dataset)
+    # A smaller shard count later: the earlier pack's extra shards are named, not removed.
+    fewer = dlas_fast.pack(dataset, out, shard_size="1GiB")
+    assert len(fewer.shards) == 1 and fewer.left_over == first.shards[1:]
+    assert all((out / s).exists() for s in first.shards)
+    assert [s["tar"] for s in manifest(out)["shards"]] == fewer.shards
+
+
+def test_out_is_refused_where_it_would_mix_with_the_dataset(dataset, tmp_path):
+    for out in (dataset, dataset / "packed", tmp_path):
+        r = run_cli("pack", dataset, out)
+        assert r.returncode == 2, (out, r.stderr)
+        assert "dataset" in r.stderr and "nothing was written" in r.stderr
+    assert not (dataset / "packed").exists()
+    with pytest.raises(dlas_fast.DestinationError, match="dataset"):
+        dlas_fast.pack(dataset, dataset / "packed")
+    # Files of someone else's under the pack's names are left alone.
+    out = tmp_path / "shards"
+    out.mkdir()
+    (out / "shard-000000.tar").write_bytes(b"not ours")
+    with pytest.raises(dlas_fast.DestinationError, match="not written by"):
+        dlas_fast.pack(dataset, out)
+    assert (out / "shard-000000.tar").read_bytes() == b"not ours"
+
+
+@pytest.mark.parametrize("size", ["12", "1.5GiB", "-1", "3 parsecs", "0"])
+def test_bad_shard_sizes_are_named(dataset, tmp_path, size):
+    r = run_cli("pack", dataset, tmp_path / "shards", "--shard-size", size)
+    assert r.returncode == 2 and "shard-size" in r.stderr, r.stderr
+    with pytest.raises(ValueError, match="shard_size"):
+        dlas_fast.pack(dataset, tmp_path / "shards", shard_size=size)
+    assert not (tmp_path / "shards").exists()
