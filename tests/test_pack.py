@@ -177,3 +177,122 @@ def test_bad_shard_sizes_are_named(dataset, tmp_path, size):
     with pytest.raises(ValueError, match="shard_size"):
         dlas_fast.pack(dataset, tmp_path / "shards", shard_size=size)
     assert not (tmp_path / "shards").exists()
+
+
+# Reading a pack in place: the chunked datasets take a pack's folder in `paths`.
+
+OPT = {"target_size": 64, "scale": 2, "random_seed": 4, "need_ref": True, "strict": True,
+       "fixed_corruptions": ["jpeg-broad", "gaussian_blur"]}  # fmt: skip
+
+
+def same_items(a, b, root_a: Path, root_b: Path) -> None:
+    import torch
+
+    assert len(a) == len(b)
+    for i in range(len(a)):
+        x, y = a[i], b[i]
+        assert list(x) == list(y)
+        for k in x:
+            if isinstance(x[k], torch.Tensor):
+                assert x[k].equal(y[k]), (i, k)
+            elif k.endswith("_path") or k.endswith("PATH"):
+                rel = lambda p, r: os.path.relpath(p, r)  # noqa: E731
+                assert rel(x[k], root_a) == rel(y[k], root_b), (i, k)
+
+
+@pytest.mark.parametrize("mode", ["single_image_extensible", "multi_frame_extensible"])
+def test_a_packs_folder_gives_the_items_of_the_unpacked_dataset(dataset, tmp_path, mode):
+    out = tmp_path / "shards"
+    dlas_fast.pack(dataset, out, shard_size="2MiB")
+    extra = {"num_frames": 2} if mode == "multi_frame_extensible" else {}
+    loose = dlas_fast.create_dataset({**OPT, **extra, "mode": mode, "paths": str(dataset)})
+    packed = dlas_fast.create_dataset({**OPT, **extra, "mode": mode, "paths": str(out)})
+    same_items(loose, packed, dataset, out)
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_loader_workers_read_the_pack(dataset, tmp_path, context):
+    import torch
+
+    out = tmp_path / "shards"
+    dlas_fast.pack(dataset, out, shard_size="2MiB")
+    batches = []
+    for root in (dataset, out):
+        ds = dlas_fast.create_dataset({**OPT, "mode": "single_image_extensible",
+                                       "paths": str(root)})  # fmt: skip
+        loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2,
+                                             multiprocessing_context=context)  # fmt: skip
+        batches.append([(b["hq"], b["lq"], b["gt_fullsize_ref"]) for b in loader])
+    for x, y in zip(*batches, strict=True):
+        assert all(a.equal(b) for a, b in zip(x, y))
+
+
+def test_packs_and_chunk_folders_mix_in_paths(dataset, tmp_path):
+    chunks = sorted(p for p in dataset.iterdir() if p.is_dir())
+    half = tmp_path / "half"
+    half.mkdir()
+    for c in chunks[: len(chunks) // 2]:
+        shutil.move(str(c), half / c.name)
+    out = tmp_path / "shards"
+    dlas_fast.pack(half, out, shard_size="1MiB")
+    whole = tmp_path / "whole"
+    shutil.copytree(half, whole)
+    for c in sorted(p for p in dataset.iterdir() if p.is_dir()):
+        shutil.copytree(c, whole / c.name)
+    opt = {**OPT, "mode": "single_image_extensible"}
+    a = dlas_fast.create_dataset({**opt, "paths": [str(half), str(dataset)]})
+    b = dlas_fast.create_dataset({**opt, "paths": [str(out), str(dataset)]})
+    assert len(a) == len(b) > 0
+    for i in range(len(a)):
+        assert a[i]["hq"].equal(b[i]["hq"]) and a[i]["lq"].equal(b[i]["lq"])
+
+
+def test_damaged_packs_are_named_errors_never_other_tiles(dataset, tmp_path):
+    opt = {**OPT, "mode": "single_image_extensible", "on_error": "raise"}
+
+    def fresh(name):
+        out = tmp_path / name
+        dlas_fast.pack(dataset, out, shard_size="2MiB")
+        return out
+
+    # A truncated shard: named when the dataset is built.
+    out = fresh("truncated")
+    shard = out / manifest(out)["shards"][1]["tar"]
+    shard.write_bytes(shard.read_bytes()[:-5000])
+    with pytest.raises(OSError, match=f"{shard.name}.*truncated"):
+        dlas_fast.create_dataset({**opt, "paths": str(out)})
+    # A sidecar whose offsets disagree with its shard: the read names shard and offset.
+    out = fresh("disagree")
+    index_path = out / manifest(out)["shards"][0]["index"]
+    index = json.loads(index_path.read_text())
+    first, second = index["members"][0], index["members"][1]
+    first[1], second[1] = second[1], first[1]  # two members' offsets swapped
+    index_path.write_text(json.dumps(index))
+    ds = dlas_fast.create_dataset({**opt, "paths": str(out)})
+    tile = next(i for i in range(len(ds)) if ds.get_paths()[i].endswith(first[0]))
+    with pytest.raises(OSError, match=r"shard-000000\.tar: the member at offset \d+ is not"):
+        ds[tile]
+    # Member paths that leave the folder are refused by name.
+    for bad in ("../outside.jpg", "/etc/hostname", "a//b.jpg"):
+        out = fresh(f"bad{len(bad)}")
+        index_path = out / manifest(out)["shards"][0]["index"]
+        index = json.loads(index_path.read_text())
+        index["members"][0][0] = bad
+        index_path.write_text(json.dumps(index))
+        with pytest.raises(OSError, match="not a plain relative path"):
+            dlas_fast.create_dataset({**opt, "paths": str(out)})
+
+
+def test_a_pack_written_again_is_read_again(dataset, tmp_path):
+    out = tmp_path / "shards"
+    dlas_fast.pack(dataset, out, shard_size="2MiB")
+    opt = {**OPT, "mode": "single_image_extensible", "paths": str(out)}
+    first = dlas_fast.create_dataset(opt)
+    before, tile = first[0]["hq"], Path(first.get_paths()[0])
+    # The tile changed in the dataset, and the dataset packed again into the same folder.
+    other = sorted(dataset.rglob("0*.jpg"))[-1]
+    (dataset / tile.relative_to(out)).write_bytes(other.read_bytes())
+    dlas_fast.pack(dataset, out, shard_size="2MiB")
+    after = dlas_fast.create_dataset(opt)
+    assert after.get_paths()[0] == str(tile)
+    assert not after[0]["hq"].equal(before)

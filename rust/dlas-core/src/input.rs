@@ -90,6 +90,10 @@ pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
 /// e.g. "a centers.pt"; `hint`, what to do, may be empty).
 /// Errors carry no path (callers add it).
 pub fn read_regular(path: &Path, max_bytes: u64, what: &str, hint: &str) -> io::Result<Vec<u8>> {
+    // A file of an open pack is a slice of its shard's map (crate::pack::reader).
+    if let Some(bytes) = crate::pack::reader::read_member(path, max_bytes) {
+        return bytes;
+    }
     let (file, meta) = open_regular(path)?;
     if meta.len() > max_bytes {
         return Err(too_large(&meta.len().to_string(), max_bytes, what, hint));

@@ -38,6 +38,66 @@ pub fn build(root: &Path) -> Result<RootIndex> {
         .into_par_iter()
         .map(|name| scan_chunk(root, name))
         .collect::<Result<_>>()?;
+    assemble(root, built_ns, scanned)
+}
+
+/// The index of the pack in `root` (docs/shards.md), from its sidecars: the chunks and
+/// tiles that scanning the unpacked dataset in `root` would give, in the same order,
+/// their centres read from the packed centers.pt files.
+pub fn build_from_pack(root: &Path, set: &crate::pack::reader::ShardSet) -> Result<RootIndex> {
+    let built_ns = now_ns();
+    // Chunk folder -> its members (paths below it), in path order.
+    let mut chunks: BTreeMap<&[u8], Vec<&[u8]>> = BTreeMap::new();
+    for path in set.paths() {
+        let Some(slash) = path.iter().position(|&b| b == b'/') else {
+            continue; // a file at the root: not part of any chunk
+        };
+        let (chunk, rest) = (&path[..slash], &path[slash + 1..]);
+        if chunk.starts_with(b".") || rest.is_empty() {
+            continue;
+        }
+        chunks.entry(chunk).or_default().push(rest);
+    }
+    let scanned: Vec<Scanned> = chunks
+        .into_par_iter()
+        .map(|(name, members)| scan_packed_chunk(root, name, &members))
+        .collect::<Result<_>>()?;
+    assemble(root, built_ns, scanned)
+}
+
+/// A packed chunk as [`scan_chunk`] sees a folder: its image files in DLAS's walk
+/// order (folders sorted by path, names sorted within each; names containing
+/// `ref.jpg` left out), whether it has a ref.jpg, and its centres.
+fn scan_packed_chunk(root: &Path, name: &[u8], members: &[&[u8]]) -> Result<Scanned> {
+    let mut tiles: Vec<(&[u8], &[u8])> = members
+        .iter()
+        .filter_map(|rel| {
+            let cut = rel.iter().rposition(|&b| b == b'/');
+            let (folder, file) = cut.map_or((&rel[..0], *rel), |i| (&rel[..i], &rel[i + 1..]));
+            let image = crate::extract::sources::is_image_name(file)
+                && !file.windows(7).any(|w| w == b"ref.jpg");
+            image.then_some((folder, *rel))
+        })
+        .collect();
+    tiles.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+    let has = |file: &[u8]| members.contains(&file);
+    let dir = root.join(bytes_path(name));
+    let has_centers = has(b"centers.pt");
+    let stamp = Stamp {
+        dir_mtime_ns: 0,
+        centers_mtime_ns: 0,
+        centers_size: u64::from(has_centers),
+    };
+    Ok(Scanned {
+        name: name.to_vec(),
+        tiles: tiles.into_iter().map(|(_, rel)| rel.to_vec()).collect(),
+        has_ref: has(b"ref.jpg"),
+        centers: has_centers.then(|| read_centre_table(&dir.join("centers.pt"))),
+        stamp,
+    })
+}
+
+fn assemble(root: &Path, built_ns: i64, scanned: Vec<Scanned>) -> Result<RootIndex> {
     let mut index = RootIndex {
         root: root.to_path_buf(),
         built_ns,
@@ -143,9 +203,21 @@ fn scan_chunk(root: &Path, name: Vec<u8>) -> Result<Scanned> {
             rel.as_os_str().as_bytes().to_vec()
         })
         .collect();
-    let centers = (stamp.centers_size != 0 || stamp.centers_mtime_ns != 0).then(|| {
-        let path = dir.join("centers.pt");
-        read_centers(&path)
+    let centers = (stamp.centers_size != 0 || stamp.centers_mtime_ns != 0)
+        .then(|| read_centre_table(&dir.join("centers.pt")));
+    Ok(Scanned {
+        has_ref: dir.join("ref.jpg").is_file(),
+        name,
+        tiles,
+        centers,
+        stamp,
+    })
+}
+
+/// A chunk's centers.pt as the index keeps it, or why it cannot be used.
+fn read_centre_table(path: &Path) -> std::result::Result<Centres, String> {
+    {
+        read_centers(path)
             .map_err(|e| e.to_string())
             .and_then(|map| {
                 map.into_iter()
@@ -161,14 +233,7 @@ fn scan_chunk(root: &Path, name: Vec<u8>) -> Result<Scanned> {
                     })
                     .collect()
             })
-    });
-    Ok(Scanned {
-        has_ref: dir.join("ref.jpg").is_file(),
-        name,
-        tiles,
-        centers,
-        stamp,
-    })
+    }
 }
 
 /// `n` when the tile path is exactly `format!("{n:08}.jpg")` (no sub-folder).

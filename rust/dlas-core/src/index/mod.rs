@@ -140,6 +140,12 @@ impl RootIndex {
     /// at once build it one at a time ([`cache::build_lock`]): one builds, the others
     /// wait and read its cache.
     pub fn open(root: &Path, mode: CacheMode) -> Result<RootIndex> {
+        // A pack (docs/shards.md): indexed from its sidecars, read from its maps.
+        if crate::pack::reader::is_pack(root) {
+            let set = crate::pack::reader::open(root)?;
+            let index = with_own_pool(|| build::build_from_pack(root, &set))?;
+            return Ok(index);
+        }
         let mut _lock = None;
         if mode == CacheMode::Use {
             if let Some(index) = with_own_pool(|| cache::load_fresh(root))? {

@@ -17,6 +17,7 @@
 //! describes the plan's files; nothing in OUT that the pack did not write is ever
 //! overwritten or removed.
 
+pub mod reader;
 mod sidecar;
 mod walk;
 mod write;

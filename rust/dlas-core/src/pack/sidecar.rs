@@ -84,6 +84,15 @@ fn path_from_json(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// A path of plain names joined by `/`: not empty, not absolute, no empty, `.` or `..`
+/// part (a member may never name a file outside the pack's folder).
+fn is_relative_path(path: &[u8]) -> bool {
+    !path.is_empty()
+        && path
+            .split(|&b| b == b'/')
+            .all(|part| !part.is_empty() && part != b"." && part != b"..")
+}
+
 pub(super) fn sidecar_json(s: &Sidecar) -> Value {
     let members: Vec<Value> = s
         .members
@@ -139,6 +148,16 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
                 format!("member {i} is not [path, offset, size, mtime]"),
             ));
         };
+        if !is_relative_path(&member.path) {
+            return Err(bad(
+                path,
+                format!(
+                    "member {i}'s path {:?} is not a plain relative path (empty, absolute, \
+                     or with a `.` or `..` part)",
+                    String::from_utf8_lossy(&member.path)
+                ),
+            ));
+        }
         let end = member.offset.checked_add(member.size);
         if end.is_none_or(|e| e > size) || member.offset % 512 != 0 || member.offset < 512 {
             return Err(bad(
