@@ -90,10 +90,10 @@ def test_sidecars_give_every_members_bytes(dataset, tmp_path):
         assert index["size"] == len(data)
         with tarfile.open(out / shard["tar"]) as tar:
             members = {m.name: m for m in tar.getmembers()}
-        for path, offset, size, mtime in index["members"]:
+        for path, offset, size, mtime, mtime_ns in index["members"]:
             found[path] = data[offset : offset + size]
             assert members[path].offset_data == offset and members[path].size == size
-            assert members[path].mtime == mtime
+            assert members[path].mtime == mtime == mtime_ns // 10**9
             assert members[path].mode == 0o644 and members[path].isfile()
     assert found == files
 
@@ -296,3 +296,77 @@ def test_a_pack_written_again_is_read_again(dataset, tmp_path):
     after = dlas_fast.create_dataset(opt)
     assert after.get_paths()[0] == str(tile)
     assert not after[0]["hq"].equal(before)
+
+
+def test_a_sidecar_pointing_at_another_file_of_the_same_size_is_caught(dataset, tmp_path):
+    # Two chunks whose first tiles have the same size, one with a name long enough to
+    # need a pax record; each sidecar entry pointed at the other's bytes.
+    chunks = sorted(p for p in dataset.iterdir() if p.is_dir())
+    long_chunk = chunks[1].rename(dataset / ("B" * 200))
+    twin = dataset / ("x" + chunks[0].name)
+    shutil.copytree(chunks[0], twin)
+    a, b = chunks[0] / "00000001.jpg", long_chunk / "00000001.jpg"
+    size = min(a.stat().st_size, b.stat().st_size)
+    for f in (a, b, twin / "00000001.jpg"):
+        f.write_bytes(f.read_bytes()[:size])
+    out = tmp_path / "shards"
+    dlas_fast.pack(dataset, out, shard_size="1GiB")
+    index_path = out / manifest(out)["shards"][0]["index"]
+    index = json.loads(index_path.read_text())
+    by_path = {m[0]: m for m in index["members"]}
+    first = f"{chunks[0].name}/00000001.jpg"
+    for x, y in ((first, f"{twin.name}/00000001.jpg"), (first, f"{long_chunk.name}/00000001.jpg")):
+        saved = json.loads(index_path.read_text())
+        by_path[y][1] = by_path[x][1]
+        index_path.write_text(json.dumps(index))
+        ds = dlas_fast.create_dataset({**OPT, "mode": "single_image_extensible",
+                                       "paths": str(out), "on_error": "raise"})  # fmt: skip
+        i = ds.get_paths().index(str(out / y))
+        with pytest.raises(OSError, match="names another file"):
+            ds[i]
+        index = saved
+        by_path = {m[0]: m for m in index["members"]}
+        index_path.write_text(json.dumps(index))
+
+
+def test_links_to_out_and_planted_links_in_out_change_nothing_outside(dataset, tmp_path):
+    out = tmp_path / "shards"
+    out.mkdir()
+    os.symlink(out, dataset / "zz_link_to_out")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    os.symlink(victim, out / ".dlas_fast-shard-000000.tar.part")
+    r = run_cli("pack", dataset, out, "--shard-size", "1GiB")
+    assert r.returncode == 3 and "zz_link_to_out" in r.stdout and "OUT" in r.stdout, r.stdout
+    assert victim.read_text() == "keep me"
+    again = dlas_fast.pack(dataset, out, shard_size="1GiB")
+    assert (again.written, again.kept) == (0, 1)  # the pack did not take itself in
+    (out / "dlas_fast-pack.json").unlink()
+    r = run_cli("pack", dataset, out / "shard-000000.tar")  # a file, not a folder
+    assert r.returncode == 2 and "not a folder" in r.stderr, r.stderr
+
+
+def test_a_change_within_the_same_second_is_packed_again(dataset, tmp_path):
+    out = tmp_path / "shards"
+    tile = sorted(sorted(p for p in dataset.iterdir() if p.is_dir())[0].glob("0*.jpg"))[0]
+    os.utime(tile, ns=(1_700_000_000_100_000_000,) * 2)
+    dlas_fast.pack(dataset, out, shard_size="1GiB")
+    data = bytearray(tile.read_bytes())
+    data[-3] ^= 0xFF
+    tile.write_bytes(bytes(data))
+    os.utime(tile, ns=(1_700_000_000_900_000_000,) * 2)  # the same whole second
+    assert dlas_fast.pack(dataset, out, shard_size="1GiB").written == 1
+    assert untar_all(out, tmp_path / "untarred") == chunk_files(dataset)
+
+
+def test_empty_chunks_and_duplicated_entries(dataset, tmp_path):
+    (dataset / "aa_empty").mkdir()
+    out = tmp_path / "shards"
+    summary = dlas_fast.pack(dataset, out, shard_size="2MiB")
+    assert all(s["members"] > 0 for s in manifest(out)["shards"])
+    assert len(summary.shards) == len(manifest(out)["shards"])
+    m = manifest(out)
+    m["shards"].append(m["shards"][0])
+    (out / "dlas_fast-pack.json").write_text(json.dumps(m))
+    with pytest.raises(OSError, match="twice"):
+        dlas_fast.create_dataset({**OPT, "mode": "single_image_extensible", "paths": str(out)})

@@ -133,14 +133,15 @@ pub struct PackSummary {
 }
 
 /// Plans the pack of the dataset at `root` into shards of about `shard_size` bytes.
-pub fn plan(root: &Path, shard_size: u64, threads: usize) -> Result<Plan> {
+pub fn plan(root: &Path, shard_size: u64, threads: usize, out: Option<&Path>) -> Result<Plan> {
     check_shard_size(shard_size)?;
     let names = chunk_dirs(root)?;
     let canonical_root = std::fs::canonicalize(root).map_err(|e| CoreError::io(root, e))?;
+    let canonical_out = out.and_then(|o| std::fs::canonicalize(o).ok());
     let listed: Vec<Result<walk::ChunkFiles>> = with_threads(threads, || {
         names
             .par_iter()
-            .map(|name| walk::list_chunk(root, &canonical_root, name))
+            .map(|name| walk::list_chunk(root, &canonical_root, canonical_out.as_deref(), name))
             .collect()
     });
     let mut plan = Plan {
@@ -155,6 +156,9 @@ pub fn plan(root: &Path, shard_size: u64, threads: usize) -> Result<Plan> {
     for (name, chunk) in names.into_iter().zip(listed) {
         let chunk = chunk?;
         plan.skipped.extend(chunk.skipped);
+        if chunk.files.is_empty() {
+            continue; // nothing to pack (`tar -x` makes no empty folders)
+        }
         let bytes: u64 = chunk.files.iter().map(write::member_bytes).sum();
         if !current.chunks.is_empty() && current.bytes + bytes + write::END_BYTES > shard_size {
             current.bytes += write::END_BYTES;
@@ -194,6 +198,20 @@ fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
 
 /// Refuses an OUT that is, holds or lies inside the dataset root.
 fn check_out(root: &Path, out: &Path) -> Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(out) {
+        let why = match std::fs::metadata(out) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some("is not a folder"),
+            Err(_) if meta.file_type().is_symlink() => Some("is a link to nothing"),
+            Err(_) => Some("cannot be read"),
+        };
+        if let Some(why) = why {
+            return Err(CoreError::Destination {
+                path: out.to_path_buf(),
+                reason: format!("{why}; nothing was written: OUT must be a folder, or new"),
+            });
+        }
+    }
     let (relation, shown) = overlap(root, out)?;
     let reason = match relation {
         None => return Ok(()),
@@ -248,7 +266,7 @@ pub fn pack(
             });
         }
     }
-    let plan = plan(root, opts.shard_size, opts.threads)?;
+    let plan = plan(root, opts.shard_size, opts.threads, Some(out))?;
     let n = plan.shards.len();
     // What is there already: shards whose sidecar describes the plan's files are kept;
     // a file under a shard's name that the pack did not write stops the run.

@@ -35,8 +35,9 @@ struct Member {
 pub struct ShardSet {
     /// The pack's folder, as given: member paths are read under it.
     root: PathBuf,
-    /// The manifest's size and mtime when opened: a pack written again is opened again.
-    manifest_stamp: (u64, i64),
+    /// The sizes and mtimes of the manifest, sidecars and shards when opened: a pack
+    /// written again (or edited) is opened again.
+    stamp: Vec<(u64, i64)>,
     maps: Vec<memmap2::Mmap>,
     /// The shards' paths, for messages.
     shard_paths: Vec<PathBuf>,
@@ -71,25 +72,39 @@ fn bad(path: &Path, why: String) -> CoreError {
 /// or another file) is an error naming it.
 pub fn open(root: &Path) -> Result<Arc<ShardSet>> {
     let manifest_path = root.join(MANIFEST_NAME);
-    let stamp = std::fs::metadata(&manifest_path)
-        .map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec())
-        })
-        .map_err(|e| CoreError::io(&manifest_path, e))?;
-    if let Some(set) = registered(root).filter(|s| s.manifest_stamp == stamp) {
+    let manifest = read_manifest(&manifest_path)?;
+    let stamp_of = |path: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .map(|m| (m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
+            .map_err(|e| CoreError::io(path, e))
+    };
+    let mut stamp = vec![stamp_of(&manifest_path)?];
+    for entry in &manifest.shards {
+        stamp.push(stamp_of(&root.join(&entry.index))?);
+        stamp.push(stamp_of(&root.join(&entry.tar))?);
+    }
+    if let Some(set) = registered(root).filter(|s| s.stamp == stamp) {
         return Ok(set);
     }
-    let manifest = read_manifest(&manifest_path)?;
     let mut set = ShardSet {
         root: root.to_path_buf(),
-        manifest_stamp: stamp,
+        stamp,
         maps: Vec::with_capacity(manifest.shards.len()),
         shard_paths: Vec::with_capacity(manifest.shards.len()),
         text: Vec::new(),
         members: Vec::new(),
     };
     for (i, entry) in manifest.shards.iter().enumerate() {
+        if manifest.shards[..i]
+            .iter()
+            .any(|e| e.tar == entry.tar || e.index == entry.index)
+        {
+            return Err(bad(
+                &manifest_path,
+                format!("lists the shard {} twice", entry.tar),
+            ));
+        }
         let tar = root.join(&entry.tar);
         let index = read_sidecar(&root.join(&entry.index))?;
         if index.tar != entry.tar || index.size != entry.size {
@@ -114,6 +129,8 @@ pub fn open(root: &Path) -> Result<Arc<ShardSet>> {
         // shows its new bytes (or SIGBUS when truncated), as reading the file would
         // show them; each read checks the member's tar header first.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| CoreError::io(&tar, e))?;
+        // Reads are of single members here and there: no readahead of whole shards.
+        let _ = map.advise(memmap2::Advice::Random);
         for m in index.members {
             let start = set.text.len();
             set.text.extend_from_slice(&m.path);
@@ -131,6 +148,19 @@ pub fn open(root: &Path) -> Result<Arc<ShardSet>> {
     set.members
         .sort_by(|a, b| text[a.path.0..][..a.path.1].cmp(&text[b.path.0..][..b.path.1]));
     set.text = text;
+    if let Some(w) = set
+        .members
+        .windows(2)
+        .find(|w| set.path(&w[0]) == set.path(&w[1]))
+    {
+        return Err(bad(
+            &manifest_path,
+            format!(
+                "the pack lists {} twice",
+                String::from_utf8_lossy(set.path(&w[0]))
+            ),
+        ));
+    }
     let set = Arc::new(set);
     let mut open = OPEN.write().unwrap_or_else(|e| e.into_inner());
     open.retain(|s| s.root != set.root);
@@ -200,13 +230,27 @@ impl ShardSet {
         if octal(&header[124..136]) != Some(m.size) {
             return Err(disagree("its header gives another size"));
         }
-        // The ustar name (with its prefix) is the path, unless a pax record holds it.
-        let name = ustar_name(header);
-        if name.is_empty() || (name != rel && !rel.ends_with(&name)) {
+        // The ustar name (with its prefix) is the path, or a pax record just before the
+        // header holds it, exactly as the pack writes it.
+        if ustar_name(header) != rel && !pax_names(map, start - 512, rel) {
             return Err(disagree("its header names another file"));
         }
         Ok(&map[start..end])
     }
+}
+
+/// Whether the pax extended header whose member header starts at `header` gives
+/// `rel` as the path, in the one record the pack writes.
+fn pax_names(map: &[u8], header: usize, rel: &[u8]) -> bool {
+    let record = super::write::pax_path_record(rel);
+    let data_len = (record.len() as u64).div_ceil(512) as usize * 512;
+    let Some(x_header) = header.checked_sub(data_len + 512) else {
+        return false;
+    };
+    let x = &map[x_header..x_header + 512];
+    x[156] == b'x'
+        && octal(&x[124..136]) == Some(record.len() as u64)
+        && map[x_header + 512..][..record.len()] == record[..]
 }
 
 fn octal(field: &[u8]) -> Option<u64> {

@@ -31,7 +31,10 @@ pub struct SidecarMember {
     /// Where its data starts in the tar.
     pub offset: u64,
     pub size: u64,
+    /// Whole seconds (the tar header's), and nanoseconds (what a resumed pack compares;
+    /// 0 when not recorded).
     pub mtime: u64,
+    pub mtime_ns: u64,
 }
 
 /// A shard's sidecar index.
@@ -97,7 +100,7 @@ pub(super) fn sidecar_json(s: &Sidecar) -> Value {
     let members: Vec<Value> = s
         .members
         .iter()
-        .map(|m| json!([path_json(&m.path), m.offset, m.size, m.mtime]))
+        .map(|m| json!([path_json(&m.path), m.offset, m.size, m.mtime, m.mtime_ns]))
         .collect();
     json!({ "format": SIDECAR_FORMAT, "tar": s.tar, "size": s.size, "members": members })
 }
@@ -133,13 +136,14 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
     };
     let mut out = Vec::with_capacity(members.len());
     for (i, m) in members.iter().enumerate() {
-        let fields = m.as_array().filter(|a| a.len() == 4);
+        let fields = m.as_array().filter(|a| a.len() == 4 || a.len() == 5);
         let parsed = fields.and_then(|a| {
             Some(SidecarMember {
                 path: path_from_json(&a[0])?,
                 offset: a[1].as_u64()?,
                 size: a[2].as_u64()?,
                 mtime: a[3].as_u64()?,
+                mtime_ns: a.get(4).map_or(Some(0), Value::as_u64)?,
             })
         });
         let Some(member) = parsed else {
@@ -213,7 +217,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 
 /// Writes `value` to `path` (made anew), synced.
 pub(super) fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| CoreError::io(path, e))?;
+    let mut f = super::write::create_part(path)?;
     let text = serde_json::to_vec(value).expect("JSON values serialise");
     f.write_all(&text).map_err(|e| CoreError::io(path, e))?;
     f.write_all(b"\n").map_err(|e| CoreError::io(path, e))?;

@@ -17,6 +17,8 @@ pub struct FileEntry {
     pub size: u64,
     /// Its modification time, whole seconds since the epoch (0 before it).
     pub mtime: u64,
+    /// The same in nanoseconds (what a resumed pack compares).
+    pub mtime_ns: u64,
 }
 
 /// A file of a chunk folder that is not packed, and why.
@@ -37,13 +39,27 @@ pub(super) struct ChunkFiles {
 /// links to folders (not followed: a loop is harmless), and links to files outside
 /// the dataset root and the chunk folder (the pack holds the dataset, nothing else).
 /// A link to a file inside is packed as a file with the target's bytes.
-pub(super) fn list_chunk(root: &Path, canonical_root: &Path, name: &[u8]) -> Result<ChunkFiles> {
+pub(super) fn list_chunk(
+    root: &Path,
+    canonical_root: &Path,
+    canonical_out: Option<&Path>,
+    name: &[u8],
+) -> Result<ChunkFiles> {
     let dir = root.join(bytes_path(name));
     let canonical_dir = std::fs::canonicalize(&dir).map_err(|e| CoreError::io(&dir, e))?;
     let mut out = ChunkFiles {
         files: Vec::new(),
         skipped: Vec::new(),
     };
+    // A chunk folder that is (a link to) the pack's own folder, or holds it or lies in
+    // it, would pack the pack.
+    let into_out =
+        |real: &Path| canonical_out.is_some_and(|o| real.starts_with(o) || o.starts_with(real));
+    if into_out(&canonical_dir) {
+        out.skipped
+            .push(skip(&dir, "a link to the pack's own folder OUT"));
+        return Ok(out);
+    }
     // (folder on disk, its path relative to the root)
     let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(dir, name.to_vec())];
     while let Some((folder, rel)) = stack.pop() {
@@ -84,6 +100,11 @@ pub(super) fn list_chunk(root: &Path, canonical_root: &Path, name: &[u8]) -> Res
                     continue;
                 }
                 let real = std::fs::canonicalize(&path).map_err(|e| CoreError::io(&path, e))?;
+                if into_out(&real) {
+                    out.skipped
+                        .push(skip(&path, "a link into the pack's own folder OUT"));
+                    continue;
+                }
                 if !real.starts_with(canonical_root) && !real.starts_with(&canonical_dir) {
                     out.skipped.push(skip(
                         &path,
@@ -117,6 +138,10 @@ pub(super) fn list_chunk(root: &Path, canonical_root: &Path, name: &[u8]) -> Res
                 src: path,
                 size: meta.len(),
                 mtime: u64::try_from(meta.mtime()).unwrap_or(0),
+                mtime_ns: u64::try_from(meta.mtime())
+                    .unwrap_or(0)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(u64::try_from(meta.mtime_nsec()).unwrap_or(0)),
             });
         }
         // Depth first, in name order: the folders are pushed so that the first pops

@@ -109,6 +109,24 @@ fn part_name(name: &str) -> String {
     format!(".dlas_fast-{name}.part")
 }
 
+/// Creates the temporary file `path` anew: whatever had that name (our own leftover, or
+/// a link planted there) is removed first, and the new file is created exclusively,
+/// never through a link.
+pub(super) fn create_part(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CoreError::io(path, e)),
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| CoreError::io(path, e))
+}
+
 /// Writes shard `i` of the plan (its tar, then its sidecar, each under a temporary
 /// name renamed once complete).
 pub(super) fn write_shard(
@@ -119,7 +137,7 @@ pub(super) fn write_shard(
 ) -> Result<()> {
     let tar_name = shard_name(i);
     let part = in_out(out, &part_name(&tar_name));
-    let file = File::create(&part).map_err(|e| CoreError::io(&part, e))?;
+    let file = create_part(&part)?;
     let io_err = |e: io::Error| CoreError::io(&part, e);
     let mut builder = tar::Builder::new(Counting {
         inner: BufWriter::with_capacity(1 << 20, file),
@@ -157,6 +175,7 @@ pub(super) fn write_shard(
             offset: end - padded(f.size),
             size: f.size,
             mtime: f.mtime,
+            mtime_ns: f.mtime_ns,
         });
     }
     let mut counting = builder.into_inner().map_err(io_err)?;
@@ -185,7 +204,15 @@ pub(super) fn write_shard(
     let idx_name = sidecar_name(i);
     let idx_part = in_out(out, &part_name(&idx_name));
     sidecar::write_json(&idx_part, &sidecar::sidecar_json(&index))?;
-    // The sidecar first: a tar without one is never taken for the pack's own.
+    // The old shard goes first, then the sidecar comes, then the tar: a tar without a
+    // sidecar is never taken for the pack's own, and a crash between two steps never
+    // leaves a sidecar beside a tar it does not describe.
+    let tar_path = in_out(out, &tar_name);
+    match std::fs::remove_file(&tar_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CoreError::io(&tar_path, e)),
+    }
     rename(&idx_part, &in_out(out, &idx_name))?;
     rename(&part, &in_out(out, &tar_name))?;
     sync_dir(out);
@@ -234,11 +261,9 @@ pub(super) fn already_written(out: &Path, i: usize, shard: &PlannedShard) -> Res
     let same = index.tar == shard_name(i)
         && tar_meta.is_some_and(|m| m.len() == index.size)
         && index.members.len() == shard.files.len()
-        && index
-            .members
-            .iter()
-            .zip(&shard.files)
-            .all(|(m, f)| m.path == f.rel && m.size == f.size && m.mtime == f.mtime);
+        && index.members.iter().zip(&shard.files).all(|(m, f)| {
+            m.path == f.rel && m.size == f.size && m.mtime == f.mtime && m.mtime_ns == f.mtime_ns
+        });
     Ok(same)
 }
 
