@@ -36,6 +36,7 @@ BENCHES = [
                     "--loader-batches", "60"]),
     ("worker-rss", ["bench_worker_rss.py"]),
     ("resume", ["bench_resume.py", "--runs", "5"]),
+    ("shards", ["bench_shards.py", "--runs", "3", "--batches", "200", "--open-latency-ms", "1"]),
 ]  # fmt: skip
 
 
