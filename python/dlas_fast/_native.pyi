@@ -70,7 +70,7 @@ def extract(
 def pack(
     dataset: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    shard_size: int,
+    shard_size: str,
     threads: int = 0,
     bar: bool = False,
 ) -> str: ...

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 
 from dlas_fast import _native
-
-#: Units of a size given as text, as the command line reads them: powers of 1000 for
-#: KB, MB..., of 1024 for KiB, MiB... and K, M, G, T.
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "k": 2**10, "kib": 2**10, "m": 2**20, "mib": 2**20, "g": 2**30, "gib": 2**30,
-          "t": 2**40, "tib": 2**40}  # fmt: skip
-
-
-def byte_size(value: int | str) -> int:
-    """A byte count: an int, or text such as ``"1GiB"``, ``"512MiB"``, ``"2GB"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"shard_size: expected a size such as 1GiB, got {value!r}")
-    if isinstance(value, int):
-        return value
-    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", str(value))
-    if m is None or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"shard_size: {value!r} is not a size such as 1GiB or 536870912")
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
 @dataclass(frozen=True)
@@ -80,12 +61,14 @@ def pack(
         ValueError: a shard size below 4096 bytes or a bad thread count.
         KeyboardInterrupt: the run was stopped; its finished shards stay.
     """
-    size = byte_size(shard_size)
+    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, str)):
+        raise ValueError(f"shard_size: expected a size such as 1GiB, got {shard_size!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or not 1 <= threads <= 1024):  # fmt: skip
         raise ValueError(f"threads: expected an int in 1..=1024, got {threads!r}")
     bar = progress is not False and sys.stderr is not None and sys.stderr.isatty()
-    raw = _native.pack(os.fspath(dataset), os.fspath(out), size, threads or 0, bar)
+    # Sizes as text are read as the command line reads --shard-size.
+    raw = _native.pack(os.fspath(dataset), os.fspath(out), str(shard_size), threads or 0, bar)
     data = json.loads(raw)
     data["skipped"] = [tuple(s) for s in data["skipped"]]
     return PackSummary(**data)

@@ -18,7 +18,12 @@ from dlas_fast._torch import require
 torch = require()
 from torch.utils.data import DataLoader  # noqa: E402
 
-from dlas_fast.samplers import DistIterSampler, ResumableSampler, base_dataset  # noqa: E402
+from dlas_fast.samplers import (  # noqa: E402
+    DistIterSampler,
+    ResumableSampler,
+    base_dataset,
+    option_seed,
+)
 
 #: The ``format`` of a state dict this version writes and reads.
 STATE_FORMAT = "dlas_fast.loader/1"
@@ -196,13 +201,6 @@ class EpochDataLoader(DataLoader):
         self._progress = progress
         return _Counting(self, inner, progress)
 
-    def _dataset_seed(self) -> int | str | None:
-        """The dataset's ``random_seed`` as its options hold it (an int or a string),
-        or None for a dataset without one."""
-        opt = getattr(base_dataset(self.dataset), "opt", None)
-        seed = opt.get("random_seed") if isinstance(opt, dict) else None
-        return seed if isinstance(seed, (int, str)) and not isinstance(seed, bool) else None
-
     def state_dict(self) -> dict:
         """Where this loader is in the run, as plain values (JSON-able): the epoch in
         progress (or next to start), the batches of it handed out so far, the
@@ -226,7 +224,7 @@ class EpochDataLoader(DataLoader):
             "batch_size": self.batch_size,
             "drop_last": bool(self.drop_last),
             "items": len(self.dataset),
-            "random_seed": self._dataset_seed(),
+            "random_seed": option_seed(self.dataset),
             "sampler": _sampler_state(self.sampler),
         }
 

@@ -103,15 +103,17 @@ def base_dataset(dataset):
     return dataset
 
 
-def dataset_seed(dataset) -> int:
-    """The dataset's ``random_seed`` (drawn when the options had none) as a number (a
-    string seed hashed, as the datasets do), or 0."""
+def option_seed(dataset) -> int | str | None:
+    """The dataset's ``random_seed`` as its options hold it (an int or a string; drawn
+    when the options had none), or None for a dataset without one."""
     opt = getattr(base_dataset(dataset), "opt", None)
     seed = opt.get("random_seed") if isinstance(opt, dict) else None
-    try:
-        return seed_of(seed) or 0
-    except ValueError:
-        return 0
+    return seed if isinstance(seed, (int, str)) and not isinstance(seed, bool) else None
+
+
+def dataset_seed(dataset) -> int:
+    """:func:`option_seed` as a number (a string seed hashed, as the datasets do), or 0."""
+    return seed_of(option_seed(dataset)) or 0
 
 
 class ResumableSampler(Sampler):

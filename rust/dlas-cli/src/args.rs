@@ -187,40 +187,9 @@ pub struct PackArgs {
     pub quiet: bool,
 }
 
-/// A byte count: digits, optionally with a unit (B, KB, MB, GB, TB in powers of 1000;
-/// KiB, MiB, GiB, TiB, and K, M, G, T, in powers of 1024).
+/// `--shard-size`: [`dlas_core::pack::parse_size`].
 fn byte_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 1GiB or 536870912"))?;
-    n.checked_mul(scale)
-        .filter(|&v| v >= dlas_core::pack::MIN_SHARD_SIZE)
-        .ok_or_else(|| {
-            format!(
-                "{s:?}: a shard size is at least {} bytes and at most {}",
-                dlas_core::pack::MIN_SHARD_SIZE,
-                u64::MAX
-            )
-        })
+    dlas_core::pack::parse_size(s)
 }
 
 #[derive(Args, Debug)]

@@ -31,7 +31,8 @@ impl PackProgress for Watch {
     }
 }
 
-/// Packs the chunked dataset `dataset` into tar shards in `out` (docs/shards.md) and
+/// Packs the chunked dataset `dataset` into tar shards in `out` (docs/shards.md), in
+/// shards of about `shard_size` (the command line's `--shard-size` text), and
 /// returns the summary as JSON text: `chunks`, `files`, `bytes`, `shards` (names),
 /// `written`, `kept`, `skipped` ([path, reason] pairs), `left_over`, `elapsed_secs`.
 ///
@@ -47,10 +48,12 @@ pub(crate) fn pack(
     py: Python<'_>,
     dataset: PathBuf,
     out: PathBuf,
-    shard_size: u64,
+    shard_size: &str,
     threads: usize,
     bar: bool,
 ) -> PyResult<String> {
+    let shard_size = dlas_core::pack::parse_size(shard_size)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("shard_size: {e}")))?;
     let opts = PackOptions {
         shard_size,
         threads,

@@ -20,6 +20,12 @@ pub fn is_image_name(name: &[u8]) -> bool {
         .any(|ext| name.ends_with(ext.as_bytes()))
 }
 
+/// True for a file name a walk lists as an image: an image extension, and not a
+/// chunk's reference (names containing `ref.jpg` are left out, as DLAS does).
+pub fn is_source_name(name: &[u8]) -> bool {
+    is_image_name(name) && !contains(name, b"ref.jpg")
+}
+
 /// What walking the input folder found.
 #[derive(Debug, Default)]
 pub struct SourceList {
@@ -73,7 +79,7 @@ pub fn list_sources(root: &Path) -> Result<SourceList> {
                     .unwrap_or(false);
             let name = entry.file_name();
             let name = name.as_bytes();
-            if !is_link_to_dir && is_image_name(name) && !contains(name, b"ref.jpg") {
+            if !is_link_to_dir && is_source_name(name) {
                 files.push(path);
             }
         }

@@ -74,9 +74,7 @@ fn scan_packed_chunk(root: &Path, name: &[u8], members: &[&[u8]]) -> Result<Scan
         .filter_map(|rel| {
             let cut = rel.iter().rposition(|&b| b == b'/');
             let (folder, file) = cut.map_or((&rel[..0], *rel), |i| (&rel[..i], &rel[i + 1..]));
-            let image = crate::extract::sources::is_image_name(file)
-                && !file.windows(7).any(|w| w == b"ref.jpg");
-            image.then_some((folder, *rel))
+            crate::extract::sources::is_source_name(file).then_some((folder, *rel))
         })
         .collect();
     tiles.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));

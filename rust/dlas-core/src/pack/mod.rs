@@ -54,6 +54,42 @@ pub fn sidecar_name(i: usize) -> String {
     format!("shard-{i:06}.idx.json")
 }
 
+/// A shard size: digits, optionally with a unit (B, KB, MB, GB, TB in powers of 1000;
+/// KiB, MiB, GiB, TiB, and K, M, G, T, in powers of 1024), of at least
+/// [`MIN_SHARD_SIZE`] bytes. The error says what was wrong.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 1GiB or 536870912"))?;
+    n.checked_mul(scale)
+        .filter(|&v| v >= MIN_SHARD_SIZE)
+        .ok_or_else(|| {
+            format!(
+                "{s:?}: a shard size is at least {MIN_SHARD_SIZE} bytes and at most {}",
+                u64::MAX
+            )
+        })
+}
+
 /// How to pack.
 #[derive(Clone, Debug)]
 pub struct PackOptions {
