@@ -10,7 +10,8 @@ cache warm; runs of the two sources are interleaved, --runs of each.
   centers.pt); for the pack, from its sidecars (no cache);
 * ``loading``: ``create_dataloader``, batch 16, 2 worker processes, plain
   configuration (``target_size`` 256, ``scale`` 4, ``need_ref``), samples/s over
-  --batches batches after a warm-up of 10;
+  --batches batches after a warm-up of 10; and the same through a hand-built
+  ``torch.utils.data.DataLoader(ds, batch_size=16, num_workers=2, shuffle=True)``;
 * with ``--open-latency-ms X``: the same, with every ``openat`` of the measured process
   and its workers delayed X ms by ``strace --seccomp-bpf -e inject=openat:delay_enter``
   (a network file system's cost per open; only opens are traced, so other system calls
@@ -47,7 +48,11 @@ start = time.perf_counter() - t
 if what == "start":
     print(json.dumps({"start": start, "items": len(ds)}))
     sys.exit(0)
-loader = dlas_fast.create_dataloader(ds, opt)
+if what == "hand-built":
+    torch.manual_seed(1)
+    loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=2, shuffle=True)
+else:
+    loader = dlas_fast.create_dataloader(ds, opt)
 it = iter(loader)
 for _ in range(10):
     next(it)
@@ -93,26 +98,37 @@ def main() -> int:
           f"({summary.written} written, {summary.kept} kept)\n")  # fmt: skip
     sources = {"loose chunk folders": args.data, "pack": args.shards}
     measure(args.data, "start", 0, 0)  # the loose index cache, fresh
-    rows = {name: {"start": [], "rate": [], "slow": []} for name in sources}
+    kinds = ("rate", "slow", "hand", "hand_slow")
+    rows = {name: {k: [] for k in ("start", *kinds)} for name in sources}
     for _ in range(args.runs):
         for name, root in sources.items():
             rows[name]["start"].append(measure(root, "start", 0, 0)["start"])
-            rows[name]["rate"].append(measure(root, "load", args.batches, 0)["rate"])
-            if args.open_latency_ms > 0:
-                slow = measure(root, "load", args.batches, args.open_latency_ms)
-                rows[name]["slow"].append(slow["rate"])
+            for kind, loader in (("rate", "load"), ("hand", "hand-built")):
+                rows[name][kind].append(measure(root, loader, args.batches, 0)["rate"])
+                if args.open_latency_ms > 0:
+                    slow = measure(root, loader, args.batches, args.open_latency_ms)
+                    rows[name][f"{kind}_slow" if kind == "hand" else "slow"].append(slow["rate"])
     med = statistics.median
     lat = f"{args.open_latency_ms:g} ms per open"
-    print(f"| source | index start | loading, samples/s | loading, {lat} |")
+    print("samples/s: create_dataloader / hand-built DataLoader\n")
+    print(f"| source | index start | loading | loading, {lat} |")
     print("|---|---:|---:|---:|")
+
+    def both(r, a, b):
+        return f"{med(r[a]):.0f} / {med(r[b]):.0f}" if r[a] else "-"
+
     for name, r in rows.items():
-        slow = f"{med(r['slow']):.0f}" if r["slow"] else "-"
-        print(f"| {name} | {med(r['start']) * 1e3:.1f} ms | {med(r['rate']):.0f} | {slow} |")
+        print(f"| {name} | {med(r['start']) * 1e3:.1f} ms | {both(r, 'rate', 'hand')} "
+              f"| {both(r, 'slow', 'hand_slow')} |")  # fmt: skip
     loose, pack = rows["loose chunk folders"], rows["pack"]
-    print(f"\npack / loose: loading {med(pack['rate']) / med(loose['rate']):.2f}x", end="")
+
+    def ratio(k):
+        return med(pack[k]) / med(loose[k])
+
+    print(f"\npack / loose: loading {ratio('rate'):.2f}x / {ratio('hand'):.2f}x", end="")
     if pack["slow"]:
-        print(f", with {lat} {med(pack['slow']) / med(loose['slow']):.2f}x", end="")
-    print(f"; index start {med(pack['start']) / med(loose['start']):.2f}x the loose time")
+        print(f", with {lat} {ratio('slow'):.2f}x / {ratio('hand_slow'):.2f}x", end="")
+    print(f"; index start {ratio('start'):.2f}x the loose time")
     return 0
 
 
